@@ -1,0 +1,149 @@
+"""Entity bundle v2: read with flags, create and update (synapse-api.md §2.9)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import acl, annotations, entities, filehandles, nodes, wikis
+from .routing import Reply, Route
+from .util import SynapseError, bad_request, not_found, parse_int, parse_syn_id, syn
+
+if TYPE_CHECKING:
+    from .app import Ctx
+
+SCHEMA = ""
+
+
+def build_bundle(ctx: Ctx, node_id: int, flags: dict[str, Any], rev: int | None = None) -> dict[str, Any]:
+    store, caller = ctx.store, ctx.caller
+    row = nodes.check(store, caller, node_id, "READ")
+    if rev is not None and nodes.revision(store, node_id, rev) is None:
+        not_found(f"Cannot find a node with id {syn(node_id)} and version {rev}")
+    version = int(row["current_rev"]) if rev is None else rev
+    bundle: dict[str, Any] = {}
+    if flags.get("includeEntity"):
+        bundle["entity"] = nodes.entity_json(store, row, rev)
+        bundle["entityType"] = row["type"]
+    if flags.get("includeAnnotations"):
+        bundle["annotations"] = annotations.annotations_json(store, node_id, rev)
+    if flags.get("includePermissions"):
+        bundle["permissions"] = nodes.permissions_json(store, caller, node_id)
+    if flags.get("includeEntityPath"):
+        bundle["path"] = entities.get_path(ctx, syn(node_id))
+    if flags.get("includeHasChildren"):
+        bundle["hasChildren"] = (
+            store.one("SELECT 1 FROM nodes WHERE parent_id = ? LIMIT 1", (node_id,)) is not None
+        )
+    benefactor = nodes.benefactor_id(store, node_id)
+    if flags.get("includeAccessControlList") and benefactor == node_id:
+        bundle["accessControlList"] = acl.acl_json(store, node_id)
+    if flags.get("includeBenefactorACL"):
+        bundle["benefactorAcl"] = acl.acl_json(store, benefactor)
+    handle = None
+    if row["type"] == "file":
+        rev_row = nodes.revision(store, node_id, version)
+        handle = filehandles.get_handle(store, rev_row["file_handle_id"] if rev_row else None)
+    if flags.get("includeFileHandles"):
+        handles: list[dict[str, Any]] = []
+        if handle is not None and nodes.can(store, caller, node_id, "DOWNLOAD"):
+            handles.append(filehandles.file_handle_json(handle))
+            preview = handle["preview_id"]
+            if preview is not None and preview != handle["id"]:
+                preview_row = filehandles.get_handle(store, int(preview))
+                if preview_row is not None:
+                    handles.append(filehandles.file_handle_json(preview_row))
+        bundle["fileHandles"] = handles
+    if flags.get("includeRootWikiId"):
+        root = wikis.root_wiki_id(store, node_id)
+        bundle["rootWikiId"] = str(root) if root is not None else None
+    if flags.get("includeFileName") and handle is not None:
+        bundle["fileName"] = handle["file_name"]
+    if flags.get("includeThreadCount"):
+        bundle["threadCount"] = 0
+    if flags.get("includeRestrictionInformation"):
+        bundle["restrictionInformation"] = {
+            "objectId": node_id,
+            "restrictionLevel": "OPEN",
+            "hasUnmetAccessRequirement": False,
+            "restrictionDetails": [],
+        }
+    return bundle
+
+
+def get_bundle(ctx: Ctx, entity_id: str) -> dict[str, Any]:
+    return build_bundle(ctx, parse_syn_id(entity_id), ctx.body or {})
+
+
+def get_version_bundle(ctx: Ctx, entity_id: str, version: str) -> dict[str, Any]:
+    return build_bundle(ctx, parse_syn_id(entity_id), ctx.body or {}, parse_int(version, "versionNumber"))
+
+
+def _apply_acl(ctx: Ctx, node_id: int, body: dict[str, Any], *, check_etag: bool) -> None:
+    own = ctx.store.one("SELECT etag FROM acls WHERE node_id = ?", (node_id,))
+    if own is None:
+        acl.create_acl_for(ctx, node_id, body)
+    else:
+        if not check_etag:
+            body = {**body, "etag": own["etag"]}
+        acl.update_acl_for(ctx, node_id, body)
+
+
+def _merge_annotations(ctx: Ctx, node_id: int, body: dict[str, Any]) -> None:
+    store = ctx.store
+    row = nodes.check(store, ctx.caller, node_id, "UPDATE")
+    incoming = annotations.validate(body.get("annotations"))
+    rev = int(row["current_rev"])
+    merged = {**annotations.read(store, node_id, rev), **incoming}
+    annotations.validate(merged)
+    annotations.write(store, node_id, rev, merged)
+    nodes.touch(store, node_id, ctx.caller)
+
+
+def _result(ctx: Ctx, node_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    return build_bundle(
+        ctx,
+        node_id,
+        {
+            "includeEntity": True,
+            "includeAnnotations": body.get("annotations") is not None,
+            "includeAccessControlList": body.get("accessControlList") is not None,
+        },
+    )
+
+
+def create_bundle(ctx: Ctx) -> Reply:
+    body = ctx.json_body()
+    entity = body.get("entity")
+    if not isinstance(entity, dict):
+        bad_request("EntityBundleCreate.entity is required")
+    node_id = entities.create_node(ctx, entity)
+    # Annotations before the ACL, so an ACL that leaves the creator without UPDATE cannot make
+    # the same request fail half-way. (Synapse's order is not documented in synapse-api.md.)
+    if body.get("annotations") is not None:
+        _merge_annotations(ctx, node_id, body["annotations"])
+    if body.get("accessControlList") is not None:
+        _apply_acl(ctx, node_id, body["accessControlList"], check_etag=False)
+    return Reply(201, _result(ctx, node_id, body))
+
+
+def update_bundle(ctx: Ctx, entity_id: str) -> dict[str, Any]:
+    body = ctx.json_body()
+    node_id = parse_syn_id(entity_id)
+    entity = body.get("entity")
+    if isinstance(entity, dict):
+        if entity.get("id") is not None and parse_syn_id(entity["id"]) != node_id:
+            raise SynapseError(400, "Entity ID in the bundle does not match the path ID")
+        entities.update_node(ctx, {**entity, "id": syn(node_id)}, new_version=False)
+    if body.get("accessControlList") is not None:
+        _apply_acl(ctx, node_id, body["accessControlList"], check_etag=True)
+    if body.get("annotations") is not None:
+        _merge_annotations(ctx, node_id, body["annotations"])
+    return _result(ctx, node_id, body)
+
+
+ROUTES = [
+    Route("POST", "/repo/v1/entity/bundle2/create", create_bundle),
+    Route("POST", "/repo/v1/entity/<entity_id>/bundle2", get_bundle),
+    Route("PUT", "/repo/v1/entity/<entity_id>/bundle2", update_bundle),
+    Route("POST", "/repo/v1/entity/<entity_id>/version/<version>/bundle2", get_version_bundle),
+]

@@ -1,0 +1,241 @@
+"""The one exception tree of synapse-declare.
+
+Every error the tool expects to happen derives from :class:`SynapseDeclareError`; the CLI maps
+these to exit code 1 with a one-line message (``cli.py`` is the only place that chooses exit
+codes). Anything else reaching the CLI is a bug: exit code 3 and a traceback in a log file.
+
+::
+
+    SynapseDeclareError
+    ├── ManifestError            bad input: file:line:col, JSON path, what is wrong, how to fix it
+    │   └── ManifestErrors       several located ManifestErrors at once (validate reports all)
+    ├── ConfigError              credentials / endpoints / options could not be resolved
+    ├── ApiError                 Synapse answered with an error status (never carries secrets)
+    │   ├── BadRequest           400
+    │   ├── Unauthorized         401
+    │   ├── Forbidden            403
+    │   ├── NotFound             404
+    │   ├── Conflict             409 (name already exists, ...)
+    │   ├── PreconditionFailed   412 (stale etag: a concurrent change, never overwritten)
+    │   ├── TooManyRequests      429 after the retry budget
+    │   └── ServerError          5xx after the retry budget
+    ├── TransportError           connection dropped / timed out after the retry budget
+    ├── ResolutionError          a principal/storage location named in the manifest is ambiguous/absent
+    ├── PlanError                the plan cannot be built or used
+    │   ├── StalePlanError       a saved plan no longer matches live Synapse / manifest / target
+    │   └── PolicyViolation      the manifest asks for something Synapse (or our guardrails) forbid
+    ├── ApplyError               apply stopped part-way (done / failed / not attempted listed)
+    ├── LockError                another run holds the journal lock
+    └── MigrationError           a storage migration could not proceed
+        └── VerificationError    a copied object did not match its source (size / MD5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class SynapseDeclareError(Exception):
+    """Base of every error the tool expects; ``str(err)`` is a complete user-facing message."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a value came from in a manifest: ``file:line:col`` (1-based) plus its JSON path."""
+
+    file: str
+    line: int
+    column: int
+    json_path: str = "$"
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class ManifestError(SynapseDeclareError):
+    """One problem in a manifest, located at a file position."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: SourceLocation | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        path = f" (at {self.location.json_path})" if self.location else ""
+        text = f"{where}{self.message}{path}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class ManifestErrors(ManifestError):
+    """Several located manifest problems; ``errors`` is sorted by file and position."""
+
+    def __init__(self, errors: Sequence[ManifestError]) -> None:
+        self.errors = tuple(errors)
+        first = self.errors[0] if self.errors else None
+        super().__init__(
+            first.message if first else "invalid manifest",
+            location=first.location if first else None,
+            hint=first.hint if first else None,
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+class ConfigError(SynapseDeclareError):
+    """Credentials, endpoints or command-line options could not be resolved."""
+
+
+class ApiError(SynapseDeclareError):
+    """Synapse answered with an error status. ``reason`` is the server's text, truncated."""
+
+    status: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        method: str = "",
+        path: str = "",
+        error_code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        if status is not None:
+            self.status = status
+        self.reason = reason
+        self.method = method
+        self.path = path
+        self.error_code = error_code
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+
+class ServerError(ApiError):
+    status = 500
+
+
+class TransportError(SynapseDeclareError):
+    """The connection failed or timed out (after retries, where a retry was safe)."""
+
+
+class ResolutionError(SynapseDeclareError):
+    """A name in the manifest (user, team, storage location) resolved to nothing or to many."""
+
+    def __init__(
+        self, message: str, *, location: SourceLocation | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        text = f"{where}{self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class PlanError(SynapseDeclareError):
+    """A plan could not be built, read or used."""
+
+
+class StalePlanError(PlanError):
+    """A saved plan no longer matches live Synapse, the manifest, the endpoint or the user."""
+
+
+class PolicyViolation(PlanError):
+    """The manifest asks for something Synapse or a guardrail forbids; says what would work."""
+
+    def __init__(
+        self, message: str, *, location: SourceLocation | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        text = f"{where}{self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class ApplyError(SynapseDeclareError):
+    """Apply stopped part-way. Lists what was done, what failed and what was not attempted."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        done: Sequence[str] = (),
+        failed: Sequence[str] = (),
+        not_attempted: Sequence[str] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.done = tuple(done)
+        self.failed = tuple(failed)
+        self.not_attempted = tuple(not_attempted)
+
+
+class LockError(SynapseDeclareError):
+    """Another run holds the lock."""
+
+
+class MigrationError(SynapseDeclareError):
+    """A storage migration could not proceed."""
+
+
+class VerificationError(MigrationError):
+    """A copied object's size or MD5 differs from its source; the entity was not repointed."""
