@@ -3,7 +3,7 @@
 Scalars follow the YAML 1.2 core schema rather than PyYAML's YAML 1.1 defaults, so that what a
 person types is what they get:
 
-* only ``true``/``false`` (any letter case) are booleans; ``yes``, ``no``, ``on``, ``off`` stay text;
+* only ``true``/``false`` (any letter case) are booleans; ``yes``/``no``/``on``/``off`` are text;
 * integers are decimal (``012`` is 12), ``0x1F`` or ``0o17``; ``1:20`` and ``1_000`` stay text;
 * floats need a ``.`` or an exponent (``1.5``, ``1e3``), plus ``.inf``/``-.inf``/``.nan``;
 * ``null``, ``~`` and an empty value are null;

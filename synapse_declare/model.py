@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 from synapse_declare.errors import ManifestError, ManifestErrors, SourceLocation
@@ -152,7 +152,7 @@ class FrozenMap(Mapping[K, V]):
         return f"FrozenMap({self._data!r})"
 
 
-class AnnotationType(str, Enum):
+class AnnotationType(StrEnum):
     STRING = "STRING"
     LONG = "LONG"
     DOUBLE = "DOUBLE"
@@ -177,7 +177,7 @@ class AnnotationValue:
     values: tuple[str, ...]
 
 
-class PrincipalKind(str, Enum):
+class PrincipalKind(StrEnum):
     SELF = "self"
     USER = "user"
     TEAM = "team"
@@ -284,7 +284,7 @@ class MigrationSpec:
     location: SourceLocation
 
 
-class EntityKind(str, Enum):
+class EntityKind(StrEnum):
     PROJECT = "project"
     FOLDER = "folder"
 

@@ -1,0 +1,124 @@
+"""Offline manifest validation: YAML loading, JSON Schema, semantic checks. No credentials needed.
+
+:func:`validate_paths` reports *every* problem in every file; :func:`load_manifest` is the same
+but returns the :class:`~synapse_declare.model.Manifest` or raises
+:class:`~synapse_declare.errors.ManifestErrors`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from synapse_declare.errors import ManifestError, ManifestErrors
+from synapse_declare.manifest import LoadedDocument, discover, merge_documents, read_file
+from synapse_declare.model import Manifest, build_model
+from synapse_declare.schema import schema_errors
+
+PathArg = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """Outcome of validating a manifest: the files read, all errors, and the model if valid."""
+
+    files: tuple[str, ...]
+    errors: tuple[ManifestError, ...]
+    manifest: Manifest | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _as_list(paths: PathArg | Sequence[PathArg]) -> list[PathArg]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    return list(paths)
+
+
+def _flatten(errors: Iterable[ManifestError]) -> list[ManifestError]:
+    out: list[ManifestError] = []
+    for error in errors:
+        if isinstance(error, ManifestErrors):
+            out.extend(_flatten(error.errors))
+        else:
+            out.append(error)
+    return out
+
+
+def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
+    """Validate the manifest made of ``paths`` (files and/or directories).
+
+    Files that fail the schema are reported and left out of the semantic checks (their shape is
+    unknown); semantic checks, including cross-file ones, run over all the others.
+    """
+    found, errors = discover(_as_list(paths))
+    files = tuple(display for display, _ in found)
+    valid: list[LoadedDocument] = []
+    for display, path in found:
+        doc, problems = read_file(display, path)
+        errors.extend(problems)
+        if doc is None:
+            continue
+        shape_problems = schema_errors(doc.data, doc.source)
+        errors.extend(shape_problems)
+        if not shape_problems:
+            valid.append(doc)
+    manifest: Manifest | None = None
+    if valid:
+        merged, locator, merge_problems = merge_documents(valid)
+        errors.extend(merge_problems)
+        try:
+            manifest = build_model(merged, locator)
+        except ManifestErrors as exc:
+            errors.extend(exc.errors)
+    elif not errors:
+        errors.append(ManifestError("no manifest files given", hint="pass a file or directory"))
+    ordered = _order(_flatten(errors), files)
+    return ValidationReport(files, tuple(ordered), None if ordered else manifest)
+
+
+def _order(errors: list[ManifestError], files: tuple[str, ...]) -> list[ManifestError]:
+    rank = {name: i for i, name in enumerate(files)}
+
+    def key(error: ManifestError) -> tuple[int, int, int]:
+        loc = error.location
+        if loc is None:
+            return (-1, 0, 0)
+        return (rank.get(loc.file, len(rank)), loc.line, loc.column)
+
+    return sorted(errors, key=key)
+
+
+def load_manifest(paths: PathArg | Sequence[PathArg]) -> Manifest:
+    """Validate and return the manifest; raise :class:`ManifestErrors` listing every problem."""
+    report = validate_paths(paths)
+    if report.errors or report.manifest is None:
+        raise ManifestErrors(report.errors)
+    return report.manifest
+
+
+def diagnostics_to_json(errors: Iterable[ManifestError]) -> list[dict[str, object]]:
+    """JSON-able diagnostics for ``--json`` output, one dict per error.
+
+    Keys: ``severity`` ("error"), ``summary`` (the message), ``detail`` (the hint or ``None``),
+    ``file``, ``line``, ``column`` (1-based) and ``json_path``; location keys are ``None`` for
+    problems that are not inside a file (such as a path that does not exist).
+    """
+    out: list[dict[str, object]] = []
+    for error in _flatten(errors):
+        loc = error.location
+        out.append(
+            {
+                "severity": "error",
+                "summary": error.message,
+                "detail": error.hint,
+                "file": loc.file if loc else None,
+                "line": loc.line if loc else None,
+                "column": loc.column if loc else None,
+                "json_path": loc.json_path if loc else None,
+            }
+        )
+    return out
