@@ -1,0 +1,7 @@
+"""synapse-declare: declarative infrastructure for Sage Bionetworks' Synapse."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

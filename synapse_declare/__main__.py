@@ -1,0 +1,3 @@
+from synapse_declare.cli import main
+
+raise SystemExit(main())
