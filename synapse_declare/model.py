@@ -807,6 +807,18 @@ class _ModelBuilder:
                 prefix = f"did you mean {suggestion!r}? " if suggestion else ""
                 self.error(epath, str(exc), f"{prefix}a principal is {PRINCIPAL_FORMS}", key=True)
                 continue
+            identity = self.identity(principal)
+            here = self.at(epath, key=True)
+            if identity in identities:
+                other, where = identities[identity]
+                self.error(
+                    epath,
+                    f"{key!r} and {other!r} are the same principal (first at {where})",
+                    "give each principal one entry",
+                    key=True,
+                )
+                continue
+            identities[identity] = (key, here)
             access, level = self.permission(value, epath)
             if access is None:
                 continue
@@ -827,18 +839,6 @@ class _ModelBuilder:
                     "`AUTHENTICATED_USERS: download`",
                 )
                 continue
-            identity = self.identity(principal)
-            here = self.at(epath, key=True)
-            if identity in identities:
-                other, where = identities[identity]
-                self.error(
-                    epath,
-                    f"{key!r} and {other!r} are the same principal (first at {where})",
-                    "give each principal one entry",
-                    key=True,
-                )
-                continue
-            identities[identity] = (key, here)
             entries.append(AclEntry(principal, access, level))
         return AclSpec(tuple(entries), self.at(path))
 
