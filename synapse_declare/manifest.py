@@ -255,9 +255,7 @@ class _Builder:
                     )
                 )
         if len(path) > MAX_DEPTH:
-            raise _Fatal(
-                self._error(node, path, f"nesting deeper than {MAX_DEPTH} levels", None)
-            )
+            raise _Fatal(self._error(node, path, f"nesting deeper than {MAX_DEPTH} levels", None))
         self.seen.add(ident)
         self.source.values.setdefault(path, self._pos(node))
         if isinstance(node, ScalarNode):

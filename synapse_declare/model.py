@@ -466,9 +466,7 @@ def _coerce(value: Any, target: AnnotationType) -> str:
             return "true" if value else "false"
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower()
-        raise _ValueProblem(
-            f"{value!r} is not a boolean (type: boolean)", "write true or false"
-        )
+        raise _ValueProblem(f"{value!r} is not a boolean (type: boolean)", "write true or false")
     # TIMESTAMP_MS
     if isinstance(value, YamlTimestamp):
         return _timestamp_from_yaml(value)
@@ -487,8 +485,7 @@ def _coerce(value: Any, target: AnnotationType) -> str:
             )
     raise _ValueProblem(
         f"{value!r} is not a timestamp (type: timestamp)",
-        "write an ISO 8601 date-time with a timezone (2024-05-01T00:00:00Z) or epoch "
-        "milliseconds",
+        "write an ISO 8601 date-time with a timezone (2024-05-01T00:00:00Z) or epoch milliseconds",
     )
 
 
@@ -1024,9 +1021,7 @@ def _digest(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def build_model(
-    raw: Mapping[str, Any], locations: Locator | SourceMap | None = None
-) -> Manifest:
+def build_model(raw: Mapping[str, Any], locations: Locator | SourceMap | None = None) -> Manifest:
     """Build the model from schema-valid manifest data; raise :class:`ManifestErrors` listing
     every semantic problem.
 

@@ -176,8 +176,9 @@ class _Issue:
 def _issues(error: ValidationError) -> list[_Issue]:
     path: JsonPath = tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    instance = error.instance
+    instance: Any = error.instance
     kind = error.validator
+    rule: Any = error.validator_value
     custom = schema.get("errorMessage") if isinstance(schema.get("errorMessage"), str) else None
 
     if "propertyNames" in error.schema_path:
@@ -197,7 +198,9 @@ def _issues(error: ValidationError) -> list[_Issue]:
                     hint = f"did you mean {word!r}? " + hint
             if ":" not in bare and bare and " " not in bare and not hint.startswith("did"):
                 hint = f"did you mean 'user:{bare}' or 'team:{bare}'? " + hint
-            return [_Issue(key_path, f"bad principal syntax {instance!r}: {message}", hint, key=True)]
+            return [
+                _Issue(key_path, f"bad principal syntax {instance!r}: {message}", hint, key=True)
+            ]
         return [_Issue(key_path, f"invalid {what} {instance!r}: {message}", None, key=True)]
 
     if kind == "additionalProperties" and isinstance(instance, Mapping):
@@ -215,8 +218,8 @@ def _issues(error: ValidationError) -> list[_Issue]:
         ]
 
     if kind == "required":
-        missing = [k for k in error.validator_value if k not in instance]
-        name = missing[0] if missing else str(error.validator_value)
+        missing = [k for k in rule if k not in instance]
+        name = missing[0] if missing else str(rule)
         prop = schema.get("properties", {}).get(name, {})
         description = prop.get("description") if isinstance(prop, Mapping) else None
         return [
@@ -267,12 +270,10 @@ def _issues(error: ValidationError) -> list[_Issue]:
         return [_Issue(path, custom or f"invalid {_title(schema)}", hint, key=False)]
 
     if kind == "type":
-        expected = error.validator_value
+        expected = rule
         message = f"expected {_expected(expected)}, got {_describe(instance)}"
         hint = None
-        wants_text = expected == "string" or (
-            isinstance(expected, list) and "string" in expected
-        )
+        wants_text = expected == "string" or (isinstance(expected, list) and "string" in expected)
         if wants_text and not isinstance(instance, (list, dict)):
             hint = _quote_hint(instance) if instance is not None else "fill in a value"
         elif isinstance(schema.get("description"), str):
@@ -286,7 +287,7 @@ def _issues(error: ValidationError) -> list[_Issue]:
         return [_Issue(path, message, f"write `{field}{value}`", key=False)]
 
     if kind == "enum":
-        values = [str(v) for v in error.validator_value]
+        values = [str(v) for v in rule]
         return [
             _Issue(
                 path,
@@ -307,7 +308,9 @@ def _issues(error: ValidationError) -> list[_Issue]:
     if kind == "minItems" and isinstance(instance, list) and not instance:
         return [_Issue(path, "the list is empty", "give at least one value", key=False)]
     if kind == "uniqueItems":
-        return [_Issue(path, "the list contains the same value twice", "remove duplicates", key=False)]
+        return [
+            _Issue(path, "the list contains the same value twice", "remove duplicates", key=False)
+        ]
     if kind in ("maxItems", "maxProperties"):
         count = len(instance) if isinstance(instance, (list, dict)) else 0
         return [
