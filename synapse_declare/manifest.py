@@ -434,9 +434,9 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
         if exc.context and exc.problem and exc.context_mark is not None:
             message += f" ({exc.context} at line {exc.context_mark.line + 1})"
         hint = "check indentation, colons and quoting around this position"
-        if "\\t" in problem or "'\\t'" in problem:
+        if "\\t" in problem:
             hint = "YAML does not allow tabs for indentation; use spaces"
-        elif "expected a single document" in problem:
+        elif "expected a single document" in f"{exc.context} {problem}":
             hint = "put one document per file (remove '---' separators) or split the file"
         return ManifestError(message, location=SourceLocation(file, line, column), hint=hint)
     return ManifestError(f"invalid YAML: {exc}", location=SourceLocation(file, 1, 1))
