@@ -12,6 +12,7 @@ from jsonschema import Draft7Validator
 
 from synapse_declare.errors import ManifestError
 from synapse_declare.manifest import load_text
+from synapse_declare.model import ENTITY_ACCESS_TYPES, PERMISSION_LEVELS
 from synapse_declare.schema import SCHEMA_ID, check_schema, load_schema, schema_errors, schema_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,8 +120,6 @@ def test_definition_names_are_stable() -> None:
 
 
 def test_schema_levels_and_access_types_match_the_model() -> None:
-    from synapse_declare.model import ENTITY_ACCESS_TYPES, PERMISSION_LEVELS
-
     defs = load_schema()["definitions"]
     assert [b["const"] for b in defs["permissionLevel"]["oneOf"]] == list(PERMISSION_LEVELS)
     assert {b["const"] for b in defs["accessType"]["oneOf"]} == ENTITY_ACCESS_TYPES
@@ -206,7 +205,8 @@ def test_project_acl_inherit_is_explained() -> None:
 
 def test_folder_acl_must_be_inherit_or_mapping() -> None:
     error = one_error(
-        "version: 1\nprojects:\n  - name: P\n    folders:\n      - name: F\n        acl: inherited\n"
+        "version: 1\nprojects:\n  - name: P\n    folders:\n"
+        "      - name: F\n        acl: inherited\n"
     )
     assert error.message == "expected 'inherit', got the text 'inherited'"
     assert where(error) == (6, 14, "$.projects[0].folders[0].acl")
@@ -250,7 +250,8 @@ def test_annotation_key_and_value_errors() -> None:
 
 def test_markdown_and_markdown_file_together() -> None:
     error = one_error(
-        "version: 1\nprojects:\n  - name: P\n    wiki:\n      markdown: x\n      markdown_file: x.md\n"
+        "version: 1\nprojects:\n  - name: P\n    wiki:\n"
+        "      markdown: x\n      markdown_file: x.md\n"
     )
     assert error.message == "a wiki page takes either markdown or markdown_file, not both"
     assert where(error) == (5, 7, "$.projects[0].wiki")
@@ -266,7 +267,8 @@ def test_wiki_subpage_needs_a_title() -> None:
 def test_storage_reference_and_location_shapes() -> None:
     errors = errors_of(
         "version: 1\nstorage_locations:\n  s3: {type: s3}\n  bad name: {type: synapse_s3}\n"
-        "projects:\n  - name: P\n    storage: [s3, s3]\n    migrate_existing: {to: s3, versions: some}\n"
+        "projects:\n  - name: P\n    storage: [s3, s3]\n"
+        "    migrate_existing: {to: s3, versions: some}\n"
     )
     assert [e.message for e in sorted(errors, key=where)] == [
         "'s3' is not a valid storage location type",
