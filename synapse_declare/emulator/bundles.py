@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import acl, annotations, entities, filehandles, nodes, wikis
+from . import acl, entities, filehandles, nodes, wikis
+from . import annotations as annotations_v2
 from .routing import Reply, Route
 from .util import SynapseError, bad_request, not_found, parse_int, parse_syn_id, syn
 
@@ -25,7 +26,7 @@ def build_bundle(ctx: Ctx, node_id: int, flags: dict[str, Any], rev: int | None 
         bundle["entity"] = nodes.entity_json(store, row, rev)
         bundle["entityType"] = row["type"]
     if flags.get("includeAnnotations"):
-        bundle["annotations"] = annotations.annotations_json(store, node_id, rev)
+        bundle["annotations"] = annotations_v2.annotations_json(store, node_id, rev)
     if flags.get("includePermissions"):
         bundle["permissions"] = nodes.permissions_json(store, caller, node_id)
     if flags.get("includeEntityPath"):
@@ -91,11 +92,11 @@ def _apply_acl(ctx: Ctx, node_id: int, body: dict[str, Any], *, check_etag: bool
 def _merge_annotations(ctx: Ctx, node_id: int, body: dict[str, Any]) -> None:
     store = ctx.store
     row = nodes.check(store, ctx.caller, node_id, "UPDATE")
-    incoming = annotations.validate(body.get("annotations"))
+    incoming = annotations_v2.validate(body.get("annotations"))
     rev = int(row["current_rev"])
-    merged = {**annotations.read(store, node_id, rev), **incoming}
-    annotations.validate(merged)
-    annotations.write(store, node_id, rev, merged)
+    merged = {**annotations_v2.read(store, node_id, rev), **incoming}
+    annotations_v2.validate(merged)
+    annotations_v2.write(store, node_id, rev, merged)
     nodes.touch(store, node_id, ctx.caller)
 
 

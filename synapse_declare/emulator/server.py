@@ -26,7 +26,8 @@ import yaml
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import acl, annotations, bundles, control, entities, nodes, principals, storage, wikis
+from . import acl, bundles, control, entities, nodes, principals, storage, wikis
+from . import annotations as annotations_v2
 from .app import FAULT_KINDS, Knobs, RequestLog, SynapseApp
 from .principals import SeedTeam, SeedUser
 from .store import Store
@@ -38,7 +39,7 @@ MODULES: Sequence[Any] = (
     principals,
     nodes,
     entities,
-    annotations,
+    annotations_v2,
     acl,
     bundles,
     wikis,
@@ -150,7 +151,8 @@ class Emulator:
             threaded=True,
             request_handler=_QuietHandler,
         )
-        self._server.daemon_threads = True
+        # make_server(threaded=True) returns a ThreadedWSGIServer (a ThreadingMixIn).
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
         bound_host, bound_port = self._server.server_address[:2]
         self.base_url = f"http://{_url_host(str(bound_host))}:{bound_port}"
         self._thread = threading.Thread(
