@@ -53,6 +53,11 @@ def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
 
     Files that fail the schema are reported and left out of the semantic checks (their shape is
     unknown); semantic checks, including cross-file ones, run over all the others.
+
+    Order of ``errors``: paths that cannot be found; then file by file (in the order read) the
+    YAML problems by position and the schema problems with jsonschema's ``best_match`` first and
+    the rest by decreasing relevance; then cross-file and semantic problems by file and position.
+    So the first error is always the most useful one to fix first.
     """
     found, errors = discover(_as_list(paths))
     files = tuple(display for display, _ in found)
@@ -73,14 +78,14 @@ def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
         try:
             manifest = build_model(merged, locator)
         except ManifestErrors as exc:
-            errors.extend(exc.errors)
+            errors.extend(_by_position(exc.errors, files))
     elif not errors:
         errors.append(ManifestError("no manifest files given", hint="pass a file or directory"))
-    ordered = _order(_flatten(errors), files)
-    return ValidationReport(files, tuple(ordered), None if ordered else manifest)
+    ordered = tuple(_flatten(errors))
+    return ValidationReport(files, ordered, None if ordered else manifest)
 
 
-def _order(errors: list[ManifestError], files: tuple[str, ...]) -> list[ManifestError]:
+def _by_position(errors: Iterable[ManifestError], files: tuple[str, ...]) -> list[ManifestError]:
     rank = {name: i for i, name in enumerate(files)}
 
     def key(error: ManifestError) -> tuple[int, int, int]:

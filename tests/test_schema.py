@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
 
 from synapse_declare.errors import ManifestError
-from synapse_declare.manifest import load_text
+from synapse_declare.manifest import format_json_path, load_text
 from synapse_declare.model import ENTITY_ACCESS_TYPES, PERMISSION_LEVELS
-from synapse_declare.schema import SCHEMA_ID, check_schema, load_schema, schema_errors, schema_text
+from synapse_declare.schema import (
+    SCHEMA_ID,
+    SCHEMA_RESOURCE,
+    check_schema,
+    load_schema,
+    schema_errors,
+    schema_text,
+    validator,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 REPO_SCHEMA = REPO / "schemas" / "manifest.schema.json"
@@ -284,3 +295,35 @@ def test_all_errors_of_a_document_are_reported() -> None:
         "version: 1\nprojects:\n  - name: A\n    x: 1\n  - name: B\n    acl: {bob: view}\n  - {}\n"
     )
     assert [where(e)[0] for e in sorted(errors, key=where)] == [4, 6, 7]
+
+
+def test_best_match_comes_first_then_by_relevance() -> None:
+    errors = errors_of(
+        "version: 1\nprojects:\n  - name: P\n"
+        "    folders:\n      - name: F\n        acl:\n          team:X: admin\n    bogus: 1\n"
+    )
+    doc = load_text(
+        "version: 1\nprojects:\n  - name: P\n"
+        "    folders:\n      - name: F\n        acl:\n          team:X: admin\n    bogus: 1\n",
+        "m.yaml",
+    )
+    best = best_match(validator().iter_errors(doc.data))
+    assert best is not None
+    assert errors[0].location is not None
+    # Not position order: best_match prefers the shallower error: the unknown key (located at the key itself).
+    assert best.validator == "additionalProperties"
+    assert format_json_path(tuple(best.absolute_path)) == "$.projects[0]"
+    assert [where(e)[2] for e in errors] == [
+        "$.projects[0].bogus",
+        "$.projects[0].folders[0].acl['team:X']",
+    ]
+
+
+def test_wheel_ships_the_schema_where_the_loader_looks() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    force = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force["schemas"] == "synapse_declare/schemas"
+    assert SCHEMA_RESOURCE == "schemas/manifest.schema.json"
+    packaged = resources.files("synapse_declare").joinpath(SCHEMA_RESOURCE)
+    if packaged.is_file():  # installed from a wheel: the copy must be byte-equal
+        assert packaged.read_bytes() == REPO_SCHEMA.read_bytes()
