@@ -310,7 +310,7 @@ def test_best_match_comes_first_then_by_relevance() -> None:
     best = best_match(validator().iter_errors(doc.data))
     assert best is not None
     assert errors[0].location is not None
-    # Not position order: best_match prefers the shallower error: the unknown key (located at the key itself).
+    # Not position order: best_match prefers the shallower error, the unknown key.
     assert best.validator == "additionalProperties"
     assert format_json_path(tuple(best.absolute_path)) == "$.projects[0]"
     assert [where(e)[2] for e in errors] == [
