@@ -60,6 +60,11 @@ def build_parser() -> _Parser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _register_validate(sub)
+    _register_plan(sub)
+    _register_apply(sub)
+    _register_show(sub)
+    _register_schema(sub)
     _register_emulator(sub)
     return parser
 
@@ -212,4 +217,281 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         emulator.stop()
     print("emulator stopped", file=out)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# validate, schema
+
+
+def _register_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "validate",
+        help="check manifests offline (schema and semantics); no credentials needed",
+        description="Check manifests offline. Prints every problem as file:line:col: message.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    parser.add_argument("--json", action="store_true", help="print diagnostics as JSON")
+    parser.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import json
+
+    from .validate import diagnostics_to_json, validate_paths
+
+    report = validate_paths(list(args.paths))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "valid": report.ok,
+                    "files": list(report.files),
+                    "diagnostics": diagnostics_to_json(report.errors),
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK if report.ok else EXIT_ERROR
+    if report.ok:
+        assert report.manifest is not None
+        containers = list(report.manifest.walk())
+        projects = len(report.manifest.projects)
+        print(
+            f"ok: {len(report.files)} file(s), {projects} project(s), "
+            f"{len(containers) - projects} folder(s)"
+        )
+        return EXIT_OK
+    for error in report.errors:
+        print(str(error), file=sys.stderr)
+    print(f"{len(report.errors)} error(s) in {len(report.files)} file(s)", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _register_schema(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser("schema", help="print the manifest JSON Schema (draft-07)")
+    parser.set_defaults(handler=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .schema import schema_text
+
+    del args
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# plan, apply, show
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--endpoint",
+        help="Synapse server root or repo URL (default: ~/.synapseConfig [endpoints], else "
+        "production)",
+    )
+    group.add_argument("--profile", help="~/.synapseConfig profile (default: SYNAPSE_PROFILE)")
+    group.add_argument("--config", type=Path, help="Synapse config file (default ~/.synapseConfig)")
+    group.add_argument("--token-file", type=Path, help="read the access token from this file")
+    group.add_argument(
+        "--parallel", type=int, default=3, help="concurrent requests (Synapse allows 3 per user)"
+    )
+    group.add_argument("--timeout", type=float, default=70.0, help="read timeout in seconds")
+    group.add_argument("--retries", type=int, default=8, help=argparse.SUPPRESS)
+    group.add_argument("--backoff", type=float, default=0.5, help=argparse.SUPPRESS)
+
+
+def _connect(args: argparse.Namespace) -> object:
+    from .auth import resolve_credentials
+    from .client.http import ClientOptions
+    from .engine import connect
+
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    credentials = resolve_credentials(
+        token_file=args.token_file,
+        endpoint=args.endpoint,
+        profile=args.profile,
+        config_path=args.config,
+    )
+    assert credentials is not None
+    log.info("using %s", credentials)
+    return connect(
+        credentials,
+        ClientOptions(
+            read_timeout=args.timeout,
+            max_concurrency=args.parallel,
+            retries=args.retries,
+            backoff_factor=args.backoff,
+        ),
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", choices=("text", "json", "markdown"), default="text", help="output format"
+    )
+    parser.add_argument("--json", action="store_true", help="shorthand for --format json")
+    parser.add_argument(
+        "--color", choices=("auto", "always", "never"), default="auto", help="colour the output"
+    )
+    parser.add_argument(
+        "--show-unchanged", action="store_true", help="also list entities with no changes"
+    )
+
+
+def _print_plan(plan: object, args: argparse.Namespace) -> None:
+    from .plan import Plan
+    from .render import render_json, render_markdown, render_text, use_color
+
+    assert isinstance(plan, Plan)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        sys.stdout.write(render_json(plan))
+    elif fmt == "markdown":
+        sys.stdout.write(render_markdown(plan))
+    else:
+        sys.stdout.write(
+            render_text(
+                plan,
+                color=use_color(args.color, sys.stdout),
+                show_unchanged=args.show_unchanged,
+            )
+        )
+    sys.stdout.flush()
+
+
+def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "plan",
+        help="show what apply would change (reads Synapse, never writes)",
+        description="Diff the manifest against live Synapse and print the changes.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    parser.add_argument("--out", type=Path, help="save the plan here for 'apply --plan'")
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 2 when there are, 1 on error",
+    )
+    _add_output(parser)
+    _add_connection(parser)
+    parser.set_defaults(handler=_plan)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .client.synapse import SynapseAPI
+    from .engine import plan_manifest
+    from .plan import save_plan
+    from .validate import load_manifest
+
+    manifest = load_manifest(list(args.paths))
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        plan = plan_manifest(api, manifest)
+    finally:
+        api.t.close()
+    _print_plan(plan, args)
+    if args.out:
+        save_plan(plan, args.out)
+        print(f"Plan saved to {args.out}; apply it with: synapse-declare apply --plan {args.out}",
+              file=sys.stderr)
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "apply",
+        help="make Synapse match the manifest (or apply a saved plan)",
+        description="Plan, ask for approval, and apply. With --plan, apply a saved, reviewed "
+        "plan: refused without any change if Synapse, the manifest, the endpoint or the user "
+        "differ from when it was made.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, help="manifest files or directories")
+    parser.add_argument("--plan", dest="plan_file", type=Path, help="a plan saved by 'plan --out'")
+    parser.add_argument(
+        "--auto-approve", action="store_true", help="apply without asking (for CI)"
+    )
+    _add_output(parser)
+    _add_connection(parser)
+    parser.set_defaults(handler=_apply)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from .applier import apply_plan
+    from .client.synapse import SynapseAPI
+    from .engine import plan_manifest
+    from .errors import ApplyError, StalePlanError
+    from .plan import load_plan, stale_reasons
+    from .progress import PlainProgress
+    from .render import render_apply_summary
+    from .validate import load_manifest
+
+    if args.plan_file and args.paths:
+        raise UsageError("give either manifest paths or --plan FILE, not both")
+    if not args.plan_file and not args.paths:
+        raise UsageError("nothing to apply", hint="give manifest paths, or --plan FILE")
+    saved = load_plan(args.plan_file) if args.plan_file else None
+    paths = [Path(p) for p in saved.manifest_files] if saved else list(args.paths)
+    manifest = load_manifest(paths)
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        plan = plan_manifest(api, manifest)
+        if saved is not None:
+            reasons = stale_reasons(saved, plan)
+            if reasons:
+                raise StalePlanError(
+                    "the saved plan is stale; nothing was changed:\n  - " + "\n  - ".join(reasons),
+                    hint="run 'synapse-declare plan --out FILE' again and review it",
+                )
+        else:
+            _print_plan(plan, args)
+        if not plan.has_changes:
+            print("Nothing to apply.", file=sys.stderr)
+            return EXIT_OK
+        if saved is None and not args.auto_approve:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "refusing to apply without approval: no terminal to ask on",
+                    hint="review the plan above and pass --auto-approve, or apply a saved plan "
+                    "with --plan FILE",
+                )
+            answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+            if answer != "yes":
+                print("Apply cancelled; nothing was changed.", file=sys.stderr)
+                return EXIT_ERROR
+        result = apply_plan(api, plan, progress=PlainProgress(sys.stderr), parallel=args.parallel)
+    finally:
+        api.t.close()
+    sys.stderr.write(
+        render_apply_summary(len(result.done), result.failed, result.not_attempted)
+    )
+    if not result.ok:
+        raise ApplyError(
+            f"apply stopped: {len(result.done)} done, {len(result.failed)} failed, "
+            f"{len(result.not_attempted)} not attempted",
+            done=[a for a, _ in result.done],
+            failed=[a for a, _ in result.failed],
+            not_attempted=result.not_attempted,
+        )
+    return EXIT_OK
+
+
+def _register_show(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser("show", help="print a saved plan")
+    parser.add_argument("plan_file", type=Path, help="a plan saved by 'plan --out'")
+    _add_output(parser)
+    parser.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .plan import load_plan
+
+    _print_plan(load_plan(args.plan_file), args)
     return EXIT_OK

@@ -3,8 +3,8 @@
 Needs the ``emulator`` extra (``pip install 'synapse-declare[emulator]'``).
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: it would bind the package attribute
+# "annotations" and shadow the emulator.annotations submodule for "from . import annotations".
 from .principals import SeedTeam, SeedUser
 from .server import Emulator, EmulatorConfig
 

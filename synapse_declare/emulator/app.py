@@ -13,6 +13,7 @@ fault injection *after* the commit, the request log.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import socket
 import threading
@@ -30,6 +31,8 @@ from werkzeug.wrappers import Request, Response
 from . import principals
 from .routing import Handler, Reply, Route
 from .util import ANONYMOUS, MIGRATION_ADMIN, SynapseError, clean
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -244,6 +247,9 @@ class SynapseApp:
             raise ConnectionResetError("fault injection: connection dropped") from None
         except SynapseError as err:
             response = self._error_response(err)
+        except Exception as exc:  # a bug in a handler: answer as Synapse does, with JSON
+            log.exception("emulator handler failed for %s %s", request.method, path)
+            response = self._error_response(SynapseError(500, f"{type(exc).__name__}: {exc}"))
         status = response.status_code
         response_json = None
         if response.mimetype == "application/json":

@@ -79,7 +79,9 @@ def get_version_bundle(ctx: Ctx, entity_id: str, version: str) -> dict[str, Any]
     return build_bundle(ctx, parse_syn_id(entity_id), ctx.body or {}, parse_int(version, "versionNumber"))
 
 
-def _apply_acl(ctx: Ctx, node_id: int, body: dict[str, Any], *, check_etag: bool) -> None:
+def _apply_acl(ctx: Ctx, node_id: int, body: Any, *, check_etag: bool) -> None:
+    if not isinstance(body, dict):
+        bad_request("accessControlList must be an AccessControlList object")
     own = ctx.store.one("SELECT etag FROM acls WHERE node_id = ?", (node_id,))
     if own is None:
         acl.create_acl_for(ctx, node_id, body)

@@ -1,0 +1,167 @@
+"""Credentials and endpoints, discovered as the Synapse ecosystem does.
+
+Order (synapseclient's, so users get no surprises): command-line flags (``--token-file``,
+``--endpoint``), then ``~/.synapseConfig`` (``--config``; profile from ``--profile`` or
+``SYNAPSE_PROFILE``: ``[profile NAME]``, else ``[default]``, else ``[authentication]``; endpoints
+from ``[endpoints]``), then the ``SYNAPSE_AUTH_TOKEN`` environment variable. Production endpoints
+by default. The token is registered for redaction the moment it is read and never printed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .redact import register_secret
+
+PRODUCTION_REPO = "https://repo-prod.prod.sagebase.org/repo/v1"
+PRODUCTION_AUTH = "https://auth-prod.prod.sagebase.org/auth/v1"
+PRODUCTION_FILE = "https://file-prod.prod.sagebase.org/file/v1"
+PRODUCTION_PORTAL = "https://www.synapse.org/"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    repo: str = PRODUCTION_REPO
+    file: str = PRODUCTION_FILE
+    auth: str = PRODUCTION_AUTH
+    portal: str = PRODUCTION_PORTAL
+
+    @classmethod
+    def from_base(cls, url: str) -> Endpoints:
+        """``--endpoint``: a server root (``http://host:port``) or a ``…/repo/v1`` URL."""
+        base = url.strip().rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--endpoint must be an http(s) URL, got {url!r}",
+                hint="e.g. --endpoint http://127.0.0.1:8765 for a local emulator",
+            )
+        for suffix in ("/repo/v1", "/file/v1", "/auth/v1"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        return cls(
+            repo=f"{base}/repo/v1",
+            file=f"{base}/file/v1",
+            auth=f"{base}/auth/v1",
+            portal=f"{base}/portal/",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A bearer token plus where it came from. ``repr`` never shows the token."""
+
+    token: str = field(repr=False)
+    source: str
+    endpoints: Endpoints
+    username: str | None = None
+
+    def __str__(self) -> str:
+        return f"token from {self.source} for {self.endpoints.repo}"
+
+
+def default_config_path() -> Path:
+    return Path(os.path.expanduser("~")) / ".synapseConfig"
+
+
+def _read_config(path: Path) -> configparser.RawConfigParser | None:
+    if not path.exists():
+        return None
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse Synapse config: {exc}") from exc
+    return parser
+
+
+def _config_endpoints(parser: configparser.RawConfigParser | None) -> Endpoints | None:
+    if parser is None or not parser.has_section("endpoints"):
+        return None
+    section = parser["endpoints"]
+    repo = section.get("repoendpoint")
+    if not repo:
+        return None
+    base = Endpoints.from_base(repo)
+    return Endpoints(
+        repo=repo.rstrip("/"),
+        file=(section.get("filehandleendpoint") or base.file).rstrip("/"),
+        auth=(section.get("authendpoint") or base.auth).rstrip("/"),
+        portal=section.get("portalendpoint") or base.portal,
+    )
+
+
+def _config_token(
+    parser: configparser.RawConfigParser | None, profile: str | None, path: Path
+) -> tuple[str, str, str | None] | None:
+    if parser is None:
+        if profile and profile != "default":
+            raise ConfigError(f"profile {profile!r} requested but {path} does not exist")
+        return None
+    sections: list[str]
+    if profile and profile != "default":
+        name = f"profile {profile}"
+        if not parser.has_section(name):
+            raise ConfigError(
+                f"{path}: no [profile {profile}] section",
+                hint=f"add one with 'authtoken = ...' or drop --profile/SYNAPSE_PROFILE ({profile})",
+            )
+        sections = [name]
+    else:
+        sections = ["default", "authentication"]
+    for name in sections:
+        if parser.has_section(name):
+            token = parser[name].get("authtoken")
+            if token:
+                return token.strip(), f"{path} [{name}]", parser[name].get("username")
+    return None
+
+
+def resolve_credentials(
+    *,
+    token_file: Path | None = None,
+    endpoint: str | None = None,
+    profile: str | None = None,
+    config_path: Path | None = None,
+    environ: dict[str, str] | None = None,
+    require_token: bool = True,
+) -> Credentials | None:
+    env = dict(os.environ if environ is None else environ)
+    profile = profile or env.get("SYNAPSE_PROFILE") or None
+    path = config_path or default_config_path()
+    parser = _read_config(path)
+    endpoints = (
+        Endpoints.from_base(endpoint) if endpoint else _config_endpoints(parser) or Endpoints()
+    )
+    token: str | None = None
+    source = ""
+    username: str | None = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: {exc.strerror or exc}") from exc
+        if not token:
+            raise ConfigError(f"--token-file {token_file} is empty")
+        source = f"--token-file {token_file}"
+    if token is None:
+        found = _config_token(parser, profile, path)
+        if found is not None:
+            token, source, username = found
+    if token is None and env.get("SYNAPSE_AUTH_TOKEN"):
+        token, source = env["SYNAPSE_AUTH_TOKEN"].strip(), "SYNAPSE_AUTH_TOKEN"
+    if token is None:
+        if not require_token:
+            return None
+        raise ConfigError(
+            "no Synapse credentials found",
+            hint=(
+                "set SYNAPSE_AUTH_TOKEN to a personal access token, add 'authtoken = ...' to "
+                f"{path}, or pass --token-file FILE"
+            ),
+        )
+    register_secret(token)
+    return Credentials(token=token, source=source, endpoints=endpoints, username=username)

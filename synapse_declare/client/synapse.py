@@ -1,0 +1,184 @@
+"""Typed Synapse REST calls: one method per endpoint the reconciler uses; pagination followed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NotFound
+from .http import Transport
+
+PROJECT = "org.sagebionetworks.repo.model.Project"
+FOLDER = "org.sagebionetworks.repo.model.Folder"
+ALL_ENTITY_TYPES = [
+    "project",
+    "folder",
+    "file",
+    "table",
+    "link",
+    "entityview",
+    "dockerrepo",
+    "submissionview",
+    "dataset",
+    "datasetcollection",
+    "materializedview",
+    "virtualtable",
+]
+
+
+class SynapseAPI:
+    def __init__(self, transport: Transport) -> None:
+        self.t = transport
+
+    # -- users and principals ------------------------------------------------------------
+
+    def my_profile(self) -> dict[str, Any]:
+        return dict(self.t.request("GET", "/userProfile"))
+
+    def headers_by_alias(self, names: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(names), 100):
+            chunk = names[start : start + 100]
+            body = self.t.request("POST", "/userGroupHeaders/aliases", body={"list": chunk})
+            found.extend(body.get("list", []))
+        return found
+
+    def group_headers_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        body = self.t.request(
+            "GET", "/userGroupHeaders/batch", params={"ids": ",".join(str(i) for i in ids)}
+        )
+        return list(body.get("children", []))
+
+    # -- entities --------------------------------------------------------------------------
+
+    def lookup_child(self, parent_id: str | None, name: str) -> str | None:
+        try:
+            body = self.t.request(
+                "POST", "/entity/child", body={"parentId": parent_id, "entityName": name}
+            )
+        except NotFound:
+            return None
+        return str(body["id"])
+
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        page_token: str | None = None
+        headers: list[dict[str, Any]] = []
+        while True:
+            body = self.t.request(
+                "POST",
+                "/entity/children",
+                body={
+                    "parentId": parent_id,
+                    "includeTypes": ALL_ENTITY_TYPES,
+                    "sortBy": "NAME",
+                    "sortDirection": "ASC",
+                    "nextPageToken": page_token,
+                },
+            )
+            headers.extend(body.get("page", []))
+            page_token = body.get("nextPageToken")
+            if not page_token:
+                return headers
+
+    def bundle(self, entity_id: str, **flags: bool) -> dict[str, Any]:
+        return dict(self.t.request("POST", f"/entity/{entity_id}/bundle2", body=flags))
+
+    def create_bundle(
+        self,
+        entity: dict[str, Any],
+        annotations: dict[str, Any] | None,
+        resource_access: list[dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """Entity, annotations and ACL in one call (one transaction on the server)."""
+        body: dict[str, Any] = {"entity": entity}
+        if annotations is not None:
+            body["annotations"] = {"annotations": annotations}
+        if resource_access is not None:
+            body["accessControlList"] = {"resourceAccess": resource_access}
+        return dict(self.t.request("POST", "/entity/bundle2/create", body=body))
+
+    def get_entity(self, entity_id: str) -> dict[str, Any]:
+        return dict(self.t.request("GET", f"/entity/{entity_id}"))
+
+    def update_entity(self, entity: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.t.request("PUT", f"/entity/{entity['id']}", body=entity))
+
+    def get_annotations(self, entity_id: str) -> dict[str, Any]:
+        return dict(self.t.request("GET", f"/entity/{entity_id}/annotations2"))
+
+    def put_annotations(
+        self, entity_id: str, etag: str, annotations: dict[str, Any]
+    ) -> dict[str, Any]:
+        return dict(
+            self.t.request(
+                "PUT",
+                f"/entity/{entity_id}/annotations2",
+                body={"id": entity_id, "etag": etag, "annotations": annotations},
+            )
+        )
+
+    # -- ACLs ------------------------------------------------------------------------------
+
+    def get_acl(self, entity_id: str) -> dict[str, Any] | None:
+        """The entity's own ACL, or None when it inherits."""
+        try:
+            return dict(self.t.request("GET", f"/entity/{entity_id}/acl"))
+        except NotFound as err:
+            if "inherits its permissions" in err.reason:
+                return None
+            raise
+
+    def create_acl(self, entity_id: str, resource_access: list[dict[str, Any]]) -> dict[str, Any]:
+        return dict(
+            self.t.request(
+                "POST",
+                f"/entity/{entity_id}/acl",
+                body={"id": entity_id, "resourceAccess": resource_access},
+            )
+        )
+
+    def update_acl(
+        self, entity_id: str, etag: str, resource_access: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return dict(
+            self.t.request(
+                "PUT",
+                f"/entity/{entity_id}/acl",
+                body={"id": entity_id, "etag": etag, "resourceAccess": resource_access},
+            )
+        )
+
+    def delete_acl(self, entity_id: str) -> None:
+        self.t.request("DELETE", f"/entity/{entity_id}/acl")
+
+    # -- wikis (v1: markdown inline) -------------------------------------------------------
+
+    def wiki_headers(self, owner_id: str) -> list[dict[str, Any]]:
+        headers: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = self.t.request(
+                "GET",
+                f"/entity/{owner_id}/wikiheadertree",
+                params={"offset": offset, "limit": 50},
+            )
+            page = body.get("results", [])
+            headers.extend(page)
+            if len(page) < 50:
+                return headers
+            offset += 50
+
+    def get_wiki(self, owner_id: str, wiki_id: str) -> dict[str, Any]:
+        return dict(self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}"))
+
+    def create_wiki(
+        self, owner_id: str, title: str, markdown: str, parent_wiki_id: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": title, "markdown": markdown}
+        if parent_wiki_id is not None:
+            body["parentWikiId"] = parent_wiki_id
+        return dict(self.t.request("POST", f"/entity/{owner_id}/wiki", body=body))
+
+    def update_wiki(self, owner_id: str, page: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki/{page['id']}", body=page))

@@ -1,0 +1,28 @@
+"""The library API: connect, plan, apply — what the CLI (and any Python caller) composes.
+
+    api = connect(resolve_credentials())
+    plan = plan_manifest(api, load_manifest(["synapse.yaml"]))
+    result = apply_plan(api, plan)
+"""
+
+from __future__ import annotations
+
+from .applier import ApplyResult, apply_plan
+from .auth import Credentials
+from .client.http import ClientOptions, Transport
+from .client.synapse import SynapseAPI
+from .model import Manifest
+from .plan import Plan
+from .planner import build_plan
+from .state import read_state
+
+__all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
+
+
+def connect(credentials: Credentials, options: ClientOptions | None = None) -> SynapseAPI:
+    return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
+
+
+def plan_manifest(api: SynapseAPI, manifest: Manifest) -> Plan:
+    """Read exactly the live state the manifest addresses and diff it. Never writes."""
+    return build_plan(manifest, read_state(api, manifest))

@@ -1,0 +1,256 @@
+"""Plan types and the plan file: what would change, why, and what it was based on.
+
+A :class:`Plan` is immutable data. ``Change.reason`` is for people only; the applier never
+branches on it. The plan file records every etag the plan read (``observed``) so that applying
+it later can refuse, with no mutation, when anything changed in between — and it never contains a
+token or any other secret (the client never puts one in a plan).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import PlanError
+
+FORMAT_VERSION = "1"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    ADOPT = "adopt"
+    NO_OP = "no-op"
+    DELETE = "delete"
+    REPLACE = "replace"
+    MIGRATE = "migrate"
+
+
+class Resource(StrEnum):
+    PROJECT = "project"
+    FOLDER = "folder"
+    WIKI_PAGE = "wiki_page"
+    STORAGE_LOCATION = "storage_location"
+    UPLOAD_DESTINATION = "upload_destination"
+    MIGRATION = "migration"
+
+
+SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.ADOPT: "=",
+    Action.NO_OP: " ",
+    Action.DELETE: "-",
+    Action.REPLACE: "±",
+    Action.MIGRATE: "→",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field's before → after. ``None`` means absent/unset; values are JSON-able."""
+
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    address: str
+    resource: Resource
+    action: Action
+    syn_id: str | None
+    fields: tuple[FieldChange, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    # What the applier needs, as JSON-able data: desired values and the prior state they are
+    # guarded by (etags). Not shown to users directly.
+    desired: Mapping[str, Any] = field(default_factory=dict)
+    prior: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def prior_etag(self) -> str | None:
+        value = self.prior.get("etag")
+        return None if value is None else str(value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "resource": self.resource.value,
+            "action": self.action.value,
+            "syn_id": self.syn_id,
+            "prior_etag": self.prior_etag,
+            "fields": [{"path": f.path, "before": f.before, "after": f.after} for f in self.fields],
+            "depends_on": list(self.depends_on),
+            "reason": self.reason,
+            "desired": dict(self.desired),
+            "prior": dict(self.prior),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Change:
+        return cls(
+            address=str(data["address"]),
+            resource=Resource(data["resource"]),
+            action=Action(data["action"]),
+            syn_id=data.get("syn_id"),
+            fields=tuple(
+                FieldChange(str(f["path"]), f.get("before"), f.get("after"))
+                for f in data.get("fields", [])
+            ),
+            depends_on=tuple(data.get("depends_on", [])),
+            desired=dict(data.get("desired", {})),
+            prior=dict(data.get("prior", {})),
+            reason=str(data.get("reason", "")),
+        )
+
+    def comparable(self) -> tuple[Any, ...]:
+        """What must be equal between a saved plan and a fresh one for the saved one to apply."""
+        return (
+            self.address,
+            self.action,
+            self.syn_id,
+            json.dumps([(f.path, f.before, f.after) for f in self.fields], sort_keys=True),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    endpoint: str
+    user_id: int
+    user_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    target: Target
+    manifest_digest: str
+    manifest_files: tuple[str, ...]
+    changes: tuple[Change, ...]
+    observed: Mapping[str, str | None]
+    warnings: tuple[str, ...] = ()
+    created_at: str = ""
+    tool_version: str = __version__
+
+    @property
+    def actionable(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.NO_OP)
+
+    @property
+    def has_changes(self) -> bool:
+        """ADOPT changes write a marker, so they count: a plan with adoptions is not empty."""
+        return bool(self.actionable)
+
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for change in self.changes:
+            counts[change.action.value] += 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary()
+        return {
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "synapse-declare", "version": self.tool_version},
+            "created_at": self.created_at,
+            "target": {
+                "endpoint": self.target.endpoint,
+                "user_id": self.target.user_id,
+                "user_name": self.target.user_name,
+            },
+            "manifest": {"digest": self.manifest_digest, "files": list(self.manifest_files)},
+            "applyable": self.has_changes,
+            "summary": {k.replace("-", "_"): v for k, v in summary.items()},
+            "warnings": list(self.warnings),
+            "observed": dict(sorted(self.observed.items())),
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise PlanError(
+                f"unsupported plan format_version {version!r} (this tool reads {FORMAT_VERSION!r})",
+                hint="re-create the plan with this version of synapse-declare",
+            )
+        try:
+            target = data["target"]
+            return cls(
+                target=Target(
+                    endpoint=str(target["endpoint"]),
+                    user_id=int(target["user_id"]),
+                    user_name=str(target["user_name"]),
+                ),
+                manifest_digest=str(data["manifest"]["digest"]),
+                manifest_files=tuple(data["manifest"]["files"]),
+                changes=tuple(Change.from_json(c) for c in data["changes"]),
+                observed=dict(data.get("observed", {})),
+                warnings=tuple(data.get("warnings", [])),
+                created_at=str(data.get("created_at", "")),
+                tool_version=str(data.get("tool", {}).get("version", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanError(f"the plan file is damaged or not a synapse-declare plan: {exc}") from exc
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    text = json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise PlanError(f"{path} is not a plan file (invalid JSON: {exc})") from exc
+    if not isinstance(data, dict):
+        raise PlanError(f"{path} is not a plan file")
+    return Plan.from_json(data)
+
+
+def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:
+    """Why a saved plan may not be applied now; empty when it still describes reality."""
+    reasons: list[str] = []
+    if saved.target.endpoint != fresh.target.endpoint:
+        reasons.append(
+            f"the plan was made against {saved.target.endpoint}, not {fresh.target.endpoint}"
+        )
+    if saved.target.user_id != fresh.target.user_id:
+        reasons.append(
+            f"the plan was made by user {saved.target.user_name} ({saved.target.user_id}), "
+            f"not {fresh.target.user_name} ({fresh.target.user_id})"
+        )
+    if saved.manifest_digest != fresh.manifest_digest:
+        reasons.append("the manifest changed since the plan was made")
+    if reasons:
+        return reasons
+    for key in sorted(set(saved.observed) | set(fresh.observed)):
+        before, now = saved.observed.get(key), fresh.observed.get(key)
+        if before != now:
+            if before is None:
+                reasons.append(f"{key} appeared since the plan was made")
+            elif now is None:
+                reasons.append(f"{key} disappeared since the plan was made")
+            else:
+                reasons.append(f"{key} changed since the plan was made (etag {before} → {now})")
+    if not reasons:
+        saved_changes = [c.comparable() for c in saved.changes]
+        fresh_changes = [c.comparable() for c in fresh.changes]
+        if saved_changes != fresh_changes:
+            reasons.append("the changes computed now differ from the saved plan")
+    return reasons
+
+
+def changes_by_address(changes: Sequence[Change]) -> dict[str, Change]:
+    return {c.address: c for c in changes}

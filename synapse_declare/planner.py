@@ -1,0 +1,348 @@
+"""Desired (manifest) vs live (Synapse) → an ordered :class:`~synapse_declare.plan.Plan`.
+
+A pure function: no I/O. Semantics (documented in the README):
+
+* **Entities** are matched by name under their parent. A missing one is created; an existing one
+  is updated where managed fields differ. Entities not in the manifest are never touched.
+* **Adoption**: a project not yet marked as managed (the ``synapse_declare_managed`` annotation)
+  is *adopted*: apply writes the marker; its existing folders show as adopted too. Once marked,
+  unchanged entities are no-ops.
+* **Annotations**: only keys in the manifest are managed; other keys are left alone. A managed
+  key's type and values must match exactly (values in order).
+* **ACL**: when given, it is the whole ACL of the entity (unlisted principals are removed);
+  ``inherit`` removes a folder's own ACL; omitted leaves the ACL alone.
+* **Wikis**: pages are matched by title path under the root page; pages not in the manifest are
+  left alone; title and markdown are managed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .model import INHERIT, AclSpec, ContainerSpec, Manifest, WikiSpec, level_for
+from .plan import Action, Change, FieldChange, Plan, Resource
+from .state import MARKER_KEY, PROJECT_TYPE, FOLDER_TYPE, LiveContainer, LiveState
+
+MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
+ADMIN_ACCESS = frozenset(
+    {"READ", "DOWNLOAD", "UPDATE", "DELETE", "CREATE", "CHANGE_PERMISSIONS", "CHANGE_SETTINGS", "MODERATE"}
+)
+
+
+def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = None) -> Plan:
+    changes: list[Change] = []
+    warnings: list[str] = []
+    for project in manifest.projects:
+        project_live = live.containers.get(project.address)
+        adopting = project_live is not None and not project_live.managed_marker
+        _plan_container(project, None, live, adopting, changes, warnings)
+    created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Plan(
+        target=live.target,
+        manifest_digest=manifest.digest,
+        manifest_files=manifest.files,
+        changes=tuple(changes),
+        observed=dict(live.observed),
+        warnings=tuple(warnings),
+        created_at=created_at,
+    )
+
+
+def _desired_annotations(spec: ContainerSpec) -> dict[str, Any] | None:
+    if spec.annotations is None:
+        return None
+    return {
+        key: {"type": value.type.value, "value": list(value.values)}
+        for key, value in sorted(spec.annotations.items())
+    }
+
+
+def _desired_acl(spec: ContainerSpec, live: LiveState) -> dict[int, frozenset[str]] | None:
+    if not isinstance(spec.acl, AclSpec):
+        return None
+    entries: dict[int, set[str]] = {}
+    for entry in spec.acl.entries:
+        entries.setdefault(live.principals[entry.principal], set()).update(entry.access)
+    return {k: frozenset(v) for k, v in entries.items()}
+
+
+def _acl_display(entries: Mapping[int, frozenset[str]], names: Mapping[int, str]) -> dict[str, str]:
+    shown: dict[str, str] = {}
+    for principal, access in sorted(entries.items()):
+        label = names.get(principal, str(principal))
+        shown[label] = level_for(access) or ",".join(sorted(access))
+    return shown
+
+
+def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
+    return [{"principalId": p, "accessType": sorted(a)} for p, a in sorted(entries.items())]
+
+
+def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
+    names = {pid: str(ref) for ref, pid in live.principals.items()}
+    names.setdefault(live.target.user_id, f"user:{live.target.user_name}")
+    if isinstance(spec.acl, AclSpec):
+        for entry in spec.acl.entries:
+            names[live.principals[entry.principal]] = str(entry.principal)
+    return names
+
+
+def _plan_container(
+    spec: ContainerSpec,
+    parent: ContainerSpec | None,
+    live: LiveState,
+    adopting: bool,
+    changes: list[Change],
+    warnings: list[str],
+) -> None:
+    current = live.containers.get(spec.address)
+    is_project = parent is None
+    resource = Resource.PROJECT if is_project else Resource.FOLDER
+    desired_annotations = _desired_annotations(spec)
+    if is_project:
+        desired_annotations = {**(desired_annotations or {}), MARKER_KEY: MARKER_VALUE}
+    desired_acl = _desired_acl(spec, live)
+    names = _principal_names(spec, live)
+    depends = (parent.address,) if parent is not None else ()
+    if desired_acl is not None and is_project:
+        me = live.target.user_id
+        if "CHANGE_PERMISSIONS" not in desired_acl.get(me, frozenset()):
+            warnings.append(
+                f"{spec.address}: the ACL does not give you ({live.target.user_name}) "
+                "CHANGE_PERMISSIONS; unless you created the project, Synapse will refuse it, "
+                "and you may lose the ability to change it later (add 'self: administer')"
+            )
+
+    if current is None:
+        fields: list[FieldChange] = [FieldChange("name", None, spec.name)]
+        if spec.description is not None:
+            fields.append(FieldChange("description", None, spec.description))
+        if spec.alias is not None:
+            fields.append(FieldChange("alias", None, spec.alias))
+        for key, value in (desired_annotations or {}).items():
+            fields.append(FieldChange(f"annotations.{key}", None, _annotation_display(value)))
+        if desired_acl is not None:
+            fields.append(FieldChange("acl", None, _acl_display(desired_acl, names)))
+        elif is_project:
+            fields.append(
+                FieldChange("acl", None, {f"user:{live.target.user_name}": "administer"})
+            )
+        entity: dict[str, Any] = {
+            "concreteType": PROJECT_TYPE if is_project else FOLDER_TYPE,
+            "name": spec.name,
+        }
+        if spec.description is not None:
+            entity["description"] = spec.description
+        if spec.alias is not None:
+            entity["alias"] = spec.alias
+        changes.append(
+            Change(
+                address=spec.address,
+                resource=resource,
+                action=Action.CREATE,
+                syn_id=None,
+                fields=tuple(fields),
+                depends_on=depends,
+                desired={
+                    "entity": entity,
+                    "annotations": desired_annotations,
+                    "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
+                    "parent": parent.address if parent is not None else None,
+                },
+                reason="does not exist",
+            )
+        )
+        if spec.wiki is not None:
+            _plan_wiki(spec, spec.wiki, None, (), True, changes)
+        for child in spec.folders:
+            _plan_container(child, spec, live, False, changes, warnings)
+        return
+
+    fields = []
+    entity_update: dict[str, Any] = {}
+    if current.entity is not None:
+        if spec.description is not None and (current.entity.get("description") or None) != (
+            spec.description or None
+        ):
+            fields.append(
+                FieldChange("description", current.entity.get("description"), spec.description)
+            )
+            entity_update["description"] = spec.description
+        if spec.alias is not None and current.entity.get("alias") != spec.alias:
+            fields.append(FieldChange("alias", current.entity.get("alias"), spec.alias))
+            entity_update["alias"] = spec.alias
+    annotations_after: dict[str, Any] | None = None
+    if desired_annotations is not None and current.annotations is not None:
+        merged = dict(current.annotations)
+        for key, value in desired_annotations.items():
+            before = current.annotations.get(key)
+            if before != value:
+                fields.append(
+                    FieldChange(
+                        f"annotations.{key}",
+                        _annotation_display(before) if before is not None else None,
+                        _annotation_display(value),
+                    )
+                )
+            merged[key] = value
+        if merged != current.annotations:
+            annotations_after = merged
+    acl_op: str | None = None
+    if desired_acl is not None:
+        if not current.own_acl:
+            fields.append(FieldChange("acl", "(inherited)", _acl_display(desired_acl, names)))
+            acl_op = "create"
+        elif current.acl is not None and current.acl.entries != desired_acl:
+            fields.append(
+                FieldChange(
+                    "acl",
+                    _acl_display(current.acl.entries, names),
+                    _acl_display(desired_acl, names),
+                )
+            )
+            acl_op = "update"
+    elif spec.acl is INHERIT and current.own_acl:
+        fields.append(FieldChange("acl", "(own ACL)", "(inherited)"))
+        acl_op = "delete"
+
+    if fields:
+        action = Action.ADOPT if is_project and adopting else Action.UPDATE
+    elif adopting:
+        action = Action.ADOPT
+    else:
+        action = Action.NO_OP
+    reason = {
+        Action.ADOPT: "exists, not yet managed by synapse-declare",
+        Action.UPDATE: "differs from the manifest",
+        Action.NO_OP: "matches the manifest",
+    }[action]
+    changes.append(
+        Change(
+            address=spec.address,
+            resource=resource,
+            action=action,
+            syn_id=current.syn_id,
+            fields=tuple(fields),
+            depends_on=depends,
+            desired={
+                "entity_update": entity_update or None,
+                "annotations": annotations_after,
+                "acl_op": acl_op,
+                "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
+            },
+            prior={
+                "etag": current.etag,
+                "entity": current.entity if entity_update else None,
+                "acl_etag": current.acl.etag if current.acl is not None else None,
+            },
+            reason=reason,
+        )
+    )
+    if spec.wiki is not None:
+        _plan_wiki(spec, spec.wiki, current, (), False, changes)
+    for child in spec.folders:
+        _plan_container(child, spec, live, adopting, changes, warnings)
+
+
+def _annotation_display(value: Mapping[str, Any]) -> Any:
+    values = list(value.get("value", []))
+    kind = str(value.get("type", "STRING"))
+    typed: list[Any] = []
+    for item in values:
+        if kind == "LONG" or kind == "TIMESTAMP_MS":
+            typed.append(int(item))
+        elif kind == "DOUBLE":
+            typed.append(float(item))
+        elif kind == "BOOLEAN":
+            typed.append(str(item).lower() == "true")
+        else:
+            typed.append(item)
+    shown: Any = typed[0] if len(typed) == 1 else typed
+    if kind == "TIMESTAMP_MS":
+        shown = [
+            datetime.fromtimestamp(v / 1000, UTC).isoformat().replace("+00:00", "Z") for v in typed
+        ]
+        shown = shown[0] if len(shown) == 1 else shown
+    return {"type": kind, "value": shown}
+
+
+def _plan_wiki(
+    owner: ContainerSpec,
+    page: WikiSpec,
+    live: LiveContainer | None,
+    path: tuple[str, ...],
+    owner_created: bool,
+    changes: list[Change],
+) -> None:
+    key = "/".join(path)
+    address = f"{owner.address}#wiki" + (f"/{key}" if key else "")
+    parent_address = None
+    if path:
+        parent_key = "/".join(path[:-1])
+        parent_address = f"{owner.address}#wiki" + (f"/{parent_key}" if parent_key else "")
+    depends = tuple(a for a in (owner.address, parent_address) if a)
+    current = None if live is None else live.wiki_pages.get(key)
+    if current is None:
+        changes.append(
+            Change(
+                address=address,
+                resource=Resource.WIKI_PAGE,
+                action=Action.CREATE,
+                syn_id=None,
+                fields=(
+                    FieldChange("title", None, page.title),
+                    FieldChange("markdown", None, _markdown_summary(page.markdown, page.markdown_source)),
+                ),
+                depends_on=depends,
+                desired={
+                    "owner": owner.address,
+                    "parent": parent_address,
+                    "title": page.title,
+                    "markdown": page.markdown,
+                },
+                reason="does not exist",
+            )
+        )
+    else:
+        fields: list[FieldChange] = []
+        if current.title != page.title:
+            fields.append(FieldChange("title", current.title, page.title))
+        if current.markdown != page.markdown:
+            fields.append(
+                FieldChange(
+                    "markdown",
+                    _markdown_summary(current.markdown, None),
+                    _markdown_summary(page.markdown, page.markdown_source),
+                )
+            )
+        changes.append(
+            Change(
+                address=address,
+                resource=Resource.WIKI_PAGE,
+                action=Action.UPDATE if fields else Action.NO_OP,
+                syn_id=current.id,
+                fields=tuple(fields),
+                depends_on=depends,
+                desired={
+                    "owner": owner.address,
+                    "parent": parent_address,
+                    "title": page.title,
+                    "markdown": page.markdown,
+                },
+                prior={"etag": current.etag, "page": current.raw if fields else None},
+                reason="differs from the manifest" if fields else "matches the manifest",
+            )
+        )
+    for sub in page.pages:
+        _plan_wiki(owner, sub, live, (*path, sub.title), owner_created, changes)
+
+
+def _markdown_summary(markdown: str, source: str | None) -> str:
+    lines = markdown.count("\n") + (1 if markdown and not markdown.endswith("\n") else 0)
+    import hashlib
+
+    digest = hashlib.sha256(markdown.encode("utf-8")).hexdigest()[:12]
+    origin = f"{source}, " if source else ""
+    return f"({origin}{lines} lines, {len(markdown.encode('utf-8'))} bytes, sha256 {digest})"

@@ -1,0 +1,204 @@
+"""Presentation of plans and apply results: text (optionally coloured), JSON, Markdown.
+
+Pure functions; every string that leaves here passes through ``redact_text``. Meaning never
+depends on colour alone: each change carries its symbol (``+`` create, ``~`` update, ``=`` adopt,
+``-`` delete, ``±`` replace, ``→`` migrate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import IO, Any
+
+from .plan import SYMBOLS, Action, Change, Plan, Resource
+from .redact import redact_text
+
+MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
+
+COLORS = {
+    Action.CREATE: "\x1b[32m",
+    Action.UPDATE: "\x1b[33m",
+    Action.ADOPT: "\x1b[36m",
+    Action.DELETE: "\x1b[31m",
+    Action.REPLACE: "\x1b[35m",
+    Action.MIGRATE: "\x1b[34m",
+    Action.NO_OP: "",
+}
+RESET = "\x1b[0m"
+BOLD = "\x1b[1m"
+
+
+def use_color(mode: str, stream: IO[str]) -> bool:
+    """``--color auto|always|never``; auto honours NO_COLOR, TERM=dumb and TTY detection."""
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def change_label(change: Change) -> str:
+    symbol = SYMBOLS[change.action]
+    kind = {
+        Resource.PROJECT: "project",
+        Resource.FOLDER: "folder",
+        Resource.WIKI_PAGE: "wiki page",
+    }.get(change.resource, change.resource.value.replace("_", " "))
+    where = f" ({change.syn_id})" if change.syn_id else ""
+    return f"{symbol} {kind} {_address_display(change.address)}{where}"
+
+
+def _address_display(address: str) -> str:
+    """``project:A/folder:B#wiki/Sub`` → ``"A/B" wiki "Sub"``."""
+    path, _, wiki = address.partition("#")
+    names = [part.split(":", 1)[1] if ":" in part else part for part in path.split("/")]
+    shown = '"' + "/".join(names) + '"'
+    if wiki:
+        sub = wiki[len("wiki") :].lstrip("/")
+        shown += f" wiki {json.dumps(sub) if sub else '(root)'}"
+    return shown
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, Mapping) and set(value) == {"type", "value"}:
+        return f"{json.dumps(value['value'])} ({value['type']})"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return json.dumps(value) if not value.startswith("(") else value
+    return json.dumps(value)
+
+
+def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False) -> str:
+    lines: list[str] = []
+    c = (lambda code, text: f"{code}{text}{RESET}" if color and code else text)  # noqa: E731
+    lines.append(
+        f"synapse-declare plan for {plan.target.endpoint} as {plan.target.user_name} "
+        f"({plan.target.user_id})"
+    )
+    lines.append("")
+    shown = [ch for ch in plan.changes if show_unchanged or ch.action is not Action.NO_OP]
+    if not plan.has_changes:
+        lines.append("No changes. Synapse matches the manifest.")
+    for change in shown:
+        header = f"  {change_label(change)}"
+        lines.append(c(COLORS[change.action], header) + (f"  # {change.reason}" if change.reason else ""))
+        for item in change.fields:
+            if item.before is None:
+                mark = "+"
+            elif item.after is None:
+                mark = "-"
+            else:
+                mark = "~"
+            if change.action is Action.CREATE:
+                lines.append(f"      {item.path} = {_value(item.after)}")
+            elif item.before is None:
+                lines.append(f"      {mark} {item.path} = {_value(item.after)}")
+            else:
+                lines.append(f"      {mark} {item.path}: {_value(item.before)} -> {_value(item.after)}")
+    for warning in plan.warnings:
+        lines.append("")
+        lines.append(c("\x1b[33m", f"Warning: {warning}"))
+    lines.append("")
+    lines.append(c(BOLD, summary_line(plan)))
+    return redact_text("\n".join(lines)) + "\n"
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.summary()
+    parts = [
+        f"{counts['create']} to create",
+        f"{counts['update']} to update",
+        f"{counts['adopt']} to adopt",
+        f"{counts['delete']} to delete",
+    ]
+    if counts["migrate"]:
+        parts.append(f"{counts['migrate']} to migrate")
+    if counts["replace"]:
+        parts.append(f"{counts['replace']} to replace")
+    return f"Plan: {', '.join(parts)}; {counts['no-op']} unchanged."
+
+
+def render_json(plan: Plan) -> str:
+    document = plan.to_json()
+    # Users and machines read the plan document; the applier-only payloads stay in plan files.
+    for change in document["changes"]:
+        change.pop("desired", None)
+        change.pop("prior", None)
+    return redact_text(json.dumps(document, indent=2, sort_keys=False)) + "\n"
+
+
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    head = [
+        "<!-- synapse-declare-plan -->",
+        f"### synapse-declare plan: {summary_line(plan)}",
+        "",
+        f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`",
+        "",
+    ]
+    if not plan.has_changes:
+        head.append("No changes. Synapse matches the manifest.")
+        return redact_text("\n".join(head)) + "\n"
+    body: list[str] = ["| | resource | id | changes |", "|---|---|---|---|"]
+    for change in plan.actionable:
+        fields = "<br>".join(
+            f"`{f.path}`: {_md(_value(f.before))} → {_md(_value(f.after))}"
+            if change.action is not Action.CREATE
+            else f"`{f.path}` = {_md(_value(f.after))}"
+            for f in change.fields
+        )
+        body.append(
+            f"| `{SYMBOLS[change.action]}` {change.action.value} | "
+            f"{_md(_address_display(change.address))} | {change.syn_id or ''} | {fields} |"
+        )
+    tail = [""]
+    for warning in plan.warnings:
+        tail.append(f"> **Warning:** {_md(warning)}")
+    text = "\n".join(head + body + tail)
+    if len(text) > limit:
+        kept: list[str] = []
+        size = len("\n".join(head)) + 400
+        for line in body:
+            if size + len(line) + 1 > limit:
+                break
+            kept.append(line)
+            size += len(line) + 1
+        omitted = len(body) - len(kept)
+        text = "\n".join(
+            head
+            + kept
+            + [
+                "",
+                f"*… {omitted} more rows omitted to fit a pull-request comment; "
+                "see the full plan in the job log or the saved plan file.*",
+            ]
+        )
+    return redact_text(text) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_apply_summary(done: int, failed: list[tuple[str, str]], not_attempted: list[str]) -> str:
+    lines = [f"Apply complete: {done} changed, {len(failed)} failed, {len(not_attempted)} not attempted."]
+    if failed or not_attempted:
+        lines[0] = (
+            f"Apply stopped: {done} done, {len(failed)} failed, {len(not_attempted)} not attempted."
+        )
+    for address, error in failed:
+        lines.append(f"  failed: {_address_display(address)}: {error}")
+    for address in not_attempted:
+        lines.append(f"  not attempted: {_address_display(address)}")
+    if failed or not_attempted:
+        lines.append("Re-run 'synapse-declare plan' to see what remains; apply converges.")
+    return redact_text("\n".join(lines)) + "\n"

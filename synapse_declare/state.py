@@ -1,0 +1,341 @@
+"""Read the live Synapse state a manifest addresses, with as few REST calls as possible.
+
+Per level of the manifest tree, in parallel (bounded by the client's concurrency):
+
+* a project is found by ``POST /entity/child`` (name lookup under the root);
+* a folder is found in its parent's children pages (``POST /entity/children``; a page's
+  ``benefactorId`` tells whether each child has its own ACL, so ``acl: inherit`` and "needs an
+  ACL" are decided without another call);
+* ``bundle2`` is read only for entities whose managed state a page does not show (description,
+  annotations, an own ACL to compare, a wiki), with exactly the flags needed;
+* children pages are read only for existing containers that have folders in the manifest;
+* wiki pages are read (v1, markdown inline) only for pages the manifest describes.
+
+Principals are resolved by exact name in one batch call (``user:``/``team:``) and one for numeric
+ids; an absent, differently-spelled or wrong-kind principal is a located error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .client.synapse import SynapseAPI
+from .errors import PlanError, ResolutionError
+from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
+from .plan import Target
+
+log = logging.getLogger(__name__)
+
+MARKER_KEY = "synapse_declare_managed"
+FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
+PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class LiveAcl:
+    etag: str
+    entries: dict[int, frozenset[str]]
+
+
+@dataclass
+class LiveWikiPage:
+    id: str
+    etag: str
+    title: str
+    parent_id: str | None
+    markdown: str
+    raw: dict[str, Any]
+
+
+@dataclass
+class LiveContainer:
+    syn_id: str
+    concrete_type: str
+    name: str
+    own_acl: bool
+    created_by: str | None = None
+    entity: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+    etag: str | None = None
+    acl: LiveAcl | None = None
+    wiki_root_id: str | None = None
+    wiki_headers: list[dict[str, Any]] | None = None
+    wiki_pages: dict[str, LiveWikiPage] = field(default_factory=dict)
+    children: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def managed_marker(self) -> bool:
+        return bool(self.annotations and MARKER_KEY in self.annotations)
+
+
+@dataclass
+class LiveState:
+    target: Target
+    principals: dict[PrincipalRef, int]
+    containers: dict[str, LiveContainer | None]
+    observed: dict[str, str | None]
+
+
+def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    workers = max(1, api.t.options.max_concurrency)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+# ---------------------------------------------------------------------------------------------
+# Principals
+
+
+def _principal_refs(manifest: Manifest) -> set[PrincipalRef]:
+    refs: set[PrincipalRef] = set()
+    for spec in manifest.walk():
+        if isinstance(spec.acl, AclSpec):
+            refs.update(entry.principal for entry in spec.acl.entries)
+    return refs
+
+
+def resolve_principals(
+    api: SynapseAPI, manifest: Manifest, user_id: int
+) -> dict[PrincipalRef, int]:
+    refs = _principal_refs(manifest)
+    resolved: dict[PrincipalRef, int] = {}
+    named = sorted((r for r in refs if r.kind in (PrincipalKind.USER, PrincipalKind.TEAM)), key=str)
+    numeric = sorted(
+        {r.id for r in refs if r.kind is PrincipalKind.ID and r.id is not None}
+    )
+    for ref in refs:
+        if ref.kind is PrincipalKind.SELF:
+            resolved[ref] = user_id
+        elif ref.kind in (PrincipalKind.PUBLIC, PrincipalKind.AUTHENTICATED_USERS):
+            assert ref.id is not None
+            resolved[ref] = ref.id
+    if named:
+        headers = api.headers_by_alias(sorted({str(r.name) for r in named}))
+        for ref in named:
+            want_individual = ref.kind is PrincipalKind.USER
+            exact = [h for h in headers if h.get("userName") == ref.name]
+            if not exact:
+                near = [
+                    h["userName"]
+                    for h in headers
+                    if str(h.get("userName", "")).lower() == str(ref.name).lower()
+                ]
+                kind = "user" if want_individual else "team"
+                hint = (
+                    f"Synapse names are exact: did you mean {kind}:{near[0]}?"
+                    if near
+                    else f"check the spelling; the {kind} must exist on this Synapse"
+                )
+                raise ResolutionError(
+                    f"{ref} does not exist on {api.t.endpoints.repo}",
+                    location=_location_of(manifest, ref),
+                    hint=hint,
+                )
+            header = exact[0]
+            if bool(header.get("isIndividual")) != want_individual:
+                actual = "a user" if header.get("isIndividual") else "a team"
+                raise ResolutionError(
+                    f"{ref} names {actual}, not a {'user' if want_individual else 'team'}",
+                    location=_location_of(manifest, ref),
+                    hint=f"write {'user' if header.get('isIndividual') else 'team'}:{ref.name}",
+                )
+            resolved[ref] = int(header["ownerId"])
+    if numeric:
+        known = {int(h["ownerId"]) for h in api.group_headers_by_ids(numeric)}
+        for ref in refs:
+            if ref.kind is PrincipalKind.ID and ref.id is not None:
+                if ref.id not in known:
+                    raise ResolutionError(
+                        f"principal id {ref.id} does not exist on {api.t.endpoints.repo}",
+                        location=_location_of(manifest, ref),
+                        hint="use user:NAME or team:NAME, or check the id",
+                    )
+                resolved[ref] = ref.id
+    return resolved
+
+
+def _location_of(manifest: Manifest, ref: PrincipalRef) -> Any:
+    for spec in manifest.walk():
+        if isinstance(spec.acl, AclSpec) and any(e.principal == ref for e in spec.acl.entries):
+            return spec.acl.location
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Entities
+
+
+def _needs_bundle(spec: ContainerSpec, own_acl: bool) -> bool:
+    return (
+        spec.kind.value == "project"
+        or spec.description is not None
+        or spec.annotations is not None
+        or (isinstance(spec.acl, AclSpec) and own_acl)
+        or spec.wiki is not None
+    )
+
+
+def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> None:
+    is_project = spec.kind.value == "project"
+    flags = {
+        "includeEntity": is_project or spec.description is not None or spec.alias is not None,
+        "includeAnnotations": is_project or spec.annotations is not None,
+        "includeAccessControlList": isinstance(spec.acl, AclSpec) and live.own_acl,
+        "includeRootWikiId": spec.wiki is not None,
+    }
+    bundle = api.bundle(live.syn_id, **{k: v for k, v in flags.items() if v})
+    if "entity" in bundle:
+        live.entity = bundle["entity"]
+        live.etag = str(bundle["entity"]["etag"])
+        live.created_by = bundle["entity"].get("createdBy")
+    if "annotations" in bundle:
+        live.annotations = dict(bundle["annotations"].get("annotations", {}))
+        live.etag = str(bundle["annotations"]["etag"])
+    if flags["includeAccessControlList"]:
+        acl = bundle.get("accessControlList")
+        if acl is not None:
+            live.acl = LiveAcl(etag=str(acl["etag"]), entries=_acl_entries(acl))
+        else:
+            live.own_acl = False
+    if flags["includeRootWikiId"]:
+        live.wiki_root_id = bundle.get("rootWikiId")
+
+
+def _acl_entries(acl: dict[str, Any]) -> dict[int, frozenset[str]]:
+    entries: dict[int, set[str]] = {}
+    for entry in acl.get("resourceAccess", []):
+        entries.setdefault(int(entry["principalId"]), set()).update(entry.get("accessType", []))
+    return {k: frozenset(v) for k, v in entries.items()}
+
+
+def _wiki_paths(spec: WikiSpec, prefix: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], WikiSpec]]:
+    yield prefix, spec
+    for page in spec.pages:
+        yield from _wiki_paths(page, (*prefix, page.title))
+
+
+def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> None:
+    if spec.wiki is None or live.wiki_root_id is None:
+        return
+    headers = api.wiki_headers(live.syn_id)
+    live.wiki_headers = headers
+    by_parent: dict[str | None, list[dict[str, Any]]] = {}
+    for header in headers:
+        by_parent.setdefault(header.get("parentId"), []).append(header)
+    # Match manifest pages to live pages by title path under the root.
+    wanted: dict[tuple[str, ...], str] = {(): live.wiki_root_id}
+    for path, _page in _wiki_paths(spec.wiki):
+        if not path:
+            continue
+        parent_id = wanted.get(path[:-1])
+        if parent_id is None:
+            continue
+        match = [h for h in by_parent.get(parent_id, []) if h.get("title") == path[-1]]
+        if match:
+            wanted[path] = str(match[0]["id"])
+    pages = list(wanted.items())
+
+    def fetch(item: tuple[tuple[str, ...], str]) -> tuple[tuple[str, ...], LiveWikiPage]:
+        path, wiki_id = item
+        raw = api.get_wiki(live.syn_id, wiki_id)
+        return path, LiveWikiPage(
+            id=str(raw["id"]),
+            etag=str(raw["etag"]),
+            title=str(raw.get("title") or ""),
+            parent_id=raw.get("parentWikiId"),
+            markdown=str(raw.get("markdown") or ""),
+            raw=raw,
+        )
+
+    for path, page in _parallel(api, fetch, pages):
+        live.wiki_pages["/".join(path)] = page
+
+
+def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
+    profile = api.my_profile()
+    user_id, user_name = int(profile["ownerId"]), str(profile["userName"])
+    if user_name == "anonymous":
+        raise PlanError("Synapse treats this request as anonymous; a token is required")
+    target = Target(endpoint=api.t.endpoints.repo, user_id=user_id, user_name=user_name)
+    principals = resolve_principals(api, manifest, user_id)
+    containers: dict[str, LiveContainer | None] = {}
+    observed: dict[str, str | None] = {
+        f"principal:{ref}": str(pid) for ref, pid in sorted(principals.items(), key=lambda x: str(x[0]))
+    }
+
+    # Level 0: projects by name lookup.
+    level: list[tuple[ContainerSpec, LiveContainer | None]] = []
+    ids = _parallel(api, lambda spec: api.lookup_child(None, spec.name), list(manifest.projects))
+    for spec, syn_id in zip(manifest.projects, ids, strict=True):
+        live = (
+            LiveContainer(syn_id=syn_id, concrete_type=PROJECT_TYPE, name=spec.name, own_acl=True)
+            if syn_id
+            else None
+        )
+        level.append((spec, live))
+
+    while level:
+        existing = [(spec, live) for spec, live in level if live is not None]
+        for spec, live in level:
+            containers[spec.address] = live
+        bundle_jobs = [(s, lv) for s, lv in existing if _needs_bundle(s, lv.own_acl)]
+        _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
+        _parallel(api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki])
+        listing = [(s, lv) for s, lv in existing if s.folders]
+
+        def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
+            job[1].children = {str(h["name"]): h for h in api.children(job[1].syn_id)}
+
+        _parallel(api, list_children, listing)
+        for spec, live in level:
+            _observe(observed, spec, live)
+        next_level: list[tuple[ContainerSpec, LiveContainer | None]] = []
+        for spec, live in level:
+            for child in spec.folders:
+                child_live: LiveContainer | None = None
+                if live is not None and live.children is not None:
+                    header = live.children.get(child.name)
+                    if header is not None:
+                        if header.get("type") != FOLDER_TYPE:
+                            raise PlanError(
+                                f"{child.location}: {child.address}: an entity of type "
+                                f"{str(header.get('type')).rsplit('.', 1)[-1]} named "
+                                f"{child.name!r} already exists there ({header['id']})",
+                                hint="rename the folder in the manifest, or move that entity",
+                            )
+                        child_live = LiveContainer(
+                            syn_id=str(header["id"]),
+                            concrete_type=FOLDER_TYPE,
+                            name=child.name,
+                            own_acl=str(header.get("benefactorId")) == str(header["id"])[3:],
+                            created_by=header.get("createdBy"),
+                        )
+                next_level.append((child, child_live))
+        level = next_level
+    return LiveState(target=target, principals=principals, containers=containers, observed=observed)
+
+
+def _observe(observed: dict[str, str | None], spec: ContainerSpec, live: LiveContainer | None) -> None:
+    if live is None:
+        observed[spec.address] = None
+        return
+    observed[spec.address] = (
+        f"{live.syn_id} etag={live.etag}" if live.etag else f"{live.syn_id} own_acl={live.own_acl}"
+    )
+    if live.acl is not None:
+        observed[f"{spec.address}#acl"] = live.acl.etag
+    elif isinstance(spec.acl, AclSpec) or spec.acl is INHERIT:
+        observed[f"{spec.address}#acl"] = "own" if live.own_acl else "inherits"
+    if spec.wiki is not None:
+        observed[f"{spec.address}#wiki"] = live.wiki_root_id
+        for path, page in sorted(live.wiki_pages.items()):
+            observed[f"{spec.address}#wiki/{path}"] = page.etag
