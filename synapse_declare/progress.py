@@ -33,12 +33,14 @@ class PlainProgress(Progress):
         self.stream = stream or sys.stderr
         self._lock = threading.Lock()
         self._started: dict[str, float] = {}
-        self._index: dict[str, str] = {}
+        self._finished = 0
+        self._total = 0
 
     def start(self, change: Change, index: int, total: int) -> None:
+        del index
         with self._lock:
             self._started[change.address] = time.perf_counter()
-            self._index[change.address] = f"[{index}/{total}]"
+            self._total = total
 
     def done(self, change: Change, detail: str) -> None:
         self._line(change, f"ok ({detail})" if detail else "ok")
@@ -55,7 +57,8 @@ class PlainProgress(Progress):
 
         with self._lock:
             started = self._started.pop(change.address, time.perf_counter())
-            index = self._index.pop(change.address, "")
+            self._finished += 1
+            index = f"[{self._finished}/{self._total}]"
             elapsed = (time.perf_counter() - started) * 1000
             print(
                 f"{index} {change_label(change)} ... {outcome} [{elapsed:.0f} ms]",
