@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,8 +60,12 @@ def _log_dir(config: pytest.Config) -> Path:
     if existing is not None:
         return Path(existing)
     base = os.environ.get(REQUEST_LOG_DIR_ENV)
-    path = Path(base) if base else Path(config.cache.mkdir("exchange-logs")) if config.cache else None
-    assert path is not None
+    if base:
+        path = Path(base)
+    elif config.cache is not None:
+        path = Path(config.cache.mkdir("exchange-logs"))
+    else:
+        path = Path(tempfile.mkdtemp(prefix="synapse-declare-exchanges-"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     path = path / worker
     path.mkdir(parents=True, exist_ok=True)
@@ -141,7 +147,9 @@ class Api:
         assert response.status_code < 300, (response.status_code, response.text)
         return response.json() if response.content.strip() else None
 
-    def error(self, expected_status: int, method: str, path: str, body: Any = None, **params: Any) -> str:
+    def error(
+        self, expected_status: int, method: str, path: str, body: Any = None, **params: Any
+    ) -> str:
         response = self.call(method, path, body, **params)
         assert response.status_code == expected_status, (response.status_code, response.text)
         reason: str = response.json()["reason"]
@@ -149,7 +157,11 @@ class Api:
 
     def project(self, name: str) -> dict[str, Any]:
         return dict(
-            self.ok("POST", "/entity", {"concreteType": "org.sagebionetworks.repo.model.Project", "name": name})
+            self.ok(
+                "POST",
+                "/entity",
+                {"concreteType": "org.sagebionetworks.repo.model.Project", "name": name},
+            )
         )
 
     def folder(self, name: str, parent: str) -> dict[str, Any]:
@@ -157,7 +169,11 @@ class Api:
             self.ok(
                 "POST",
                 "/entity",
-                {"concreteType": "org.sagebionetworks.repo.model.Folder", "name": name, "parentId": parent},
+                {
+                    "concreteType": "org.sagebionetworks.repo.model.Folder",
+                    "name": name,
+                    "parentId": parent,
+                },
             )
         )
 
@@ -174,6 +190,15 @@ def api_for() -> Callable[[Emulator, str | None], Api]:
 # Conformance gate
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller starts every run with an empty exchange-log folder."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(REQUEST_LOG_DIR_ENV):
+        return
+    cache = getattr(session.config, "cache", None)
+    if cache is not None:
+        shutil.rmtree(Path(cache.mkdir("exchange-logs")), ignore_errors=True)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # workers' logs are checked by the controller
@@ -182,7 +207,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     roots = [Path(base)] if base else []
     if log_root:
         roots.append(Path(log_root).parent)
-    if session.config.cache is not None and not roots:
+    if getattr(session.config, "cache", None) is not None and not roots:
         roots.append(Path(session.config.cache.mkdir("exchange-logs")))
     if not SHARED_TOOLS.exists():
         return
@@ -218,4 +243,6 @@ def read_exchanges(emulator: Emulator) -> list[dict[str, Any]]:
     """The request log of an emulator started by the fixtures, parsed."""
     path = emulator.config.request_log
     assert path is not None
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+    return [
+        json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line
+    ]
