@@ -107,7 +107,7 @@ def _config_token(
         if not parser.has_section(name):
             raise ConfigError(
                 f"{path}: no [profile {profile}] section",
-                hint=f"add one with 'authtoken = ...' or drop --profile/SYNAPSE_PROFILE ({profile})",
+                hint="add one with 'authtoken = ...', or drop --profile / SYNAPSE_PROFILE",
             )
         sections = [name]
     else:

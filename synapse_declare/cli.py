@@ -66,6 +66,7 @@ def build_parser() -> _Parser:
     _register_show(sub)
     _register_schema(sub)
     _register_emulator(sub)
+    _register_demo(sub)
     return parser
 
 
@@ -151,8 +152,12 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--data-dir", type=Path, help="persist state here across restarts")
     serve.add_argument("--users", type=Path, help="YAML file of users and teams to seed")
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
-    serve.add_argument("--max-concurrent", type=int, help="per-user concurrent requests (429 above)")
-    serve.add_argument("--max-per-minute", type=int, help="per-user requests per minute (429 above)")
+    serve.add_argument(
+        "--max-concurrent", type=int, help="per-user concurrent requests (429 above)"
+    )
+    serve.add_argument(
+        "--max-per-minute", type=int, help="per-user requests per minute (429 above)"
+    )
     serve.add_argument("--fault-rate", type=float, default=0.0, help="fraction of requests failed")
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
     serve.add_argument("--request-log", type=Path, help="write one JSON line per exchange here")
@@ -397,8 +402,10 @@ def _plan(args: argparse.Namespace) -> int:
     _print_plan(plan, args)
     if args.out:
         save_plan(plan, args.out)
-        print(f"Plan saved to {args.out}; apply it with: synapse-declare apply --plan {args.out}",
-              file=sys.stderr)
+        print(
+            f"Plan saved to {args.out}; apply it with: synapse-declare apply --plan {args.out}",
+            file=sys.stderr,
+        )
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -414,9 +421,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     parser.add_argument("paths", nargs="*", type=Path, help="manifest files or directories")
     parser.add_argument("--plan", dest="plan_file", type=Path, help="a plan saved by 'plan --out'")
-    parser.add_argument(
-        "--auto-approve", action="store_true", help="apply without asking (for CI)"
-    )
+    parser.add_argument("--auto-approve", action="store_true", help="apply without asking (for CI)")
     _add_output(parser)
     _add_connection(parser)
     parser.set_defaults(handler=_apply)
@@ -469,9 +474,7 @@ def _apply(args: argparse.Namespace) -> int:
         result = apply_plan(api, plan, progress=PlainProgress(sys.stderr), parallel=args.parallel)
     finally:
         api.t.close()
-    sys.stderr.write(
-        render_apply_summary(len(result.done), result.failed, result.not_attempted)
-    )
+    sys.stderr.write(render_apply_summary(len(result.done), result.failed, result.not_attempted))
     if not result.ok:
         raise ApplyError(
             f"apply stopped: {len(result.done)} done, {len(result.failed)} failed, "
@@ -495,3 +498,24 @@ def _show(args: argparse.Namespace) -> int:
 
     _print_plan(load_plan(args.plan_file), args)
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+def _register_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="run the whole workflow against an embedded local Synapse",
+        description="Starts a local Synapse emulator and runs validate, plan, apply, drift "
+        "detection and repair on the quickstart manifest. Touches nothing outside a temp dir.",
+    )
+    parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(main, sys.stdout, workdir=args.workdir)

@@ -20,7 +20,7 @@ codes). Anything else reaching the CLI is a bug: exit code 3 and a traceback in 
     │   ├── TooManyRequests      429 after the retry budget
     │   └── ServerError          5xx after the retry budget
     ├── TransportError           connection dropped / timed out after the retry budget
-    ├── ResolutionError          a principal/storage location named in the manifest is ambiguous/absent
+    ├── ResolutionError          a principal or storage location in the manifest is absent
     ├── PlanError                the plan cannot be built or used
     │   ├── StalePlanError       a saved plan no longer matches live Synapse / manifest / target
     │   └── PolicyViolation      the manifest asks for something Synapse (or our guardrails) forbid

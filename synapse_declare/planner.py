@@ -23,11 +23,20 @@ from typing import Any
 
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, WikiSpec, level_for
 from .plan import Action, Change, FieldChange, Plan, Resource
-from .state import MARKER_KEY, PROJECT_TYPE, FOLDER_TYPE, LiveContainer, LiveState
+from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 ADMIN_ACCESS = frozenset(
-    {"READ", "DOWNLOAD", "UPDATE", "DELETE", "CREATE", "CHANGE_PERMISSIONS", "CHANGE_SETTINGS", "MODERATE"}
+    {
+        "READ",
+        "DOWNLOAD",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "CHANGE_PERMISSIONS",
+        "CHANGE_SETTINGS",
+        "MODERATE",
+    }
 )
 
 
@@ -126,9 +135,7 @@ def _plan_container(
         if desired_acl is not None:
             fields.append(FieldChange("acl", None, _acl_display(desired_acl, names)))
         elif is_project:
-            fields.append(
-                FieldChange("acl", None, {f"user:{live.target.user_name}": "administer"})
-            )
+            fields.append(FieldChange("acl", None, {f"user:{live.target.user_name}": "administer"}))
         entity: dict[str, Any] = {
             "concreteType": PROJECT_TYPE if is_project else FOLDER_TYPE,
             "name": spec.name,
@@ -251,7 +258,7 @@ def _annotation_display(value: Mapping[str, Any]) -> Any:
     kind = str(value.get("type", "STRING"))
     typed: list[Any] = []
     for item in values:
-        if kind == "LONG" or kind == "TIMESTAMP_MS":
+        if kind in {"LONG", "TIMESTAMP_MS"}:
             typed.append(int(item))
         elif kind == "DOUBLE":
             typed.append(float(item))
@@ -293,7 +300,9 @@ def _plan_wiki(
                 syn_id=None,
                 fields=(
                     FieldChange("title", None, page.title),
-                    FieldChange("markdown", None, _markdown_summary(page.markdown, page.markdown_source)),
+                    FieldChange(
+                        "markdown", None, _markdown_summary(page.markdown, page.markdown_source)
+                    ),
                 ),
                 depends_on=depends,
                 desired={

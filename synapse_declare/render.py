@@ -80,7 +80,7 @@ def _value(value: Any) -> str:
 
 def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False) -> str:
     lines: list[str] = []
-    c = (lambda code, text: f"{code}{text}{RESET}" if color and code else text)  # noqa: E731
+    c = lambda code, text: f"{code}{text}{RESET}" if color and code else text  # noqa: E731
     lines.append(
         f"synapse-declare plan for {plan.target.endpoint} as {plan.target.user_name} "
         f"({plan.target.user_id})"
@@ -91,7 +91,9 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
         lines.append("No changes. Synapse matches the manifest.")
     for change in shown:
         header = f"  {change_label(change)}"
-        lines.append(c(COLORS[change.action], header) + (f"  # {change.reason}" if change.reason else ""))
+        lines.append(
+            c(COLORS[change.action], header) + (f"  # {change.reason}" if change.reason else "")
+        )
         for item in change.fields:
             if item.before is None:
                 mark = "+"
@@ -104,7 +106,9 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
             elif item.before is None:
                 lines.append(f"      {mark} {item.path} = {_value(item.after)}")
             else:
-                lines.append(f"      {mark} {item.path}: {_value(item.before)} -> {_value(item.after)}")
+                lines.append(
+                    f"      {mark} {item.path}: {_value(item.before)} -> {_value(item.after)}"
+                )
     for warning in plan.warnings:
         lines.append("")
         lines.append(c("\x1b[33m", f"Warning: {warning}"))
@@ -190,7 +194,9 @@ def _md(text: str) -> str:
 
 
 def render_apply_summary(done: int, failed: list[tuple[str, str]], not_attempted: list[str]) -> str:
-    lines = [f"Apply complete: {done} changed, {len(failed)} failed, {len(not_attempted)} not attempted."]
+    lines = [
+        f"Apply complete: {done} changed, {len(failed)} failed, {len(not_attempted)} not attempted."
+    ]
     if failed or not_attempted:
         lines[0] = (
             f"Apply stopped: {done} done, {len(failed)} failed, {len(not_attempted)} not attempted."
