@@ -80,7 +80,10 @@ def _value(value: Any) -> str:
 
 def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False) -> str:
     lines: list[str] = []
-    c = lambda code, text: f"{code}{text}{RESET}" if color and code else text  # noqa: E731
+
+    def c(code: str, text: str) -> str:
+        return f"{code}{text}{RESET}" if color and code else text
+
     lines.append(
         f"synapse-declare plan for {plan.target.endpoint} as {plan.target.user_name} "
         f"({plan.target.user_id})"
