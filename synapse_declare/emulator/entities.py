@@ -79,9 +79,7 @@ def _check_alias(store: Store, alias: Any, node_id: int | None) -> str | None:
         return None
     text = str(alias)
     if not text or not all(c.isascii() and (c.isalnum() or c == "_") for c in text):
-        bad_request(
-            "Aliases can only have letters (a-z and A-Z), digits (0-9) and underscores (_)"
-        )
+        bad_request("Aliases can only have letters (a-z and A-Z), digits (0-9) and underscores (_)")
     owner = store.scalar("SELECT id FROM nodes WHERE alias = ?", (text,))
     if owner is not None and owner != node_id:
         conflict(f"The friendly url name (alias): {text} is already taken.  Please select another.")
@@ -125,11 +123,13 @@ def create_node(ctx: Ctx, body: dict[str, Any]) -> int:
     if node_type == "project":
         if parent_id not in (None, ROOT_ID):
             parent = nodes.get_row(store, parent_id) if parent_id is not None else None
-            nodes.bad_parent_type(node_type, parent["type"] if parent else None)
+            if parent is None:
+                # The parent path is resolved before the type matrix is applied.
+                not_found(f"Cannot find a node with id: {parent_raw}")
+            nodes.bad_parent_type(node_type, parent["type"])
         parent_id = ROOT_ID
-    else:
-        if parent_id is None:
-            nodes.bad_parent_type(node_type, None)
+    elif parent_id is None:
+        nodes.bad_parent_type(node_type, None)
     assert parent_id is not None
     parent = nodes.get_row(store, parent_id)
     if parent is None:
@@ -298,7 +298,9 @@ def update_node(ctx: Ctx, body: dict[str, Any], *, new_version: bool) -> int:
     if row["type"] == "project":
         if new_parent != ROOT_ID:
             parent = nodes.get_row(store, new_parent)
-            nodes.bad_parent_type("project", parent["type"] if parent else None)
+            if parent is None:
+                not_found(f"Cannot find a node with id: {parent_text}")
+            nodes.bad_parent_type("project", parent["type"])
     if new_parent != row["parent_id"]:
         _move(ctx, row, new_parent)
     if name != row["name"] or new_parent != row["parent_id"]:
@@ -324,7 +326,10 @@ def update_node(ctx: Ctx, body: dict[str, Any], *, new_version: bool) -> int:
             "UPDATE nodes SET links_to = ? WHERE id = ?",
             (
                 json.dumps(
-                    {"linksTo": body.get("linksTo"), "linksToClassName": body.get("linksToClassName")}
+                    {
+                        "linksTo": body.get("linksTo"),
+                        "linksToClassName": body.get("linksToClassName"),
+                    }
                 ),
                 node_id,
             ),
@@ -349,8 +354,12 @@ def _update_file_revision(
     label, comment = body.get("versionLabel"), body.get("versionComment")
     if new_handle != old_handle:
         nodes.check_file_handle_creator(store, caller, new_handle)
+    # STS placement (validateCanAddFile) runs against the *new* parent (already written by
+    # update_node) whenever the file handle or the parent changes.
+    parent_now = int(store.scalar("SELECT parent_id FROM nodes WHERE id = ?", (node_id,)))
+    if new_handle != old_handle or parent_now != int(row["parent_id"]):
         for validator in nodes.FILE_VALIDATORS:
-            validator(ctx, int(row["parent_id"]), new_handle)
+            validator(ctx, parent_now, new_handle)
     if new_version:
         _new_version(store, row, caller, label, comment)
     elif new_handle != old_handle:
@@ -425,7 +434,8 @@ def trash_node(ctx: Ctx, node_id: int) -> None:
     index = 0
     while index < len(subtree):
         subtree.extend(
-            int(r[0]) for r in store.all("SELECT id FROM nodes WHERE parent_id = ?", (subtree[index],))
+            int(r[0])
+            for r in store.all("SELECT id FROM nodes WHERE parent_id = ?", (subtree[index],))
         )
         index += 1
     store.executemany("DELETE FROM acls WHERE node_id = ?", [(i,) for i in subtree])
@@ -773,11 +783,16 @@ def purge(ctx: Ctx, entity_id: str) -> Reply:
     index = 0
     while index < len(subtree):
         subtree.extend(
-            int(r[0]) for r in store.all("SELECT id FROM nodes WHERE parent_id = ?", (subtree[index],))
+            int(r[0])
+            for r in store.all("SELECT id FROM nodes WHERE parent_id = ?", (subtree[index],))
         )
         index += 1
-    for table, column in (("nodes", "id"), ("revisions", "node_id"), ("acls", "node_id"),
-                          ("trash", "node_id")):
+    for table, column in (
+        ("nodes", "id"),
+        ("revisions", "node_id"),
+        ("acls", "node_id"),
+        ("trash", "node_id"),
+    ):
         store.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in subtree])
     return Reply(200)
 
