@@ -78,7 +78,9 @@ def validate_content(ctx: Ctx, node_id: int, resource_access: Any) -> list[dict[
         principal = int(entry["principalId"])
         for access_type in access:
             if access_type not in ALL_ACCESS_TYPES:
-                bad_request(f"No enum constant org.sagebionetworks.repo.model.ACCESS_TYPE.{access_type}")
+                bad_request(
+                    f"No enum constant org.sagebionetworks.repo.model.ACCESS_TYPE.{access_type}"
+                )
             if access_type not in ALLOWED_ENTITY_ACCESS:
                 bad_request(f"The access type {access_type} is not allowed for ENTITY.")
         if principal == ANONYMOUS:
@@ -180,14 +182,16 @@ def update_acl(ctx: Ctx, entity_id: str) -> dict[str, Any]:
 
 
 def delete_acl(ctx: Ctx, entity_id: str) -> Reply:
+    # EntityAclManagerImpl.restoreInheritance: benefactor, CHANGE_PERMISSIONS, own ACL, parent.
     store = ctx.store
     node_id = parse_syn_id(entity_id)
-    row = nodes.require_node(store, node_id)
-    if row["type"] == "project":
-        forbidden("Cannot restore inheritance for resource which has no parent.")
+    if nodes.get_row(store, node_id) is None:
+        not_found(f"Benefactor not found for: {syn(node_id)}")
+    row = nodes.check(store, ctx.caller, node_id, "CHANGE_PERMISSIONS")
     if store.one("SELECT 1 FROM acls WHERE node_id = ?", (node_id,)) is None:
         forbidden("Resource already inherits its permissions.")
-    nodes.check(store, ctx.caller, node_id, "CHANGE_PERMISSIONS")
+    if row["type"] == "project":
+        forbidden("Cannot restore inheritance for resource which has no parent.")
     store.execute("DELETE FROM acls WHERE node_id = ?", (node_id,))
     nodes.touch(store, node_id, ctx.caller)
     return Reply(204)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from . import acl, entities, filehandles, nodes, wikis
 from . import annotations as annotations_v2
 from .routing import Reply, Route
-from .util import SynapseError, bad_request, not_found, parse_int, parse_syn_id, syn
+from .util import bad_request, not_found, parse_int, parse_syn_id, syn
 
 if TYPE_CHECKING:
     from .app import Ctx
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 SCHEMA = ""
 
 
-def build_bundle(ctx: Ctx, node_id: int, flags: dict[str, Any], rev: int | None = None) -> dict[str, Any]:
+def build_bundle(
+    ctx: Ctx, node_id: int, flags: dict[str, Any], rev: int | None = None
+) -> dict[str, Any]:
     store, caller = ctx.store, ctx.caller
     row = nodes.check(store, caller, node_id, "READ")
     if rev is not None and nodes.revision(store, node_id, rev) is None:
@@ -76,22 +78,25 @@ def get_bundle(ctx: Ctx, entity_id: str) -> dict[str, Any]:
 
 
 def get_version_bundle(ctx: Ctx, entity_id: str, version: str) -> dict[str, Any]:
-    return build_bundle(ctx, parse_syn_id(entity_id), ctx.body or {}, parse_int(version, "versionNumber"))
+    return build_bundle(
+        ctx, parse_syn_id(entity_id), ctx.body or {}, parse_int(version, "versionNumber")
+    )
 
 
-def _apply_acl(ctx: Ctx, node_id: int, body: Any, *, check_etag: bool) -> None:
+def _apply_acl(ctx: Ctx, node_id: int, body: Any) -> None:
+    """EntityServiceImpl.createOrUpdateEntityACL: update (body etag checked) if the entity
+    has its own ACL, else create (override inheritance)."""
     if not isinstance(body, dict):
         bad_request("accessControlList must be an AccessControlList object")
     own = ctx.store.one("SELECT etag FROM acls WHERE node_id = ?", (node_id,))
     if own is None:
         acl.create_acl_for(ctx, node_id, body)
     else:
-        if not check_etag:
-            body = {**body, "etag": own["etag"]}
         acl.update_acl_for(ctx, node_id, body)
 
 
 def _merge_annotations(ctx: Ctx, node_id: int, body: dict[str, Any]) -> None:
+    """The entity's current annotations with the given keys put over them (putAll)."""
     store = ctx.store
     row = nodes.check(store, ctx.caller, node_id, "UPDATE")
     incoming = annotations_v2.validate(body.get("annotations"))
@@ -107,40 +112,63 @@ def _result(ctx: Ctx, node_id: int, body: dict[str, Any]) -> dict[str, Any]:
         ctx,
         node_id,
         {
-            "includeEntity": True,
+            "includeEntity": body.get("entity") is not None,
             "includeAnnotations": body.get("annotations") is not None,
             "includeAccessControlList": body.get("accessControlList") is not None,
         },
     )
 
 
+def _annotations_part(body: dict[str, Any]) -> dict[str, Any] | None:
+    annos = body.get("annotations")
+    if annos is None:
+        return None
+    if not isinstance(annos, dict):
+        bad_request("annotations must be an Annotations object")
+    return annos
+
+
 def create_bundle(ctx: Ctx) -> Reply:
+    """EntityBundleServiceImpl.createEntityBundle: entity, then ACL, then annotations."""
     body = ctx.json_body()
     entity = body.get("entity")
     if not isinstance(entity, dict):
-        bad_request("EntityBundleCreate.entity is required")
+        bad_request("entityBundleCreate.entity is required.")
+    annos = _annotations_part(body)
+    if annos is not None and annos.get("annotations") is None:
+        bad_request("entityBundleCreate.annotations.annotations is required.")
     node_id = entities.create_node(ctx, entity)
-    # Annotations before the ACL, so an ACL that leaves the creator without UPDATE cannot make
-    # the same request fail half-way. (Synapse's order is not documented in synapse-api.md.)
-    if body.get("annotations") is not None:
-        _merge_annotations(ctx, node_id, body["annotations"])
     if body.get("accessControlList") is not None:
-        _apply_acl(ctx, node_id, body["accessControlList"], check_etag=False)
-    return Reply(201, _result(ctx, node_id, body))
+        _apply_acl(ctx, node_id, body["accessControlList"])
+    if annos is not None:
+        _merge_annotations(ctx, node_id, annos)
+    return Reply(201, _result(ctx, node_id, {**body, "entity": entity}))
 
 
 def update_bundle(ctx: Ctx, entity_id: str) -> dict[str, Any]:
+    """EntityBundleServiceImpl.updateEntityBundle: entity (never a new version), ACL
+    create-or-update, annotations merged; each part must name the path's entity."""
     body = ctx.json_body()
     node_id = parse_syn_id(entity_id)
     entity = body.get("entity")
-    if isinstance(entity, dict):
-        if entity.get("id") is not None and parse_syn_id(entity["id"]) != node_id:
-            raise SynapseError(400, "Entity ID in the bundle does not match the path ID")
-        entities.update_node(ctx, {**entity, "id": syn(node_id)}, new_version=False)
-    if body.get("accessControlList") is not None:
-        _apply_acl(ctx, node_id, body["accessControlList"], check_etag=True)
-    if body.get("annotations") is not None:
-        _merge_annotations(ctx, node_id, body["annotations"])
+    if entity is not None:
+        if not isinstance(entity, dict) or entity.get("id") != entity_id:
+            bad_request("Entity does not match requested entity ID")
+        entities.update_node(ctx, entity, new_version=False)
+    acl_body = body.get("accessControlList")
+    if acl_body is not None:
+        if (
+            not isinstance(acl_body, dict)
+            or acl_body.get("id") is None
+            or (parse_syn_id(acl_body["id"]) != node_id)
+        ):
+            bad_request("ACL does not match requested entity ID")
+        _apply_acl(ctx, node_id, acl_body)
+    annos = _annotations_part(body)
+    if annos is not None:
+        if annos.get("id") != entity_id:
+            bad_request("Annotations do not match requested entity ID")
+        _merge_annotations(ctx, node_id, annos)
     return _result(ctx, node_id, body)
 
 
