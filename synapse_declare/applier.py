@@ -25,6 +25,7 @@ from .client.synapse import SynapseAPI
 from .errors import ApiError, Conflict, Forbidden, NotFound, PreconditionFailed, SynapseDeclareError
 from .plan import Action, Change, Plan, Resource
 from .progress import Progress
+from .state import PROJECT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,24 @@ class _Run:
         if parent_id is not None:
             entity["parentId"] = parent_id
         me = str(self.plan.target.user_id)
+        acl = desired.get("acl")
+        # A new project already has its own ACL (the creator's), so Synapse would treat an ACL
+        # in the create bundle as an update of that ACL and ask for its etag, which nobody can
+        # know yet (400 "acl.etag is required"). A project's ACL is therefore replaced after the
+        # create, etag-guarded; a folder's ACL is created with it in the same call.
+        is_project = entity.get("concreteType") == PROJECT_TYPE
+        # bundle2/create applies the ACL before the annotations, and writing annotations needs
+        # UPDATE: when the planned ACL does not give it to us directly, it is set afterwards.
+        acl_later = is_project or bool(desired.get("acl_after_create"))
+        bundle_acl = None if acl_later else acl
 
         def attempt() -> dict[str, Any]:
             try:
-                return self.api.create_bundle(entity, desired.get("annotations"), desired.get("acl"))
+                return self.api.create_bundle(entity, desired.get("annotations"), bundle_acl)
             except Conflict as err:
-                raise self._conflict(change, f"an entity named {entity['name']!r} appeared there") from err
+                raise self._conflict(
+                    change, f"an entity named {entity['name']!r} appeared there"
+                ) from err
 
         def check() -> dict[str, Any] | None:
             found = self.api.lookup_child(parent_id, str(entity["name"]))
@@ -122,7 +135,22 @@ class _Run:
         syn_id = str(bundle["entity"]["id"])
         with self.lock:
             self.ids[change.address] = syn_id
+        if acl_later and acl is not None:
+            self._replace_new_acl(change, syn_id, acl)
         return syn_id
+
+    def _replace_new_acl(self, change: Change, syn_id: str, entries: list[dict[str, Any]]) -> None:
+        """Give a just-created project the planned ACL (skipped when the default matches)."""
+        current = self.api.get_acl(syn_id)
+        if current is None:
+            self._apply_acl(change, syn_id, "create", entries, None)
+            return
+        wanted = {int(e["principalId"]): frozenset(e["accessType"]) for e in entries}
+        have = {
+            int(e["principalId"]): frozenset(e["accessType"]) for e in current["resourceAccess"]
+        }
+        if have != wanted:
+            self._apply_acl(change, syn_id, "update", entries, str(current["etag"]))
 
     def update_container(self, change: Change) -> str:
         assert change.syn_id is not None
@@ -165,7 +193,9 @@ class _Run:
                     return current
                 if current.get("etag") == sent_etag:
                     return None
-                raise self._conflict(change, "annotations changed while their update was unconfirmed")
+                raise self._conflict(
+                    change, "annotations changed while their update was unconfirmed"
+                )
 
             etag = self._resolve(
                 f"annotations of {change.address}", put_annotations, check_annotations
@@ -271,7 +301,10 @@ class _Run:
 
         def check() -> dict[str, Any] | None:
             current = self.api.get_wiki(owner_id, str(page["id"]))
-            if current.get("title") == page["title"] and current.get("markdown") == page["markdown"]:
+            if (
+                current.get("title") == page["title"]
+                and current.get("markdown") == page["markdown"]
+            ):
                 return current
             if current.get("etag") == prior["etag"]:
                 return None

@@ -354,4 +354,6 @@ def _markdown_summary(markdown: str, source: str | None) -> str:
 
     digest = hashlib.sha256(markdown.encode("utf-8")).hexdigest()[:12]
     origin = f"{source}, " if source else ""
-    return f"({origin}{lines} lines, {len(markdown.encode('utf-8'))} bytes, sha256 {digest})"
+    size = len(markdown.encode("utf-8"))
+    plural = "" if lines == 1 else "s"
+    return f"({origin}{lines} line{plural}, {size} bytes, sha256 {digest})"
