@@ -28,7 +28,20 @@ import yaml
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import acl, bundles, control, entities, nodes, principals, storage, wikis
+from . import (
+    acl,
+    bundles,
+    control,
+    entities,
+    files,
+    multipart,
+    nodes,
+    principals,
+    s3gate,
+    storage,
+    sts,
+    wikis,
+)
 from . import annotations as annotations_v2
 from .app import FAULT_KINDS, Knobs, RequestLog, SynapseApp
 from .principals import SeedTeam, SeedUser
@@ -46,13 +59,17 @@ MODULES: Sequence[Any] = (
     bundles,
     wikis,
     storage,
+    s3gate,
+    files,
+    multipart,
+    sts,
     control,
 )
 
 S3_REGION = "us-east-1"
 # moto accepts any credentials; these never leave the machine.
-S3_ACCESS_KEY = "emulator-access-key"  # noqa: S105 - not a secret, moto's fake account
-S3_SECRET_KEY = "emulator-secret-key"  # noqa: S105
+S3_ACCESS_KEY = "emulator-access-key"
+S3_SECRET_KEY = "emulator-secret-key"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
