@@ -9,6 +9,7 @@ error); 2 ``plan --detailed-exitcode`` with changes; 3 a bug (traceback written 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -100,6 +101,7 @@ def _configure_logging(args: argparse.Namespace, stderr: TextIO) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``synapse-declare`` and ``python -m synapse_declare``."""
     stderr = sys.stderr
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -112,7 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SynapseDeclareError as err:
         from .redact import redact_text
 
-        print(f"error: {redact_text(str(err))}", file=stderr)
+        if args is not None and _json_output(args):
+            # --json: stdout stays a valid document (or empty); diagnostics are JSON lines.
+            for diagnostic in _diagnostics(err):
+                print(redact_text(json.dumps(diagnostic)), file=stderr)
+        else:
+            print(f"error: {redact_text(str(err))}", file=stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_ERROR
@@ -128,6 +135,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=stderr,
         )
         return EXIT_BUG
+
+
+def _json_output(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False)) or getattr(args, "format", None) == "json"
+
+
+def _diagnostics(err: SynapseDeclareError) -> list[dict[str, object]]:
+    """engineering.md §B.3: severity, summary, detail, file, line, column, json_path."""
+    from .errors import ManifestError, ManifestErrors
+    from .validate import diagnostics_to_json
+
+    if isinstance(err, ManifestErrors):
+        return diagnostics_to_json(err.errors)
+    if isinstance(err, ManifestError):
+        return diagnostics_to_json([err])
+    location = getattr(err, "location", None)
+    return [
+        {
+            "severity": "error",
+            "summary": err.message,
+            "detail": err.hint,
+            "file": getattr(location, "file", None),
+            "line": getattr(location, "line", None),
+            "column": getattr(location, "column", None),
+            "json_path": getattr(location, "json_path", None),
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

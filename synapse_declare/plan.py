@@ -196,8 +196,10 @@ class Plan:
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PlanError(f"the plan file is damaged or not a synapse-declare plan: {exc}") from exc
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise PlanError(
+                f"the plan file is damaged or not a synapse-declare plan: {exc}"
+            ) from exc
 
 
 def save_plan(plan: Plan, path: Path) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from conftest import Api, read_exchanges
 
@@ -98,11 +98,11 @@ class Workspace:
 
     # -- running the CLI --------------------------------------------------------------------
 
-    def run(self, *argv: str | Path, stdin: str = "") -> Result:
-        """``main(argv)`` with stdout/stderr captured and a non-TTY stdin."""
+    def run(self, *argv: str | Path, stdin: str | IO[str] = "") -> Result:
+        """``main(argv)`` with stdout/stderr captured; stdin is not a terminal unless given."""
         out, err = io.StringIO(), io.StringIO()
         old_stdin = sys.stdin
-        sys.stdin = io.StringIO(stdin)
+        sys.stdin = io.StringIO(stdin) if isinstance(stdin, str) else stdin
         started = time.perf_counter()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
