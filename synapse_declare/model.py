@@ -61,6 +61,7 @@ NAME_CHARACTERS = "letters, numbers, spaces, and the characters , _ . - + ( ) '"
 ALIAS_RE = re.compile(r"^[A-Za-z0-9_]+$")
 ANNOTATION_KEY_RE = re.compile(r"^[a-zA-Z0-9,_.]+$")
 _DIGITS_RE = re.compile(r"^[0-9]+$")
+BUCKET_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 _LONG_TEXT_RE = re.compile(r"^[-+]?[0-9]+$")
 _DOUBLE_TEXT_RE = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 _JAVA_LONG_MIN = -(2**63)
@@ -507,6 +508,8 @@ class _ModelBuilder:
         self.locator = locator
         self.errors: list[ManifestError] = []
         self.storage_names: frozenset[str] = frozenset()
+        self.storage_specs: dict[str, Mapping[str, Any]] = {}
+        self.sts_above: list[str] = []
 
     def at(self, path: JsonPath, *, key: bool = False) -> SourceLocation:
         return self.locator.locate(path, key=key)
@@ -526,6 +529,7 @@ class _ModelBuilder:
                 f"unsupported manifest version {version!r}",
                 "this synapse-declare reads manifests with `version: 1`",
             )
+        self.storage_specs = dict(raw.get("storage_locations") or {})
         storage = self.storage_locations(raw.get("storage_locations") or {})
         self.storage_names = frozenset(storage)
         projects: list[ContainerSpec] = []
@@ -562,6 +566,7 @@ class _ModelBuilder:
     def storage_locations(self, raw: Mapping[str, Any]) -> dict[str, StorageLocationSpec]:
         out: dict[str, StorageLocationSpec] = {}
         for name, spec in raw.items():
+            self.storage_location_rules(name, spec)
             out[name] = StorageLocationSpec(
                 name=name,
                 type=spec["type"],
@@ -574,6 +579,105 @@ class _ModelBuilder:
                 location=self.at(("storage_locations", name), key=True),
             )
         return out
+
+    def storage_location_rules(self, name: str, spec: Mapping[str, Any]) -> None:
+        """What Synapse's storage-location processors would refuse (synapse-api.md §6.2)."""
+        path: JsonPath = ("storage_locations", name)
+        kind = spec["type"]
+        needs_bucket = kind in ("external_s3", "external_google_cloud", "external_object_store")
+        if needs_bucket and not spec.get("bucket"):
+            self.error(path, f"an {kind} storage location needs a bucket", "add `bucket: NAME`")
+        bucket = spec.get("bucket")
+        if bucket and not BUCKET_RE.match(bucket):
+            self.error(
+                (*path, "bucket"),
+                f"invalid bucket name {bucket!r}",
+                "S3/GCS bucket names are 3-63 characters of lower-case letters, digits, dots and "
+                "hyphens, starting and ending with a letter or digit",
+            )
+        if kind == "synapse_s3":
+            for field in ("bucket", "base_key", "endpoint_url"):
+                if spec.get(field) is not None:
+                    self.error(
+                        (*path, field),
+                        f"{field} cannot be set on a synapse_s3 location: Synapse chooses it",
+                        "remove it, or use type: external_s3 for your own bucket",
+                    )
+        if kind == "external_object_store" and not spec.get("endpoint_url"):
+            self.error(
+                path,
+                "an external_object_store location needs an endpoint_url",
+                "add `endpoint_url: https://...` (the S3-compatible service)",
+            )
+        if spec.get("sts_enabled") and kind not in ("synapse_s3", "external_s3"):
+            self.error(
+                (*path, "sts_enabled"),
+                f"STS is only available for synapse_s3 and external_s3 locations, not {kind}",
+                "remove sts_enabled",
+            )
+
+    def storage_rules(self, raw: Mapping[str, Any], path: JsonPath, kind: EntityKind) -> None:
+        """Upload-destination rules Synapse enforces (synapse-api.md §7.2, §8.3)."""
+        refs = raw.get("storage")
+        names = [refs] if isinstance(refs, str) else list(refs or [])
+        known = [n for n in names if n in self.storage_specs]
+        if len(names) > 10:
+            self.error(
+                (*path, "storage"),
+                f"{len(names)} upload destinations; Synapse allows at most 10",
+                "keep the 10 you need; the first is the default",
+            )
+        sts = [n for n in known if self.storage_specs[n].get("sts_enabled")]
+        if sts and kind is EntityKind.PROJECT:
+            self.error(
+                (*path, "storage"),
+                f"STS-enabled storage location {sts[0]!r} cannot be a project's upload destination",
+                "Synapse allows STS only on folders: put it on a (new, empty) folder",
+            )
+        if sts and len(names) > 1:
+            self.error(
+                (*path, "storage"),
+                f"STS-enabled storage location {sts[0]!r} must be the folder's only upload "
+                "destination",
+                "an STS-enabled folder cannot add other upload destinations",
+            )
+        if names and self.sts_above:
+            self.error(
+                (*path, "storage"),
+                "cannot set upload destinations inside an STS-enabled folder "
+                f"({self.sts_above[-1]})",
+                "Synapse does not allow overriding storage below an STS-enabled folder; remove "
+                "`storage` here",
+            )
+        migration = raw.get("migrate_existing")
+        if migration is not None and migration.get("to") in self.storage_specs:
+            target = self.storage_specs[migration["to"]]
+            mpath: JsonPath = (*path, "migrate_existing", "to")
+            if target["type"] not in ("synapse_s3", "external_s3"):
+                self.error(
+                    mpath,
+                    f"files can only be migrated into S3 storage, not {target['type']}",
+                    "Synapse's server-side copy works between S3 locations only",
+                )
+            elif target["type"] == "synapse_s3" and not any(
+                target.get(f) for f in ("sts_enabled", "description", "banner")
+            ):
+                self.error(
+                    mpath,
+                    f"{migration['to']!r} is Synapse's default storage (id 1), which Synapse "
+                    "does not let users copy files into",
+                    "migrate into a storage location you create: an external_s3 bucket, or a "
+                    "synapse_s3 location with a description",
+                )
+            if target.get("sts_enabled"):
+                self.error(
+                    mpath,
+                    f"cannot migrate existing files into STS-enabled location {migration['to']!r}",
+                    "Synapse only lets files with STS storage live in a folder whose own upload "
+                    "destination is that location, and only lets an empty folder get one: "
+                    "declare a new folder with `storage: "
+                    f"{migration['to']}` and `move_files_from: <folder with the files>`",
+                )
 
     # -- containers --------------------------------------------------------------------------
 
@@ -625,6 +729,17 @@ class _ModelBuilder:
 
         wiki = self.wiki(raw["wiki"], (*path, "wiki"), root=True) if "wiki" in raw else None
 
+        self.storage_rules(raw, path, kind)
+        refs = raw.get("storage")
+        own_sts = [
+            n
+            for n in ([refs] if isinstance(refs, str) else list(refs or []))
+            if (self.storage_specs.get(n) or {}).get("sts_enabled")
+        ]
+        # A project cannot be STS-enabled (reported above); only folders start an STS path.
+        own_sts = own_sts if kind is EntityKind.FOLDER else []
+        if own_sts:
+            self.sts_above.append(f"{name!r} uses {own_sts[0]!r}")
         folders: list[ContainerSpec] = []
         seen: dict[str, SourceLocation] = {}
         for i, item in enumerate(raw.get("folders") or []):
@@ -640,6 +755,8 @@ class _ModelBuilder:
             else:
                 seen[child.name] = self.at((*child_path, "name"))
             folders.append(child)
+        if own_sts:
+            self.sts_above.pop()
 
         storage = None
         if "storage" in raw:

@@ -384,7 +384,7 @@ def test_annotation_limits(tmp_path: Path) -> None:
 def test_unknown_storage_location(tmp_path: Path) -> None:
     errors = errors_in(
         tmp_path,
-        "version: 1\nstorage_locations:\n  lab: {type: external_s3, bucket: b}\nprojects:\n"
+        "version: 1\nstorage_locations:\n  lab: {type: external_s3, bucket: lab-data}\nprojects:\n"
         "  - name: P\n    storage: [lab, labb]\n    migrate_existing: {to: other}\n",
     )
     assert [(pos(e), e.message, e.hint) for e in errors] == [
@@ -534,7 +534,7 @@ def test_model_is_frozen_and_hashable(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         spec.annotations["new"] = AnnotationValue(AnnotationType.STRING, ("x",))  # type: ignore[index]
     assert hash(manifest) == hash(load_manifest(EXAMPLES / "multi-file"))
-    assert manifest.storage_locations["lab-bucket"].sts_enabled is True
+    assert manifest.storage_locations["lab-sts"].sts_enabled is True
     raw = manifest.projects[0].folders[0]
     assert raw.storage == ("lab-bucket",)
     assert raw.migrate_existing is not None and raw.migrate_existing.to == "lab-bucket"
@@ -714,3 +714,83 @@ def test_schema_valid_documents_build_or_raise_manifest_errors(doc: dict[str, An
     assert re.fullmatch(r"[0-9a-f]{64}", manifest.digest)
     assert build_model(doc).digest == manifest.digest
     hash(manifest)
+
+
+STORAGE_HEADER = (
+    "version: 1\nstorage_locations:\n"
+    "  lab: {type: external_s3, bucket: lab-data}\n"
+    "  sts: {type: external_s3, bucket: lab-data, base_key: p, sts_enabled: true}\n"
+    "  default: {type: synapse_s3}\n"
+)
+
+
+def test_storage_location_requirements(tmp_path: Path) -> None:
+    errors = errors_in(
+        tmp_path,
+        "version: 1\nstorage_locations:\n"
+        "  a: {type: external_s3}\n"
+        "  b: {type: external_s3, bucket: Bad_Bucket}\n"
+        "  c: {type: synapse_s3, base_key: x}\n"
+        "  d: {type: external_object_store, bucket: objects}\n"
+        "  e: {type: external_google_cloud, bucket: gcs-data, sts_enabled: true}\n"
+        "projects: []\n",
+    )
+    assert [(pos(e)[:2], e.message) for e in errors] == [
+        ((3, 6), "an external_s3 storage location needs a bucket"),
+        ((4, 34), "invalid bucket name 'Bad_Bucket'"),
+        ((5, 35), "base_key cannot be set on a synapse_s3 location: Synapse chooses it"),
+        ((6, 6), "an external_object_store location needs an endpoint_url"),
+        (
+            (7, 66),
+            "STS is only available for synapse_s3 and external_s3 locations, not "
+            "external_google_cloud",
+        ),
+    ]
+
+
+def test_sts_placement_rules(tmp_path: Path) -> None:
+    errors = errors_in(
+        tmp_path,
+        STORAGE_HEADER + "projects:\n"
+        "  - name: P\n"
+        "    storage: sts\n"
+        "    folders:\n"
+        "      - name: A\n"
+        "        storage: [sts, lab]\n"
+        "      - name: B\n"
+        "        storage: sts\n"
+        "        folders:\n"
+        "          - name: C\n"
+        "            storage: lab\n",
+    )
+    assert [(pos(e)[:2], e.message) for e in errors] == [
+        ((8, 14), "STS-enabled storage location 'sts' cannot be a project's upload destination"),
+        (
+            (11, 18),
+            "STS-enabled storage location 'sts' must be the folder's only upload destination",
+        ),
+        ((16, 22), "cannot set upload destinations inside an STS-enabled folder ('B' uses 'sts')"),
+    ]
+
+
+def test_migration_destination_rules(tmp_path: Path) -> None:
+    errors = errors_in(
+        tmp_path,
+        STORAGE_HEADER + "projects:\n"
+        "  - name: P\n"
+        "    migrate_existing: {to: default}\n"
+        "    folders:\n"
+        "      - name: A\n"
+        "        migrate_existing: {to: sts}\n"
+        "      - name: B\n"
+        "        migrate_existing: {to: lab, versions: all}\n",
+    )
+    assert [(pos(e)[:2], e.message) for e in errors] == [
+        (
+            (8, 28),
+            "'default' is Synapse's default storage (id 1), which Synapse does not let users copy "
+            "files into",
+        ),
+        ((11, 32), "cannot migrate existing files into STS-enabled location 'sts'"),
+    ]
+    assert "move_files_from" in (errors[1].hint or "")
