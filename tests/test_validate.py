@@ -741,7 +741,7 @@ def test_storage_location_requirements(tmp_path: Path) -> None:
         ((5, 35), "base_key cannot be set on a synapse_s3 location: Synapse chooses it"),
         ((6, 6), "an external_object_store location needs an endpoint_url"),
         (
-            (7, 66),
+            (7, 67),
             "STS is only available for synapse_s3 and external_s3 locations, not "
             "external_google_cloud",
         ),
