@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .server import Emulator
     from .store import Store
 
+
 @dataclass
 class Ctx:
     """Everything a handler needs about one request."""
@@ -111,9 +112,7 @@ class Knobs:
         # Called with (ctx) before a mutating request runs its handler: lets tests race a write.
         self.before_write: Callable[[Ctx], None] | None = None
 
-    def set_faults(
-        self, rate: float, seed: int = 0, kinds: Iterable[str] = FAULT_KINDS
-    ) -> None:
+    def set_faults(self, rate: float, seed: int = 0, kinds: Iterable[str] = FAULT_KINDS) -> None:
         kinds = tuple(kinds)
         unknown = set(kinds) - set(FAULT_KINDS)
         if unknown:
@@ -221,7 +220,9 @@ class SynapseApp:
             if route.path.startswith(SYNAPSE_PREFIXES) and not route.path.endswith("/"):
                 # Synapse's Spring mapping accepts a trailing slash (SPC calls GET /userProfile/).
                 rules.append(
-                    Rule(route.path + "/", endpoint=key, methods=[route.method], strict_slashes=False)
+                    Rule(
+                        route.path + "/", endpoint=key, methods=[route.method], strict_slashes=False
+                    )
                 )
         self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
         self.request_log: RequestLog | None = None
@@ -252,7 +253,7 @@ class SynapseApp:
             response = self._error_response(SynapseError(500, f"{type(exc).__name__}: {exc}"))
         status = response.status_code
         response_json = None
-        if response.mimetype == "application/json":
+        if self.request_log is not None and response.mimetype == "application/json":
             data = response.get_data()
             response_json = json.loads(data) if data.strip() else None
         self._log(request, request_json, status, response_json, started)
@@ -280,7 +281,8 @@ class SynapseApp:
         emulator = self.emulator
         caller = principals.resolve_caller(emulator.store, _bearer(request))
         ctx = Ctx(emulator=emulator, store=emulator.store, caller=caller, request=request)
-        request_json = _peek_json(request)
+        # The parsed body is only needed for the request log (handlers parse via ctx.body).
+        request_json = _peek_json(request) if self.request_log is not None else None
         throttled = not caller.anonymous and caller.id != MIGRATION_ADMIN
         knobs = emulator.knobs
         if throttled:
@@ -303,9 +305,7 @@ class SynapseApp:
         return _to_response(result), request_json, caller.id
 
     def _error_response(self, err: SynapseError) -> Response:
-        response = Response(
-            json.dumps(err.body()), status=err.status, mimetype="application/json"
-        )
+        response = Response(json.dumps(err.body()), status=err.status, mimetype="application/json")
         response.headers["Content-Type"] = "application/json;charset=UTF-8"
         for key, value in err.headers.items():
             response.headers[key] = value
@@ -327,7 +327,9 @@ class SynapseApp:
                 "path": request.path,
                 "query": {k: v if len(v) > 1 else v[0] for k, v in request.args.lists()},
                 "status": status,
-                "request": redact(request_json if request_json is not None else _peek_json(request)),
+                "request": redact(
+                    request_json if request_json is not None else _peek_json(request)
+                ),
                 "response": redact(response_json),
                 "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
             }

@@ -642,8 +642,11 @@ def get_children(ctx: Ctx) -> dict[str, Any]:
         rows: list[sqlite3.Row] = []
     else:
         rows = store.all(
-            "SELECT n.*, (a.node_id IS NOT NULL) AS own_acl FROM nodes n "
-            "LEFT JOIN acls a ON a.node_id = n.id WHERE n.parent_id = ? AND n.type IN (%s) "
+            "SELECT n.*, (a.node_id IS NOT NULL) AS own_acl, r.label AS rev_label, "
+            "r.modified_on AS rev_modified_on, r.modified_by AS rev_modified_by FROM nodes n "
+            "LEFT JOIN acls a ON a.node_id = n.id "
+            "LEFT JOIN revisions r ON r.node_id = n.id AND r.rev = n.current_rev "
+            "WHERE n.parent_id = ? AND n.type IN (%s) "
             "ORDER BY n.%s %s, n.id %s"
             % (",".join("?" * len(wanted)), SORT_COLUMNS[sort_by], direction, direction),
             (parent_id, *wanted),

@@ -125,9 +125,13 @@ def parse_int(value: object, what: str) -> int:
 def clean(value: Any) -> Any:
     """Drop ``None`` members recursively: the server's JSON writer omits null properties."""
     if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items() if v is not None}
+        return {
+            k: clean(v) if isinstance(v, dict | list) else v
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, list):
-        return [clean(v) for v in value]
+        return [clean(v) if isinstance(v, dict | list) else v for v in value]
     return value
 
 
