@@ -655,3 +655,16 @@ def test_bundle_update(emu: Emulator, alice: Any, project: dict[str, Any]) -> No
         "PUT", f"/entity/{file_entity['id']}/bundle2", {"entity": {**file_entity, "name": "y"}}
     )
     assert updated["entity"]["versionNumber"] == 1 and updated["entity"]["name"] == "y"
+
+
+def test_acl_principal_must_exist(emu: Emulator, alice: Any, project: dict[str, Any]) -> None:
+    # Synapse refuses the foreign key; its exact text is not in its code (§4.3, UNVERIFIED).
+    response = _put_entries(
+        alice,
+        project["id"],
+        [
+            {"principalId": user_id(emu, "alice"), "accessType": sorted(ADMIN_SET)},
+            {"principalId": 987654321, "accessType": ["READ"]},
+        ],
+    )
+    assert response.status_code == 400

@@ -784,3 +784,65 @@ def test_entity_json_has_no_nulls(alice: Any, project: dict[str, Any]) -> None:
     raw = alice.call("GET", f"/entity/{folder['id']}").text
     assert "null" not in raw
     assert json.loads(raw)["concreteType"] == FOLDER
+
+
+def test_create_checks_run_in_synapses_order(
+    emu: Emulator, alice: Any, bob: Any, project: dict[str, Any]
+) -> None:
+    """§2.3: lengths → parent → type matrix → name rules → parent in trash → authorization →
+    limits → name conflict. Each pair below would fail both checks; the earlier one answers."""
+    trashed = alice.folder("trashed", project["id"])
+    alice.ok("DELETE", f"/entity/{trashed['id']}")
+    # Parent type before name rules.
+    assert alice.error(400, "POST", "/entity", folder_body("bad/name", ROOT)) == (
+        f"Entity type: {FOLDER} cannot have a parent of type: null"
+    )
+    # Name rules before the trash check.
+    assert alice.error(400, "POST", "/entity", folder_body("bad/name", trashed["id"])) == (
+        f"Invalid Name: 'bad/name'. {NAME_RULES}"
+    )
+    # The trash check before authorization.
+    assert bob.error(404, "POST", "/entity", folder_body("x", trashed["id"])) == (
+        f"The given parent: {trashed['id']} does not exist"
+    )
+    # Authorization before the name conflict.
+    alice.folder("taken", project["id"])
+    assert bob.error(403, "POST", "/entity", folder_body("taken", project["id"])) == (
+        "You lack CREATE access to the requested entity."
+    )
+    # The file handle creator check before the name conflict.
+    grant(alice, project["id"], [(user_id(emu, "bob"), ["READ", "CREATE"])])
+    handle = make_file_handle(emu, "alice")
+    assert bob.error(403, "POST", "/entity", file_body("taken", project["id"], handle)).startswith(
+        "Only the creator of a FileHandle can access it directly by its ID."
+    )
+
+
+def test_global_conventions(emu: Emulator, alice: Any, project: dict[str, Any]) -> None:
+    """§0.2 and §11.1: unknown paths, methods, oversized bodies, charset defaults."""
+    assert alice.error(404, "GET", "/no/such/thing") == (
+        "GET was not found. Please reference API documentation at https://rest-docs.synapse.org/rest/"
+    )
+    assert alice.call("PATCH", f"/entity/{project['id']}", {}).status_code == 405
+    huge = folder_body("big", project["id"], description="x" * (2 * 1024 * 1024 + 1))
+    assert alice.call("POST", "/entity", huge).status_code == 413
+    # Without a charset the body is read as ISO-8859-1, as Synapse does.
+    raw = json.dumps(folder_body("latin", project["id"], description="café"), ensure_ascii=False)
+    response = alice.session.post(
+        emu.repo_endpoint + "/entity",
+        data=raw.encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 201
+    assert response.json()["description"] == "cafÃ©"
+    utf8 = alice.ok("POST", "/entity", folder_body("utf8", project["id"], description="café"))
+    assert utf8["description"] == "café"
+
+
+def test_malformed_json_is_400(unlogged: Any) -> None:
+    response = unlogged.session.post(
+        unlogged.emulator.repo_endpoint + "/entity", data=b"{not json", timeout=10
+    )
+    assert response.status_code == 400
+    assert response.json()["concreteType"] == "org.sagebionetworks.repo.model.ErrorResponse"
