@@ -359,8 +359,10 @@ def apply_plan(
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         while pending or running:
             if not stopping:
+                # Start at most `parallel` changes at a time: a change handed to the pool early
+                # would still run after a failure, which must stop new changes from starting.
                 ready = [c for c in pending if all(d in finished for d in c.depends_on)]
-                for change in ready:
+                for change in ready[: max(1, parallel) - len(running)]:
                     pending.remove(change)
                     started += 1
                     progress.start(change, started, total)

@@ -20,6 +20,7 @@ codes). Anything else reaching the CLI is a bug: exit code 3 and a traceback in 
     │   ├── TooManyRequests      429 after the retry budget
     │   └── ServerError          5xx after the retry budget
     ├── TransportError           connection dropped / timed out after the retry budget
+    │   └── RequestTimeout       no answer within the read timeout (never retried)
     ├── ResolutionError          a principal or storage location in the manifest is absent
     ├── PlanError                the plan cannot be built or used
     │   ├── StalePlanError       a saved plan no longer matches live Synapse / manifest / target
@@ -167,6 +168,10 @@ class ServerError(ApiError):
 
 class TransportError(SynapseDeclareError):
     """The connection failed or timed out (after retries, where a retry was safe)."""
+
+
+class RequestTimeout(TransportError):
+    """Synapse did not answer within the read timeout (``--timeout``); not retried."""
 
 
 class ResolutionError(SynapseDeclareError):

@@ -180,7 +180,10 @@ def wiki_titles(api: Api, owner_id: str) -> list[tuple[str | None, str]]:
         return []
     headers = response.json().get("results", [])
     titles = {h["id"]: h["title"] for h in headers}
-    return sorted((titles.get(h.get("parentId")), h["title"]) for h in headers)
+    return sorted(
+        ((titles.get(h.get("parentId")), h["title"]) for h in headers),
+        key=lambda pair: (pair[0] or "", pair[1]),
+    )
 
 
 def tree(api: Api, project_name: str) -> dict[str, Any] | None:

@@ -13,6 +13,10 @@ Retry policy, and why:
   happened (see ``applier``) instead of sending it twice — a blindly retried ``POST /entity``
   could create a duplicate or answer 409, a retried etag-guarded PUT would answer 412.
 
+A **read timeout** is never retried, for reads or writes: ``--timeout`` bounds how long one
+request may take, and retrying would turn that bound into (retries + 1) × timeout. It raises
+:class:`~synapse_declare.errors.RequestTimeout` for a read, :class:`AmbiguousWrite` for a write.
+
 Concurrency is bounded by a semaphore sized for Synapse's per-user throttle (3 concurrent
 requests), shared by every thread that uses this client.
 """
@@ -26,10 +30,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from .. import __version__, errors
@@ -51,6 +59,24 @@ READ_ONLY_POSTS = tuple(
         r"^/fileHandle/batch$",
     )
 )
+
+
+class _Retry(Retry):
+    """urllib3's ``Retry`` that gives up at once on a read timeout (see the module docstring)."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, ReadTimeoutError):
+            raise error.with_traceback(_stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
 
 ERROR_TYPES: dict[int, type[errors.ApiError]] = {
     400: errors.BadRequest,
@@ -87,7 +113,9 @@ class ClientOptions:
 class Transport:
     """One authenticated connection pool to a Synapse stack."""
 
-    def __init__(self, credentials: Credentials | None, endpoints: Endpoints, options: ClientOptions) -> None:
+    def __init__(
+        self, credentials: Credentials | None, endpoints: Endpoints, options: ClientOptions
+    ) -> None:
         self.endpoints = endpoints
         self.options = options
         self._credentials = credentials
@@ -95,7 +123,7 @@ class Transport:
         self.calls: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         pool = max(options.max_concurrency, 4)
-        read_retry = Retry(
+        read_retry = _Retry(
             total=options.retries,
             connect=options.retries,
             read=options.retries,
@@ -109,7 +137,7 @@ class Transport:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        write_retry = Retry(
+        write_retry = _Retry(
             total=options.retries,
             connect=options.retries,
             read=0,
@@ -162,9 +190,11 @@ class Transport:
         service: str = "repo",
     ) -> Any:
         """Send one request; returns parsed JSON (or None for an empty body)."""
-        base = {"repo": self.endpoints.repo, "file": self.endpoints.file, "auth": self.endpoints.auth}[
-            service
-        ]
+        base = {
+            "repo": self.endpoints.repo,
+            "file": self.endpoints.file,
+            "auth": self.endpoints.auth,
+        }[service]
         url = base + path
         is_read = method in ("GET", "HEAD") or (
             method == "POST" and service != "auth" and any(p.match(path) for p in READ_ONLY_POSTS)
@@ -205,13 +235,18 @@ class Transport:
                         path=path,
                         status=None,
                     ) from None
-                raise errors.TransportError(
-                    f"{method} {path}: timed out after {self.options.read_timeout:g}s"
+                raise errors.RequestTimeout(
+                    f"{method} {path}: no answer from Synapse within "
+                    f"{self.options.read_timeout:g}s",
+                    hint="the server is slow or stuck; try again later, or raise --timeout",
                 ) from None
             except requests.exceptions.RequestException as exc:
                 raise errors.TransportError(f"{method} {path}: {_short(exc)}") from None
         log.debug(
-            "%s %s -> %s (%.0f ms)", method, path, response.status_code,
+            "%s %s -> %s (%.0f ms)",
+            method,
+            path,
+            response.status_code,
             (time.perf_counter() - started) * 1000,
         )
         if response.status_code >= 400:
@@ -236,7 +271,12 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     text = repr(exc)
     return any(
         marker in text
-        for marker in ("NewConnectionError", "Failed to establish", "ConnectTimeout", "NameResolution")
+        for marker in (
+            "NewConnectionError",
+            "Failed to establish",
+            "ConnectTimeout",
+            "NameResolution",
+        )
     )
 
 

@@ -155,14 +155,20 @@ class SynapseAPI:
     # -- wikis (v1: markdown inline) -------------------------------------------------------
 
     def wiki_headers(self, owner_id: str) -> list[dict[str, Any]]:
+        """Every wiki page of the owner; empty when it has no root page (Synapse: 404)."""
         headers: list[dict[str, Any]] = []
         offset = 0
         while True:
-            body = self.t.request(
-                "GET",
-                f"/entity/{owner_id}/wikiheadertree",
-                params={"offset": offset, "limit": 50},
-            )
+            try:
+                body = self.t.request(
+                    "GET",
+                    f"/entity/{owner_id}/wikiheadertree",
+                    params={"offset": offset, "limit": 50},
+                )
+            except NotFound as err:
+                if "root wiki does not exist" in err.reason:
+                    return headers
+                raise
             page = body.get("results", [])
             headers.extend(page)
             if len(page) < 50:
