@@ -558,3 +558,16 @@ def test_sts_folder_moves(alice: Any) -> None:
     assert alice.ok("GET", f"/entity/{first['id']}")["parentId"] == plain["id"]
     folder_json = alice.ok("GET", f"/entity/{plain['id']}")
     assert folder_json["concreteType"] == FOLDER
+
+
+def test_names_that_need_encoding(shared_emulator: Emulator, alice: Any) -> None:
+    project = alice.project(_name())
+    name = "my data (v1)+final's copy.txt"
+    data = b"encoded names survive signing"
+    handle = upload(alice, data, name, content_type="text/plain; charset=UTF-8")
+    assert handle["key"].endswith("/" + name)
+    entity = file_entity(alice, project["id"], handle["id"])
+    [result] = batch(alice, association(handle["id"], entity["id"]), includePreSignedURLs=True)
+    response = requests.get(result["preSignedURL"], timeout=30)
+    assert response.status_code == 200 and response.content == data
+    assert response.headers["Content-Disposition"] == f"attachment; filename={name}"

@@ -164,6 +164,12 @@ def test_upload_and_download_in_synapse_and_external_storage(
     assert handle["storageLocationId"] == 1 and handle["bucketName"] == emu.synapse_bucket
     assert handle["contentMd5"] == hashlib.md5(data).hexdigest()
     assert _downloaded(syn, stored.id, tmp_path / "down") == data
+    odd = b"a name that needs URL encoding"
+    named = syn.store(
+        File(str(_write(tmp_path / "up" / "notes (draft) v2+final.txt", odd)), parent=project)
+    )
+    assert named._file_handle["key"].endswith("/notes (draft) v2+final.txt")
+    assert _downloaded(syn, named.id, tmp_path / "down-named") == odd
 
     bucket = make_bucket(emu, owner="alice", base_key="lab")
     folder, location, _ = syn.create_s3_storage_location(
