@@ -188,3 +188,108 @@ class SynapseAPI:
 
     def update_wiki(self, owner_id: str, page: dict[str, Any]) -> dict[str, Any]:
         return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki/{page['id']}", body=page))
+
+    # -- storage / migration -------------------------------------------------------------------
+    # Used by ``migration.py``. The multipart calls are writes for the transport (an unknown
+    # outcome raises AmbiguousWrite); the migration engine decides which of them are safe to send
+    # again (start: Synapse's request hash returns the same upload; presigned URL batch: changes
+    # nothing; add part: records the same part again; complete: answers the same status).
+
+    def children_of_types(self, parent_id: str, types: list[str]) -> list[dict[str, Any]]:
+        """Every child header of ``parent_id`` of the given entity types (all pages)."""
+        page_token: str | None = None
+        headers: list[dict[str, Any]] = []
+        while True:
+            body = self.t.request(
+                "POST",
+                "/entity/children",
+                body={
+                    "parentId": parent_id,
+                    "includeTypes": types,
+                    "sortBy": "NAME",
+                    "sortDirection": "ASC",
+                    "nextPageToken": page_token,
+                },
+            )
+            headers.extend(body.get("page", []))
+            page_token = body.get("nextPageToken")
+            if not page_token:
+                return headers
+
+    def version_bundle(self, entity_id: str, version: int, **flags: bool) -> dict[str, Any]:
+        return dict(
+            self.t.request("POST", f"/entity/{entity_id}/version/{version}/bundle2", body=flags)
+        )
+
+    def entity_versions(self, entity_id: str, *, page: int = 50) -> list[dict[str, Any]]:
+        """Every VersionInfo of an entity, newest first (offset paging, stops on a short page)."""
+        versions: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = self.t.request(
+                "GET", f"/entity/{entity_id}/version", params={"offset": offset, "limit": page}
+            )
+            results = list(body.get("results", []))
+            versions.extend(results)
+            if len(results) < page:
+                return versions
+            offset += page
+
+    def get_storage_location(self, location_id: int) -> dict[str, Any]:
+        return dict(self.t.request("GET", f"/storageLocation/{location_id}"))
+
+    def get_file_handle(self, handle_id: str) -> dict[str, Any]:
+        """Only the handle's creator may read it this way (403 otherwise)."""
+        return dict(self.t.request("GET", f"/fileHandle/{handle_id}", service="file"))
+
+    def start_multipart(self, request: dict[str, Any], *, force_restart: bool) -> dict[str, Any]:
+        """POST /file/multipart (upload or copy request) → MultipartUploadStatus."""
+        return dict(
+            self.t.request(
+                "POST",
+                "/file/multipart",
+                body=request,
+                params={"forceRestart": "true" if force_restart else "false"},
+                service="file",
+            )
+        )
+
+    def presigned_part_urls(self, upload_id: str, part_numbers: list[int]) -> list[dict[str, Any]]:
+        body = self.t.request(
+            "POST",
+            f"/file/multipart/{upload_id}/presigned/url/batch",
+            body={"uploadId": upload_id, "partNumbers": part_numbers},
+            service="file",
+        )
+        return list(body.get("partPresignedUrls", []))
+
+    def add_part(self, upload_id: str, part_number: int, part_md5_hex: str) -> dict[str, Any]:
+        return dict(
+            self.t.request(
+                "PUT",
+                f"/file/multipart/{upload_id}/add/{part_number}",
+                params={"partMD5Hex": part_md5_hex},
+                service="file",
+            )
+        )
+
+    def complete_multipart(self, upload_id: str) -> dict[str, Any]:
+        return dict(self.t.request("PUT", f"/file/multipart/{upload_id}/complete", service="file"))
+
+    def update_version_file_handle(
+        self, entity_id: str, version: int, old_handle_id: str, new_handle_id: str
+    ) -> None:
+        """Repoint one version in place; 412 when the version no longer has ``old_handle_id``."""
+        self.t.request(
+            "PUT",
+            f"/entity/{entity_id}/version/{version}/filehandle",
+            body={"oldFileHandleId": old_handle_id, "newFileHandleId": new_handle_id},
+        )
+
+    def update_entity_new_version(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """PUT /entity/{id}?newVersion=true (etag-guarded: 412 when the entity changed)."""
+        return dict(
+            self.t.request(
+                "PUT", f"/entity/{entity['id']}", body=entity, params={"newVersion": "true"}
+            )
+        )
