@@ -22,7 +22,16 @@ from typing import Any, TypeVar
 
 from .client.http import AmbiguousWrite
 from .client.synapse import SynapseAPI
-from .errors import ApiError, Conflict, Forbidden, NotFound, PreconditionFailed, SynapseDeclareError
+from .errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    MigrationError,
+    NotFound,
+    PreconditionFailed,
+    SynapseDeclareError,
+)
 from .plan import Action, Change, Plan, Resource
 from .progress import Progress
 from .state import PROJECT_TYPE
@@ -49,13 +58,26 @@ class ApplyResult:
         return not self.failed and not self.not_attempted
 
 
+@dataclass(frozen=True)
+class StorageOptions:
+    """What apply needs for storage migrations (the CLI builds it from its flags)."""
+
+    migration: Any = None  # migration.MigrationOptions; None → its defaults
+    reader_factory: Callable[[str | None], Any] | None = None  # endpoint_url → DestinationReader
+
+
 class _Run:
-    def __init__(self, api: SynapseAPI, plan: Plan, progress: Progress) -> None:
+    def __init__(
+        self, api: SynapseAPI, plan: Plan, progress: Progress, storage: StorageOptions
+    ) -> None:
         self.api = api
         self.plan = plan
         self.progress = progress
+        self.storage = storage
         self.ids: dict[str, str] = {}
         self.wiki_ids: dict[str, str] = {}
+        self.locations: dict[str, int] = {}  # storage location name → id created by this run
+        self.soft_failures: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -326,6 +348,116 @@ class _Run:
             else:
                 self.ids[change.address] = change.syn_id
 
+    # -- storage ---------------------------------------------------------------------------
+
+    def create_location(self, change: Change) -> str:
+        from .storage import match_locations_by_body
+
+        setting = dict(change.desired["setting"])
+        name = str(change.desired["name"])
+
+        def attempt() -> dict[str, Any]:
+            return self.api.create_storage_location(setting)
+
+        def check() -> dict[str, Any] | None:
+            # Synapse de-duplicates identical settings per creator, so a location that was
+            # created before the response got lost is found by its settings.
+            return match_locations_by_body(setting, self.api.my_storage_locations())
+
+        created = self._resolve(f"create storage location {name}", attempt, check)
+        location_id = int(created["storageLocationId"])
+        with self.lock:
+            self.locations[name] = location_id
+        return f"storage location {location_id}"
+
+    def _location_ids(self, refs: list[Any]) -> list[int]:
+        ids: list[int] = []
+        with self.lock:
+            for ref in refs:
+                if isinstance(ref, str) and ref.startswith("new:"):
+                    ids.append(self.locations[ref[4:]])
+                else:
+                    ids.append(int(ref))
+        return ids
+
+    def upload_destination(self, change: Change) -> str:
+        container_id = self._id(str(change.desired["container"]))
+        wanted = self._location_ids(list(change.desired["locations"]))
+
+        def check() -> dict[str, Any] | None:
+            current = self.api.upload_setting(container_id)
+            if current is not None and [int(i) for i in current.get("locations", [])] == wanted:
+                return current
+            if change.action is Action.CREATE and current is None:
+                return None
+            if (
+                change.action is Action.UPDATE
+                and current is not None
+                and current.get("etag") == change.prior.get("etag")
+            ):
+                return None
+            raise self._conflict(change, "the upload destinations changed meanwhile")
+
+        if change.action is Action.CREATE:
+
+            def create() -> dict[str, Any]:
+                try:
+                    return self.api.create_upload_setting(container_id, wanted)
+                except BadRequest as err:
+                    if "already exists" in err.reason:
+                        raise self._conflict(change, err.reason) from err
+                    raise
+
+            self._resolve(f"set upload destinations of {change.address}", create, check)
+        else:
+            setting = {**dict(change.prior["setting"]), "locations": wanted}
+
+            def update() -> dict[str, Any]:
+                try:
+                    self.api.update_upload_setting(setting)
+                except PreconditionFailed as err:
+                    raise self._conflict(change, "the upload destinations changed (412)") from err
+                return setting
+
+            self._resolve(f"update upload destinations of {change.address}", update, check)
+        return "locations " + ", ".join(str(i) for i in wanted)
+
+    def migrate(self, change: Change) -> str:
+        from .migration import MigrationIndex, MigrationOptions, run_migration
+
+        desired = change.desired
+        index = MigrationIndex.from_json(desired["index"])
+        name = str(desired["destination"])
+        with self.lock:
+            destination = self.locations.get(name, index.destination_id)
+        if destination is None:
+            raise MigrationError(f"{change.address}: destination {name!r} was not created")
+        options = self.storage.migration or MigrationOptions()
+        factory = self.storage.reader_factory
+        if factory is None:
+            from .client.s3 import DestinationReader
+
+            factory = DestinationReader.from_settings
+        report = run_migration(
+            self.api,
+            index,
+            int(destination),
+            endpoint=self.plan.target.endpoint,
+            user_id=self.plan.target.user_id,
+            verifier=factory(desired.get("endpoint_url")),
+            options=options,
+            progress=self.progress,
+        )
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts.items()) if v)
+        if not report.ok:
+            message = f"{change.address}: migration incomplete ({counts})"
+            if getattr(options, "continue_on_error", False):
+                with self.lock:
+                    self.soft_failures.append((change.address, message))
+                return counts + " (failures collected in the report)"
+            raise MigrationError(message, hint="see the migration report; re-run apply to resume")
+        return counts
+
     def execute(self, change: Change) -> str:
         if change.resource in (Resource.PROJECT, Resource.FOLDER):
             if change.action is Action.CREATE:
@@ -335,15 +467,26 @@ class _Run:
             if change.action is Action.CREATE:
                 return self.create_wiki(change)
             return self.update_wiki(change)
+        if change.resource is Resource.STORAGE_LOCATION:
+            return self.create_location(change)
+        if change.resource is Resource.UPLOAD_DESTINATION:
+            return self.upload_destination(change)
+        if change.resource is Resource.MIGRATION:
+            return self.migrate(change)
         raise SynapseDeclareError(f"{change.address}: {change.resource} changes are not supported")
 
 
 def apply_plan(
-    api: SynapseAPI, plan: Plan, *, progress: Progress | None = None, parallel: int = 3
+    api: SynapseAPI,
+    plan: Plan,
+    *,
+    progress: Progress | None = None,
+    parallel: int = 3,
+    storage: StorageOptions | None = None,
 ) -> ApplyResult:
     """Apply every actionable change of ``plan`` in dependency order."""
     progress = progress or Progress()
-    run = _Run(api, plan, progress)
+    run = _Run(api, plan, progress, storage or StorageOptions())
     result = ApplyResult()
     pending: list[Change] = []
     for change in plan.changes:
@@ -388,5 +531,6 @@ def apply_plan(
                         pool.shutdown(wait=True, cancel_futures=True)
                         raise error
     result.not_attempted = [c.address for c in pending]
+    result.failed.extend(run.soft_failures)
     result.ids = dict(run.ids)
     return result

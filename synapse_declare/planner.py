@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from . import storage
+from .errors import PolicyViolation
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, WikiSpec, level_for
 from .plan import Action, Change, FieldChange, Plan, Resource
 from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState
@@ -47,16 +49,131 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         project_live = live.containers.get(project.address)
         adopting = project_live is not None and not project_live.managed_marker
         _plan_container(project, None, live, adopting, changes, warnings)
+    ordered = _with_storage(manifest, live, changes, warnings)
     created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
         target=live.target,
         manifest_digest=manifest.digest,
         manifest_files=manifest.files,
-        changes=tuple(changes),
+        changes=tuple(ordered),
         observed=dict(live.observed),
         warnings=tuple(warnings),
         created_at=created_at,
     )
+
+
+def _with_storage(
+    manifest: Manifest, live: LiveState, changes: list[Change], warnings: list[str]
+) -> list[Change]:
+    """Storage locations first; each container's upload destination and migration after it."""
+    if not manifest.storage_locations:
+        return changes
+    locations = storage.plan_locations(manifest, live.storage)
+    for change in locations:
+        name = str(change.desired["name"])
+        declared = manifest.storage_locations[name]
+        if declared.type != "external_s3":
+            continue
+        if name not in live.storage.owner_checks:
+            warnings.append(
+                f"storage location {name!r}: owner.txt in s3://{declared.bucket} was not checked "
+                "here (no AWS access from this machine); Synapse checks it when apply creates "
+                "the location"
+            )
+            continue
+        problem = live.storage.owner_checks[name]
+        if problem is not None:
+            raise PolicyViolation(
+                f"storage location {name!r}: {problem}, so Synapse would refuse to create it",
+                location=declared.location,
+                hint=storage.owner_hint(declared, live.target.user_name, live.target.user_id),
+            )
+    per_container: dict[str, list[Change]] = {}
+    for spec in manifest.walk():
+        current = live.containers.get(spec.address)
+        syn_id = current.syn_id if current is not None else None
+        extra = [
+            storage.plan_upload_destination(spec, syn_id, live.storage, manifest),
+            _migration_change(spec, live),
+        ]
+        per_container[spec.address] = [c for c in extra if c is not None]
+    ordered = list(locations)
+    for change in changes:
+        ordered.append(change)
+        ordered.extend(per_container.pop(change.address, []))
+    return ordered
+
+
+def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
+    migration = spec.migrate_existing
+    if migration is None:
+        return None
+    index = live.storage.migrations.get(spec.address)
+    depends = [spec.address]
+    if spec.storage is not None:
+        depends.append(f"{spec.address}#upload")
+    if migration.to not in live.storage.matched:
+        depends.append(f"storage:{migration.to}")
+    address = f"{spec.address}#migration"
+    if index is None:
+        return None  # the container is created by this plan: it holds no files yet
+    skipped: dict[str, int] = {}
+    for item in index.skipped:
+        skipped[item.reason] = skipped.get(item.reason, 0) + 1
+    summary = {
+        "files": len({i.entity_id for i in index.items}),
+        "versions": len(index.items),
+        "bytes": index.total_bytes(),
+        "size": _human_bytes(index.total_bytes()),
+        "copies": index.unique_handles(),
+        "already_in_destination": len(index.already),
+        "skipped": skipped,
+        "estimated_duration": _human_seconds(index.estimated_seconds()),
+    }
+    fields = tuple(
+        FieldChange(key, None, value)
+        for key, value in summary.items()
+        if value not in ({}, 0) or key in ("files", "versions")
+    )
+    return Change(
+        address=address,
+        resource=Resource.MIGRATION,
+        action=Action.MIGRATE if index.items else Action.NO_OP,
+        syn_id=index.container_id,
+        fields=fields if index.items else (),
+        depends_on=tuple(depends),
+        desired={
+            "container": spec.address,
+            "destination": migration.to,
+            "endpoint_url": live.storage.endpoints.get(migration.to),
+            "strategy": migration.versions,
+            "index": index.to_json(),
+        },
+        reason=(
+            f"{migration.versions} version(s) to {migration.to}, copied server-side, verified, "
+            "sources kept"
+            if index.items
+            else f"nothing to migrate ({len(index.already)} already there, "
+            f"{len(index.skipped)} skipped)"
+        ),
+    )
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.1f} h"
 
 
 def _desired_annotations(spec: ContainerSpec) -> dict[str, Any] | None:
@@ -156,6 +273,14 @@ def _plan_container(
                     "entity": entity,
                     "annotations": desired_annotations,
                     "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
+                    # bundle2/create applies the ACL before the annotations, and writing
+                    # annotations needs UPDATE: when the new ACL does not give it to us
+                    # directly, the ACL is set in a second call after the annotations.
+                    "acl_after_create": bool(
+                        desired_acl is not None
+                        and desired_annotations
+                        and "UPDATE" not in desired_acl.get(live.target.user_id, frozenset())
+                    ),
                     "parent": parent.address if parent is not None else None,
                 },
                 reason="does not exist",

@@ -60,7 +60,7 @@ def _address_display(address: str) -> str:
     path, _, wiki = address.partition("#")
     names = [part.split(":", 1)[1] if ":" in part else part for part in path.split("/")]
     shown = '"' + "/".join(names) + '"'
-    if wiki:
+    if wiki.startswith("wiki"):
         sub = wiki[len("wiki") :].lstrip("/")
         shown += f" wiki {json.dumps(sub) if sub else '(root)'}"
     return shown

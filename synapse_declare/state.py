@@ -23,10 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from . import storage
 from .client.synapse import SynapseAPI
 from .errors import PlanError, ResolutionError
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
+from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ class LiveState:
     principals: dict[PrincipalRef, int]
     containers: dict[str, LiveContainer | None]
     observed: dict[str, str | None]
+    storage: LiveStorage = field(default_factory=LiveStorage)
+    identities: tuple[str, ...] = ()  # user id, user name, emails (owner.txt checks)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -109,9 +113,7 @@ def resolve_principals(
     refs = _principal_refs(manifest)
     resolved: dict[PrincipalRef, int] = {}
     named = sorted((r for r in refs if r.kind in (PrincipalKind.USER, PrincipalKind.TEAM)), key=str)
-    numeric = sorted(
-        {r.id for r in refs if r.kind is PrincipalKind.ID and r.id is not None}
-    )
+    numeric = sorted({r.id for r in refs if r.kind is PrincipalKind.ID and r.id is not None})
     for ref in refs:
         if ref.kind is PrincipalKind.SELF:
             resolved[ref] = user_id
@@ -217,7 +219,9 @@ def _acl_entries(acl: dict[str, Any]) -> dict[int, frozenset[str]]:
     return {k: frozenset(v) for k, v in entries.items()}
 
 
-def _wiki_paths(spec: WikiSpec, prefix: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], WikiSpec]]:
+def _wiki_paths(
+    spec: WikiSpec, prefix: tuple[str, ...] = ()
+) -> Iterable[tuple[tuple[str, ...], WikiSpec]]:
     yield prefix, spec
     for page in spec.pages:
         yield from _wiki_paths(page, (*prefix, page.title))
@@ -269,7 +273,8 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
     principals = resolve_principals(api, manifest, user_id)
     containers: dict[str, LiveContainer | None] = {}
     observed: dict[str, str | None] = {
-        f"principal:{ref}": str(pid) for ref, pid in sorted(principals.items(), key=lambda x: str(x[0]))
+        f"principal:{ref}": str(pid)
+        for ref, pid in sorted(principals.items(), key=lambda x: str(x[0]))
     }
 
     # Level 0: projects by name lookup.
@@ -289,7 +294,9 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
             containers[spec.address] = live
         bundle_jobs = [(s, lv) for s, lv in existing if _needs_bundle(s, lv.own_acl)]
         _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
-        _parallel(api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki])
+        _parallel(
+            api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
+        )
         listing = [(s, lv) for s, lv in existing if s.folders]
 
         def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
@@ -321,10 +328,67 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
                         )
                 next_level.append((child, child_live))
         level = next_level
-    return LiveState(target=target, principals=principals, containers=containers, observed=observed)
+    identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
+    live_storage = _read_storage(api, manifest, containers, identities)
+    storage.observe(manifest, live_storage, observed)
+    return LiveState(
+        target=target,
+        principals=principals,
+        containers=containers,
+        observed=observed,
+        storage=live_storage,
+        identities=identities,
+    )
 
 
-def _observe(observed: dict[str, str | None], spec: ContainerSpec, live: LiveContainer | None) -> None:
+def _read_storage(
+    api: SynapseAPI,
+    manifest: Manifest,
+    containers: dict[str, LiveContainer | None],
+    identities: tuple[str, ...],
+) -> LiveStorage:
+    ids = {address: (c.syn_id if c is not None else None) for address, c in containers.items()}
+    live = storage.read_storage(api, manifest, ids)
+    used = storage.used_locations(manifest)
+    for name, spec in sorted(manifest.storage_locations.items()):
+        if name in live.matched or name not in used or spec.type != "external_s3":
+            continue
+        try:
+            live.owner_checks[name] = storage.check_owner_txt(spec, identities)
+        except LookupError as exc:
+            log.warning("owner.txt of storage location %r not checked here: %s", name, exc)
+    migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
+    if migrating:
+        from .migration import Strategy, index_migration
+
+        def index(spec: ContainerSpec) -> tuple[str, Any]:
+            assert spec.migrate_existing is not None
+            own = {
+                str(ids[d.address])
+                for d in _descendants(spec)
+                if d.migrate_existing is not None and ids.get(d.address)
+            }
+            return spec.address, index_migration(
+                api,
+                str(ids[spec.address]),
+                Strategy(spec.migrate_existing.versions),
+                live.matched.get(spec.migrate_existing.to),
+                exclude=frozenset(own),
+            )
+
+        live.migrations = dict(_parallel(api, index, migrating))
+    return live
+
+
+def _descendants(spec: ContainerSpec) -> Iterable[ContainerSpec]:
+    for child in spec.folders:
+        yield child
+        yield from _descendants(child)
+
+
+def _observe(
+    observed: dict[str, str | None], spec: ContainerSpec, live: LiveContainer | None
+) -> None:
     if live is None:
         observed[spec.address] = None
         return

@@ -59,18 +59,9 @@ def _log_dir(config: pytest.Config) -> Path:
     existing = getattr(config, "_sd_log_dir", None)
     if existing is not None:
         return Path(existing)
-    base = os.environ.get(REQUEST_LOG_DIR_ENV)
-    if base:
-        path = Path(base)
-    elif config.cache is not None:
-        path = Path(config.cache.mkdir("exchange-logs"))
-    else:
-        path = Path(tempfile.mkdtemp(prefix="synapse-declare-exchanges-"))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    path = path / worker
+    base = os.environ.get(REQUEST_LOG_DIR_ENV) or tempfile.mkdtemp(prefix="sd-exchanges-")
+    path = Path(base) / os.environ.get("PYTEST_XDIST_WORKER", "main")
     path.mkdir(parents=True, exist_ok=True)
-    for old in path.glob("*.jsonl"):
-        old.unlink()
     config._sd_log_dir = str(path)  # type: ignore[attr-defined]
     return path
 
@@ -190,25 +181,30 @@ def api_for() -> Callable[[Emulator, str | None], Api]:
 # Conformance gate
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The controller starts every run with an empty exchange-log folder."""
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller gives this run its own exchange-log folder (workers inherit it), so
+    concurrent pytest runs never share or delete each other's logs."""
     if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(REQUEST_LOG_DIR_ENV):
         return
-    cache = getattr(session.config, "cache", None)
-    if cache is not None:
-        shutil.rmtree(Path(cache.mkdir("exchange-logs")), ignore_errors=True)
+    root = Path(tempfile.mkdtemp(prefix="synapse-declare-exchanges-"))
+    os.environ[REQUEST_LOG_DIR_ENV] = str(root)
+    config._sd_owned_log_root = str(root)  # type: ignore[attr-defined]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # workers' logs are checked by the controller
-    log_root = getattr(session.config, "_sd_log_dir", None)
+    owned = getattr(session.config, "_sd_owned_log_root", None)
     base = os.environ.get(REQUEST_LOG_DIR_ENV)
     roots = [Path(base)] if base else []
-    if log_root:
-        roots.append(Path(log_root).parent)
-    if getattr(session.config, "cache", None) is not None and not roots:
-        roots.append(Path(session.config.cache.mkdir("exchange-logs")))
+    try:
+        _check_conformance(session, roots)
+    finally:
+        if owned:
+            shutil.rmtree(owned, ignore_errors=True)
+
+
+def _check_conformance(session: pytest.Session, roots: list[Path]) -> None:
     if not SHARED_TOOLS.exists():
         return
     sys.path.insert(0, str(SHARED_TOOLS))

@@ -9,6 +9,7 @@ from .http import Transport
 
 PROJECT = "org.sagebionetworks.repo.model.Project"
 FOLDER = "org.sagebionetworks.repo.model.Folder"
+UPLOAD_SETTING = "org.sagebionetworks.repo.model.project.UploadDestinationListSetting"
 ALL_ENTITY_TYPES = [
     "project",
     "folder",
@@ -151,6 +152,49 @@ class SynapseAPI:
 
     def delete_acl(self, entity_id: str) -> None:
         self.t.request("DELETE", f"/entity/{entity_id}/acl")
+
+    # -- storage locations, upload destinations, STS ---------------------------------------
+
+    def my_storage_locations(self) -> list[dict[str, Any]]:
+        """The caller's storage locations (Synapse returns the newest 100)."""
+        body = self.t.request("GET", "/storageLocation")
+        return list(body.get("list", [])) if isinstance(body, dict) else []
+
+    def create_storage_location(self, setting: dict[str, Any]) -> dict[str, Any]:
+        """Idempotent per user on Synapse: identical settings return the existing location."""
+        return dict(self.t.request("POST", "/storageLocation", body=setting))
+
+    def upload_setting(self, container_id: str) -> dict[str, Any] | None:
+        """The container's own upload-destination setting; None when it has none (Synapse
+        answers 200 with an empty body)."""
+        body = self.t.request("GET", f"/projectSettings/{container_id}/type/upload")
+        return dict(body) if isinstance(body, dict) and body else None
+
+    def create_upload_setting(self, container_id: str, locations: list[int]) -> dict[str, Any]:
+        return dict(
+            self.t.request(
+                "POST",
+                "/projectSettings",
+                body={
+                    "concreteType": UPLOAD_SETTING,
+                    "settingsType": "upload",
+                    "projectId": container_id,
+                    "locations": locations,
+                },
+            )
+        )
+
+    def update_upload_setting(self, setting: dict[str, Any]) -> None:
+        """PUT answers 200 with an empty body; a stale etag is 412."""
+        self.t.request("PUT", "/projectSettings", body=setting)
+
+    def upload_destination(self, entity_id: str) -> dict[str, Any]:
+        return dict(self.t.request("GET", f"/entity/{entity_id}/uploadDestination", service="file"))
+
+    def sts_credentials(self, entity_id: str, permission: str) -> dict[str, Any]:
+        return dict(
+            self.t.request("GET", f"/entity/{entity_id}/sts", params={"permission": permission})
+        )
 
     # -- wikis (v1: markdown inline) -------------------------------------------------------
 
