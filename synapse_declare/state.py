@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import storage
+from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
 from .errors import PlanError, ResolutionError
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
@@ -353,10 +354,14 @@ def _read_storage(
     for name, spec in sorted(manifest.storage_locations.items()):
         if name in live.matched or name not in used or spec.type != "external_s3":
             continue
-        try:
-            live.owner_checks[name] = storage.check_owner_txt(spec, identities)
-        except LookupError as exc:
-            log.warning("owner.txt of storage location %r not checked here: %s", name, exc)
+        assert spec.bucket is not None
+        check = check_owner_txt(
+            spec.bucket, spec.base_key, identities, endpoint_url=spec.endpoint_url
+        )
+        if check.checked:
+            live.owner_checks[name] = None if check.ok else check.error
+        else:
+            log.warning("owner.txt of storage location %r not checked here: %s", name, check.error)
     migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
     if migrating:
         from .migration import Strategy, index_migration

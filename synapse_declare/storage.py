@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .client.s3 import owner_txt_key
 from .client.synapse import SynapseAPI
 from .errors import PolicyViolation
 from .model import ContainerSpec, Manifest, StorageLocationSpec
@@ -354,61 +355,8 @@ def _check_sts_transition(
 # owner.txt pre-flight
 
 
-def owner_key(base_key: str | None) -> str:
-    sanitized = _base_key(base_key)
-    return f"{sanitized}/owner.txt" if sanitized else "owner.txt"
-
-
-def check_owner_txt(spec: StorageLocationSpec, identities: Iterable[str]) -> str | None:
-    """Synapse's BucketOwnerVerifier, run early with the user's own AWS credentials.
-
-    Returns a problem to report, or None when owner.txt names the user. Raises
-    ``LookupError`` when it cannot be checked here (no AWS credentials, no access): Synapse
-    will still check it at apply time.
-    """
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    assert spec.bucket is not None
-    key = owner_key(spec.base_key)
-    wanted = {i.strip().lower() for i in identities if i}
-    try:
-        client = boto3.client(
-            "s3",
-            endpoint_url=spec.endpoint_url or None,
-            config=Config(
-                retries={"max_attempts": 2},
-                connect_timeout=5,
-                read_timeout=10,
-                s3={"addressing_style": "path"},
-            ),
-        )
-        body = client.get_object(Bucket=spec.bucket, Key=key)["Body"].read(64 * 1024)
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("NoSuchBucket",):
-            return f"bucket {spec.bucket!r} does not exist"
-        if code in ("NoSuchKey", "404"):
-            return f"s3://{spec.bucket}/{key} does not exist"
-        raise LookupError(f"cannot read s3://{spec.bucket}/{key}: {code or exc}") from None
-    except BotoCoreError as exc:
-        raise LookupError(f"cannot read s3://{spec.bucket}/{key}: {exc}") from None
-    tokens = {
-        token.strip().lower()
-        for line in body.decode("utf-8", errors="replace").splitlines()[:100]
-        for token in line.split(",")
-        if token.strip()
-    }
-    if not tokens:
-        return f"s3://{spec.bucket}/{key} names nobody"
-    if tokens & wanted:
-        return None
-    return f"s3://{spec.bucket}/{key} does not name you"
-
-
 def owner_hint(spec: StorageLocationSpec, user_name: str, user_id: int) -> str:
-    key = owner_key(spec.base_key)
+    key = owner_txt_key(spec.base_key)
     endpoint = f" --endpoint-url {spec.endpoint_url}" if spec.endpoint_url else ""
     return (
         f"write s3://{spec.bucket}/{key} containing one line with your Synapse user name "
