@@ -114,9 +114,9 @@ def _config_token(
         sections = ["default", "authentication"]
     for name in sections:
         if parser.has_section(name):
-            token = parser[name].get("authtoken")
+            token = (parser[name].get("authtoken") or "").strip()
             if token:
-                return token.strip(), f"{path} [{name}]", parser[name].get("username")
+                return token, f"{path} [{name}]", parser[name].get("username")
     return None
 
 
@@ -144,6 +144,11 @@ def resolve_credentials(
             token = token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"--token-file {token_file}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"--token-file {token_file} is not a text file (not UTF-8)",
+                hint="the file should hold only the personal access token",
+            ) from exc
         if not token:
             raise ConfigError(f"--token-file {token_file} is empty")
         source = f"--token-file {token_file}"
@@ -151,7 +156,7 @@ def resolve_credentials(
         found = _config_token(parser, profile, path)
         if found is not None:
             token, source, username = found
-    if token is None and env.get("SYNAPSE_AUTH_TOKEN"):
+    if token is None and env.get("SYNAPSE_AUTH_TOKEN", "").strip():
         token, source = env["SYNAPSE_AUTH_TOKEN"].strip(), "SYNAPSE_AUTH_TOKEN"
     if token is None:
         if not require_token:
