@@ -67,6 +67,7 @@ def build_parser() -> _Parser:
     _register_show(sub)
     _register_schema(sub)
     _register_emulator(sub)
+    _register_sts(sub)
     _register_demo(sub)
     return parser
 
@@ -553,3 +554,94 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(main, sys.stdout, workdir=args.workdir)
+
+
+# ---------------------------------------------------------------------------------------------
+# sts
+
+
+def _register_sts(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "sts",
+        help="print temporary AWS credentials for an STS-enabled folder (stdout only)",
+        description="Get STS credentials for an STS-enabled folder (or anything inside one). "
+        'Only the credentials go to stdout, so `eval "$(synapse-declare sts ...)"` and '
+        "`boto3.client('s3', **json.loads(...))` work; they never appear in logs.",
+    )
+    parser.add_argument(
+        "entity", help="a Synapse id (syn123) or a path: 'Project name/Folder/Subfolder'"
+    )
+    parser.add_argument(
+        "--permission",
+        choices=("read_only", "read_write"),
+        default="read_only",
+        help="read_only needs DOWNLOAD; read_write also UPDATE, CREATE and DELETE",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("shell", "json", "boto"),
+        default="shell",
+        help="shell: export lines for eval; json: Synapse's response; boto: boto3 client kwargs",
+    )
+    _add_connection(parser)
+    parser.set_defaults(handler=_sts)
+
+
+def _sts(args: argparse.Namespace) -> int:
+    import json
+    import re
+    import shlex
+
+    from .client.synapse import SynapseAPI
+    from .errors import NotFound
+
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        target = args.entity.strip()
+        if re.fullmatch(r"(?i)syn\d+", target):
+            entity_id = target
+        else:
+            parent: str | None = None
+            found: str | None = None
+            for name in [p for p in target.split("/") if p]:
+                found = api.lookup_child(parent, name)
+                if found is None:
+                    raise NotFound(
+                        f"{target!r}: no entity named {name!r} there",
+                        status=404,
+                        hint="give a Synapse id (syn123) or the exact path 'Project/Folder'",
+                    )
+                parent = found
+            if found is None:
+                raise UsageError("give a Synapse id or a path such as 'Project/Folder'")
+            entity_id = found
+        creds = api.sts_credentials(entity_id, args.permission)
+    finally:
+        api.t.close()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(creds, indent=2) + "\n")
+    elif args.format == "boto":
+        boto = {
+            "aws_access_key_id": creds["accessKeyId"],
+            "aws_secret_access_key": creds["secretAccessKey"],
+            "aws_session_token": creds["sessionToken"],
+        }
+        sys.stdout.write(json.dumps(boto, indent=2) + "\n")
+    else:
+        location = f"s3://{creds['bucket']}" + (
+            f"/{creds['baseKey']}" if creds.get("baseKey") else ""
+        )
+        lines = [
+            f"export SYNAPSE_STS_S3_LOCATION={shlex.quote(location)}",
+            f"export AWS_ACCESS_KEY_ID={shlex.quote(creds['accessKeyId'])}",
+            f"export AWS_SECRET_ACCESS_KEY={shlex.quote(creds['secretAccessKey'])}",
+            f"export AWS_SESSION_TOKEN={shlex.quote(creds['sessionToken'])}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    print(
+        f"STS {args.permission} credentials for {entity_id}, expiring {creds.get('expiration')}",
+        file=sys.stderr,
+    )
+    return EXIT_OK

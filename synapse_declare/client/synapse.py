@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import NotFound
+from ..redact import register_secret
 from .http import Transport
 
 PROJECT = "org.sagebionetworks.repo.model.Project"
@@ -192,9 +193,13 @@ class SynapseAPI:
         return dict(self.t.request("GET", f"/entity/{entity_id}/uploadDestination", service="file"))
 
     def sts_credentials(self, entity_id: str, permission: str) -> dict[str, Any]:
-        return dict(
+        """Temporary AWS credentials for an STS-enabled folder; registered for redaction."""
+        body = dict(
             self.t.request("GET", f"/entity/{entity_id}/sts", params={"permission": permission})
         )
+        for key in ("accessKeyId", "secretAccessKey", "sessionToken"):
+            register_secret(body.get(key))
+        return body
 
     # -- wikis (v1: markdown inline) -------------------------------------------------------
 
