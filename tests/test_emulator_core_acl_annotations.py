@@ -420,7 +420,10 @@ def test_annotation_values_accepted_as_synapse_does(alice: Any, project: dict[st
     current = alice.ok("GET", f"/entity/{project['id']}/annotations2")
     accepted = {
         "b": {"type": "BOOLEAN", "value": ["TRUE", "False"]},
-        "d": {"type": "DOUBLE", "value": ["NaN", "Infinity", "-Infinity", "1e3"]},
+        "d": {
+            "type": "DOUBLE",
+            "value": ["NaN", "Infinity", "-Infinity", "1e3", " 2.5 ", "1.5d", "-INF", "nan", "∞"],
+        },
         "l": {"type": "LONG", "value": ["-9223372036854775808", "9223372036854775807"]},
         "s": {"type": "STRING", "value": ["x" * 250, "y" * 250]},
         "k.with_dots,and_commas": {"type": "STRING", "value": ["ok"]},
@@ -668,3 +671,27 @@ def test_acl_principal_must_exist(emu: Emulator, alice: Any, project: dict[str, 
         ],
     )
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("value_type", "value"),
+    [
+        ("LONG", " 3"),
+        ("LONG", "1_000"),
+        ("LONG", "9223372036854775808"),
+        ("TIMESTAMP_MS", "1.7e12"),
+        ("DOUBLE", "1_000.5"),
+        ("DOUBLE", "-nan"),
+        ("DOUBLE", "NaNd"),
+        ("BOOLEAN", " true"),
+    ],
+)
+def test_annotation_values_java_would_refuse(
+    alice: Any, project: dict[str, Any], value_type: str, value: str
+) -> None:
+    """Long.valueOf / DoubleUtils.fromString / Boolean rules, not Python's int() and float()."""
+    current = alice.ok("GET", f"/entity/{project['id']}/annotations2")
+    body = {**current, "annotations": {"k": {"type": value_type, "value": [value]}}}
+    assert alice.error(400, "PUT", f"/entity/{project['id']}/annotations2", body) == (
+        f"Value associated with key=k is not valid for type={value_type}: {value}"
+    )

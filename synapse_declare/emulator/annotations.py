@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
 from . import nodes
 from .routing import Route
-from .util import ZERO_ETAG, bad_request, not_found, parse_int, parse_syn_id, precondition_failed, syn
+from .util import (
+    ZERO_ETAG,
+    bad_request,
+    not_found,
+    parse_int,
+    parse_syn_id,
+    precondition_failed,
+    syn,
+)
 
 if TYPE_CHECKING:
     from .app import Ctx
@@ -19,7 +26,23 @@ SCHEMA = ""
 
 KEY_RE = re.compile(r"^[a-zA-Z0-9,_.]+$")
 TYPES = ("STRING", "DOUBLE", "LONG", "TIMESTAMP_MS", "BOOLEAN")
-DOUBLE_NAMES = {"NaN", "Infinity", "-Infinity", "+Infinity"}
+LONG_RE = re.compile(r"[+-]?[0-9]+")
+JAVA_DOUBLE_RE = re.compile(
+    r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)"
+)
+JAVA_TRIM = "".join(chr(c) for c in range(33))  # String.trim() removes chars <= U+0020
+DOUBLE_ALIASES = {  # AbstractDouble's names, compared ignoring case
+    "inf",
+    "+inf",
+    "infinity",
+    "+infinity",
+    "\u221e",
+    "+\u221e",
+    "-inf",
+    "-infinity",
+    "-\u221e",
+    "nan",
+}
 
 
 def validate(annotations: Any) -> dict[str, dict[str, Any]]:
@@ -66,32 +89,31 @@ def validate(annotations: Any) -> dict[str, dict[str, Any]]:
             bad_request("Total String value too long. Can be at most 500 characters.")
         for value in strings:
             if not _valid(value_type, value):
-                bad_request(f"Value associated with key={key} is not valid for type={value_type}: {value}")
+                bad_request(
+                    f"Value associated with key={key} is not valid for type={value_type}: {value}"
+                )
         result[key] = {"type": value_type, "value": strings}
     return result
 
 
 def _valid(value_type: str, value: str) -> bool:
     if value_type in ("LONG", "TIMESTAMP_MS"):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            return False
-        return -(2**63) <= number < 2**63
+        # Long.valueOf: an optional sign and digits, no whitespace, 64-bit range.
+        return bool(LONG_RE.fullmatch(value)) and -(2**63) <= int(value) < 2**63
     if value_type == "DOUBLE":
-        if value.strip() in DOUBLE_NAMES:
+        # DoubleUtils.fromString: Double.valueOf (which trims), else AbstractDouble's names.
+        if JAVA_DOUBLE_RE.fullmatch(value.strip(JAVA_TRIM)):
             return True
-        try:
-            return not math.isnan(float(value)) or value.strip().lower() == "nan"
-        except ValueError:
-            return False
+        return value.lower() in DOUBLE_ALIASES
     if value_type == "BOOLEAN":
         return value.lower() in ("true", "false")
     return True
 
 
 def read(store: Store, node_id: int, rev: int) -> dict[str, Any]:
-    raw = store.scalar("SELECT annotations FROM revisions WHERE node_id = ? AND rev = ?", (node_id, rev))
+    raw = store.scalar(
+        "SELECT annotations FROM revisions WHERE node_id = ? AND rev = ?", (node_id, rev)
+    )
     return {} if raw is None else dict(json.loads(raw))
 
 
