@@ -19,10 +19,13 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
 from .errors import SynapseDeclareError
+
+if TYPE_CHECKING:
+    from .applier import StorageOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -457,6 +460,30 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser.add_argument("paths", nargs="*", type=Path, help="manifest files or directories")
     parser.add_argument("--plan", dest="plan_file", type=Path, help="a plan saved by 'plan --out'")
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking (for CI)")
+    migration = parser.add_argument_group("storage migrations")
+    migration.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="collect failed files in the migration report instead of stopping",
+    )
+    migration.add_argument(
+        "--verify",
+        choices=("md5", "size", "none"),
+        default="md5",
+        help="check each copy before repointing: md5 (stream and hash the copy, default), "
+        "size, or none",
+    )
+    migration.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".synapse-declare"),
+        help="where migration journals live (a killed run resumes from them)",
+    )
+    migration.add_argument("--report-json", type=Path, help="write the per-file report as JSON")
+    migration.add_argument("--report-csv", type=Path, help="write the per-file report as CSV")
+    migration.add_argument(
+        "--part-size-mib", type=int, default=100, help="multipart copy part size (>= 5 MiB)"
+    )
     _add_output(parser)
     _add_connection(parser)
     parser.set_defaults(handler=_apply)
@@ -506,7 +533,13 @@ def _apply(args: argparse.Namespace) -> int:
             if answer != "yes":
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
                 return EXIT_ERROR
-        result = apply_plan(api, plan, progress=PlainProgress(sys.stderr), parallel=args.parallel)
+        result = apply_plan(
+            api,
+            plan,
+            progress=PlainProgress(sys.stderr),
+            parallel=args.parallel,
+            storage=_storage_options(args),
+        )
     finally:
         api.t.close()
     sys.stderr.write(render_apply_summary(len(result.done), result.failed, result.not_attempted))
@@ -519,6 +552,23 @@ def _apply(args: argparse.Namespace) -> int:
             not_attempted=result.not_attempted,
         )
     return EXIT_OK
+
+
+def _storage_options(args: argparse.Namespace) -> StorageOptions:
+    from .applier import StorageOptions
+    from .migration import MigrationOptions
+
+    options = MigrationOptions(
+        continue_on_error=args.continue_on_error,
+        verify=args.verify,
+        part_size=args.part_size_mib * 1024 * 1024,
+        parallel=args.parallel,
+        state_dir=args.state_dir,
+        report_json=args.report_json,
+        report_csv=args.report_csv,
+    )
+    options.validate()
+    return StorageOptions(migration=options)
 
 
 def _register_show(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -104,7 +104,7 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
                 mark = "-"
             else:
                 mark = "~"
-            if change.action is Action.CREATE:
+            if change.action in (Action.CREATE, Action.MIGRATE):
                 lines.append(f"      {item.path} = {_value(item.after)}")
             elif item.before is None:
                 lines.append(f"      {mark} {item.path} = {_value(item.after)}")
