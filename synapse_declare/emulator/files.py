@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -620,16 +619,6 @@ def update_version_file_handle(ctx: Ctx, entity_id: str, version: str) -> Reply:
     )
     nodes.touch(store, node_id, caller)
     return Reply(200, None)
-
-
-def url_expiry(url: str) -> datetime | None:
-    """When a presigned URL stops working (for tests and diagnostics)."""
-    date = re.search(r"X-Amz-Date=(\d{8}T\d{6}Z)", url)
-    expires = re.search(r"X-Amz-Expires=(\d+)", url)
-    if date is None or expires is None:
-        return None
-    start = datetime.strptime(date.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    return datetime.fromtimestamp(start.timestamp() + int(expires.group(1)), UTC)
 
 
 ROUTES = s3gate.guarded(

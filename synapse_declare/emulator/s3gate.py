@@ -165,6 +165,7 @@ def requested_actions(
                 "start-after",
                 "fetch-owner",
                 "encoding-type",
+                "x-id",
             }
             others = [q for q in query if q not in known and not q.startswith("X-Amz-")]
             if others:

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import nodes, s3gate, storage
 from .routing import Route
-from .util import bad_request, format_time, parse_syn_id
+from .util import bad_request, format_time, parse_syn_id, syn
 
 if TYPE_CHECKING:
     from .app import Ctx
@@ -129,7 +129,7 @@ def get_credentials(ctx: Ctx, entity_id: str) -> dict[str, Any]:
     try:
         issued = _sts(ctx.emulator).assume_role(
             RoleArn=ROLE_ARN,
-            RoleSessionName=f"sts-{caller.id}-{entity_id}"[:64],
+            RoleSessionName=f"sts-{caller.id}-{syn(node_id)}"[:64],
             DurationSeconds=DURATION_SECONDS,
             Policy=json.dumps(policy),
         )["Credentials"]
