@@ -104,7 +104,9 @@ def caller_for(store: Store, user_id: int) -> Caller:
     row = store.one("SELECT id, name FROM principals WHERE id = ? AND kind = 'user'", (user_id,))
     if row is None or user_id == ANONYMOUS:
         return ANONYMOUS_CALLER
-    groups = {r[0] for r in store.all("SELECT group_id FROM memberships WHERE member_id = ?", (user_id,))}
+    groups = {
+        r[0] for r in store.all("SELECT group_id FROM memberships WHERE member_id = ?", (user_id,))
+    }
     groups |= {user_id, AUTHENTICATED_USERS, PUBLIC}
     admin = user_id == MIGRATION_ADMIN or ADMINISTRATORS_GROUP in groups
     return Caller(
@@ -176,9 +178,9 @@ class SeedTeam:
     members: tuple[str, ...] = ()
 
 
-def parse_users_document(document: Any, source: str = "users file") -> tuple[
-    list[SeedUser], list[SeedTeam]
-]:
+def parse_users_document(
+    document: Any, source: str = "users file"
+) -> tuple[list[SeedUser], list[SeedTeam]]:
     """Validate the ``--users`` YAML document; raises ValueError with a located message."""
     if not isinstance(document, Mapping):
         raise ValueError(f"{source}: expected a mapping with 'users' and optional 'teams'")
@@ -238,7 +240,9 @@ def seed(store: Store, users: Sequence[SeedUser], teams: Sequence[SeedTeam]) -> 
     ids: dict[str, int] = {}
     created = now()
     for user in users:
-        row = store.one("SELECT id FROM principals WHERE kind='user' AND name = ?", (user.user_name,))
+        row = store.one(
+            "SELECT id FROM principals WHERE kind='user' AND name = ?", (user.user_name,)
+        )
         if row is None:
             pid = store.next_id("principal")
             store.execute(
@@ -258,9 +262,11 @@ def seed(store: Store, users: Sequence[SeedUser], teams: Sequence[SeedTeam]) -> 
             )
         else:
             pid = int(row["id"])
+            # Only a real change counts as one (state_version stays put on a plain restart).
             store.execute(
-                "UPDATE principals SET token = ?, email = COALESCE(?, email) WHERE id = ?",
-                (user.token, user.email, pid),
+                "UPDATE principals SET token = ?, email = COALESCE(?, email) WHERE id = ? "
+                "AND (token IS NOT ? OR email IS NOT COALESCE(?, email))",
+                (user.token, user.email, pid, user.token, user.email),
             )
         if user.certified:
             store.execute(
@@ -359,9 +365,7 @@ def get_my_profile(ctx: Ctx) -> dict[str, Any]:
 
 def get_profile(ctx: Ctx, profile_id: str) -> dict[str, Any]:
     pid = parse_int(profile_id, "profileId")
-    return user_profile(
-        ctx.store, pid, private=(pid == ctx.caller.id and not ctx.caller.anonymous)
-    )
+    return user_profile(ctx.store, pid, private=(pid == ctx.caller.id and not ctx.caller.anonymous))
 
 
 def _bundle(ctx: Ctx, user_id: int) -> dict[str, Any]:
@@ -372,9 +376,7 @@ def _bundle(ctx: Ctx, user_id: int) -> dict[str, Any]:
     target = caller_for(ctx.store, user_id)
     bundle: dict[str, Any] = {"userId": str(user_id)}
     if mask & 0x1:
-        bundle["userProfile"] = user_profile(
-            ctx.store, user_id, private=(user_id == ctx.caller.id)
-        )
+        bundle["userProfile"] = user_profile(ctx.store, user_id, private=(user_id == ctx.caller.id))
     if mask & 0x8:
         bundle["isCertified"] = target.certified
     if mask & 0x10:
