@@ -181,6 +181,12 @@ def test_owner_txt_errors(shared_emulator: Emulator, alice: Any, bob: Any) -> No
     assert alice.error(400, "POST", "/storageLocation", body).startswith(
         "Could not find a valid user identifier"
     )
+    # Only the first 100 lines are read.
+    late = "\n".join(["nobody"] * 100 + ["alice"]).encode()
+    shared_emulator.s3_client().put_object(Bucket=bucket, Key=key, Body=late)
+    assert alice.error(400, "POST", "/storageLocation", body) == (
+        f"Could not find a valid user identifier under key {key} from bucket {bucket}. {expl}"
+    )
     shared_emulator.s3_client().put_object(Bucket=bucket, Key=key, Body=b" , \n\n")
     assert alice.error(400, "POST", "/storageLocation", body) == (
         f"No user identifier found under key {key} from bucket {bucket}. {expl}"
