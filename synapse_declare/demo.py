@@ -24,14 +24,14 @@ class DemoError(SynapseDeclareError):
     """A demo step did not behave as the demo expects."""
 
 
-def _quickstart_dir() -> Path:
-    packaged = importlib.resources.files("synapse_declare").joinpath("examples", "quickstart")
+def _example_dir(name: str) -> Path:
+    packaged = importlib.resources.files("synapse_declare").joinpath("examples", name)
     if packaged.is_dir():
         return Path(str(packaged))
-    repo = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
+    repo = Path(__file__).resolve().parent.parent / "examples" / name
     if repo.is_dir():
         return repo
-    raise DemoError("the quickstart example is not installed with this copy of synapse-declare")
+    raise DemoError(f"the {name} example is not installed with this copy of synapse-declare")
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def run_demo(
         ) from exc
     with _workdir(workdir) as work, Emulator(EmulatorConfig()).start() as emulator:
         manifest_dir = work / "quickstart"
-        shutil.copytree(_quickstart_dir(), manifest_dir, dirs_exist_ok=True)
+        shutil.copytree(_example_dir("quickstart"), manifest_dir, dirs_exist_ok=True)
         config = work / "synapseConfig"
         config.write_text(emulator.synapse_config("demo"), encoding="utf-8")
         manifest = str(manifest_dir / "quickstart.yaml")
@@ -94,6 +94,8 @@ def run_demo(
 
         step("Plan: no changes")
         step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+
+        _storage_chapter(main, out, step, emulator, work, config)
         out.write("\nDemo complete: every step behaved as expected.\n")
     return 0
 
@@ -155,4 +157,139 @@ def _edit_with_synapseclient(synapseclient: Any, config: Path) -> list[str]:
         f"annotation 'program' of {project_id} set to 'edited-by-hand'",
         f"PUBLIC given READ on {project_id}",
         "a line appended to the project's wiki page",
+    ]
+
+
+STORAGE_PROJECT = "synapse-declare storage demo"
+
+
+def _storage_chapter(
+    main: Callable[[Sequence[str]], int],
+    out: TextIO,
+    step: _Stepper,
+    emulator: Any,
+    work: Path,
+    config: Path,
+) -> None:
+    """External bucket, migration of existing files, and an STS folder used through boto3."""
+    import json
+    import os
+
+    out.write("\n---- Storage: your own bucket, a verified migration, an STS folder ----\n")
+    manifest_dir = work / "storage"
+    shutil.copytree(_example_dir("storage"), manifest_dir, dirs_exist_ok=True)
+    manifest_path = manifest_dir / "storage.yaml"
+    text = manifest_path.read_text(encoding="utf-8")
+    manifest_path.write_text(
+        text.replace("https://s3.amazonaws.com", emulator.s3_endpoint), encoding="utf-8"
+    )
+    manifest = str(manifest_path)
+    common = ["--config", str(config)]
+    # boto3 (owner.txt pre-flight, verification) reaches the embedded S3 with these; moto
+    # accepts any credentials. They are the demo's own, set only in this process.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo-access-key")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo-secret-key")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+    step("The lab's bucket, with owner.txt naming the Synapse user (boto3 on the embedded S3)")
+    s3 = emulator.s3_client()
+    s3.create_bucket(Bucket="demo-lab-data")
+    s3.put_object(Bucket="demo-lab-data", Key="portal/owner.txt", Body=b"demo\n")
+    s3.put_object(Bucket="demo-lab-data", Key="pipelines/owner.txt", Body=b"demo\n")
+    out.write("    s3://demo-lab-data/portal/owner.txt and pipelines/owner.txt contain 'demo'\n")
+
+    step("Existing data in Synapse storage, uploaded with synapseclient (one file has 2 versions)")
+    for line in _existing_files(config, work):
+        out.write(f"    {line}\n")
+
+    step("Plan: two storage locations, upload destinations, and a migration with counts")
+    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
+
+    step("Apply: copy server-side, verify size and MD5, repoint; sources are kept")
+    report = work / "migration-report.csv"
+    state_dir = work / "state"
+    step.run(
+        main,
+        [
+            "apply",
+            manifest,
+            *common,
+            "--auto-approve",
+            "--state-dir",
+            str(state_dir),
+            "--report-csv",
+            str(report),
+        ],
+        expect=0,
+    )
+    rows = report.read_text(encoding="utf-8").splitlines()
+    out.write(f"    per-file report: {report.name} ({len(rows) - 1} rows)\n")
+
+    step("Plan: no changes")
+    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+
+    step("Pipelines use the STS folder directly: credentials on stdout, then boto3")
+    argv = [
+        "sts",
+        f"{STORAGE_PROJECT}/Pipelines",
+        "--permission",
+        "read_write",
+        "--format",
+        "boto",
+        *common,
+    ]
+    out.write("$ synapse-declare " + " ".join(_shell_word(a) for a in argv) + "\n")
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        code = main(argv)
+    if code != 0:
+        raise DemoError(f"'synapse-declare sts' exited {code}")
+    credentials = json.loads(captured.getvalue())
+    out.write("    (credentials printed on stdout only; not shown here)\n")
+    import boto3
+
+    sts_s3 = boto3.client(
+        "s3", endpoint_url=emulator.s3_endpoint, region_name="us-east-1", **credentials
+    )
+    sts_s3.put_object(Bucket="demo-lab-data", Key="pipelines/run-1/output.txt", Body=b"result\n")
+    listed = sts_s3.list_objects_v2(Bucket="demo-lab-data", Prefix="pipelines/run-1/")
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    out.write(f"    boto3 wrote and listed with the STS credentials: {keys}\n")
+
+
+def _existing_files(config: Path, work: Path) -> list[str]:
+    try:
+        import synapseclient
+    except ImportError as exc:
+        raise DemoError(
+            "the demo uses the official synapseclient to create existing data",
+            hint="pip install -c constraints.txt 'synapse-declare[demo]'",
+        ) from exc
+    files = work / "existing-files"
+    files.mkdir(exist_ok=True)
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            synapseclient.Synapse.allow_client_caching(False)
+            syn: Any = synapseclient.Synapse(
+                configPath=str(config),
+                skip_checks=True,
+                silent=True,
+                cache_root_dir=str(work / "cache"),
+            )
+            syn.login(silent=True)
+            project = syn.store(synapseclient.Project(STORAGE_PROJECT))
+            raw = syn.store(synapseclient.Folder("Raw Data", parent=project))
+            stored = []
+            for index in range(3):
+                path = files / f"sample-{index}.csv"
+                path.write_text("id,value\n" + "".join(f"{i},{i * index}\n" for i in range(200)))
+                stored.append(syn.store(synapseclient.File(str(path), parent=raw)))
+            path = files / "sample-0.csv"
+            path.write_text(path.read_text() + "200,0\n")
+            syn.store(synapseclient.File(str(path), parent=raw))
+    except Exception as exc:
+        raise DemoError(f"creating the existing files with synapseclient failed: {exc}") from exc
+    return [f"{f.name} ({f.id}) in Synapse storage" for f in stored] + [
+        "sample-0.csv updated: version 2"
     ]
