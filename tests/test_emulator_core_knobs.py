@@ -33,7 +33,7 @@ from synapse_declare.emulator.app import redact
 
 
 def test_concurrency_throttle(make_emulator: Any) -> None:
-    emu = make_emulator(max_concurrent=1, latency_ms=400)
+    emu = make_emulator(max_concurrent=1, latency_ms=800)
     barrier = threading.Barrier(2)
     results: list[requests.Response] = []
 
@@ -91,9 +91,12 @@ def test_latency_knob(make_emulator: Any, api_for: Any) -> None:
     alice.ok("GET", "/userProfile")
     assert time.perf_counter() - started >= 0.25
     emu.knobs.latency_ms = 0
-    started = time.perf_counter()
-    alice.ok("GET", "/userProfile")
-    assert time.perf_counter() - started < 0.25
+    fastest = 10.0
+    for _ in range(3):
+        started = time.perf_counter()
+        alice.ok("GET", "/userProfile")
+        fastest = min(fastest, time.perf_counter() - started)
+    assert fastest < 0.25
 
 
 # ---------------------------------------------------------------------------------------------
