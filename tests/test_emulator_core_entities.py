@@ -508,6 +508,11 @@ def test_delete_needs_delete_permission(
     assert bob.error(403, "DELETE", f"/entity/{folder['id']}") == (
         "You lack DELETE access to the requested entity."
     )
+    anonymous = type(bob)(emu, None)
+    assert anonymous.error(403, "DELETE", f"/entity/{folder['id']}") == (
+        "Anonymous users have only READ access permission."
+    )
+    assert alice.ok("GET", f"/entity/{folder['id']}")["id"] == folder["id"]
 
 
 # ---------------------------------------------------------------------------------------------
