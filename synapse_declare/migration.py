@@ -668,7 +668,7 @@ class _Runner:
         self.total = len(index.items)
         self.finished = 0
         self.rows: dict[tuple[str, int], ReportRow] = {}
-        self._aborting = False
+        self.aborted = threading.Event()
 
     def close(self) -> None:
         self.parts.shutdown(wait=True, cancel_futures=True)
@@ -949,8 +949,8 @@ class _Runner:
             )
         copied = 0
         for start in range(0, len(missing), URL_BATCH):
-            if self.stop.is_set() and self._aborting:
-                raise MigrationError(f"{what}: stopped")
+            if self.aborted.is_set():
+                raise MigrationError(f"{what}: the run is stopping")
             batch = missing[start : start + URL_BATCH]
             urls = self._resend(
                 f"part URLs for {what}",
@@ -973,6 +973,17 @@ class _Runner:
         return copied
 
     def _copy_part(self, upload_id: str, url: Mapping[str, Any], count: int, what: str) -> int:
+        if self.aborted.is_set():
+            raise MigrationError(f"{what}: the run is stopping")
+        try:
+            return self._copy_one_part(upload_id, url, count, what)
+        except Exception:
+            raise
+        except BaseException:
+            self.aborted.set()  # a kill: start no further part
+            raise
+
+    def _copy_one_part(self, upload_id: str, url: Mapping[str, Any], count: int, what: str) -> int:
         number = int(url["partNumber"])
         label = f"{what}, part {number}/{count}"
         current: Mapping[str, Any] = url
@@ -1179,7 +1190,7 @@ class _Runner:
                         ok = future.result()
                     except BaseException as exc:  # a kill, KeyboardInterrupt, a bug
                         abort = abort or exc
-                        self._aborting = True
+                        self.aborted.set()
                         self.stop.set()
                         continue
                     if not ok and not self.options.continue_on_error:

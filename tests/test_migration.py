@@ -26,12 +26,12 @@ from test_migration_support import (
 from synapse_declare.client.s3 import DestinationReader
 from synapse_declare.emulator import Emulator
 from synapse_declare.errors import MigrationError, VerificationError
-from synapse_declare.redact import redact_text
 from synapse_declare.migration import (
     MigrationIndex,
     Strategy,
     part_size_for,
 )
+from synapse_declare.redact import redact_text
 
 
 @pytest.fixture
@@ -161,7 +161,11 @@ def test_latest_copies_verifies_and_repoints_in_place(w: World) -> None:
         assert w.handle_bytes(source) == data
         assert recorder.writes_to(source["bucketName"], source["key"]) == []
         row = next(r for r in report.rows if r.entity_id == entity_id)
-        assert (row.from_handle, row.to_handle, row.status) == (source["id"], moved["id"], "migrated")
+        assert (row.from_handle, row.to_handle, row.status) == (
+            source["id"],
+            moved["id"],
+            "migrated",
+        )
     # No S3 request carried the Synapse token.
     assert not any("Bearer" in r.authorization for r in recorder.requests)
     assert any("→" in line and line.endswith("ok") for line in notes.lines)
@@ -296,7 +300,7 @@ def test_a_destination_changed_after_the_copy_fails_verification(w: World) -> No
 
 
 def test_without_continue_on_error_the_run_stops_at_the_first_failure(w: World) -> None:
-    bad, source = w.put_file(b"1" * 100, "a.bin")
+    _, source = w.put_file(b"1" * 100, "a.bin")
     w.put_file(b"2" * 100, "b.bin")
     w.put_file(b"3" * 100, "c.bin")
     w.emulator.s3_client().put_object(
@@ -415,7 +419,8 @@ def test_presigned_urls_and_signed_headers_never_reach_output(
     ours = [
         r.getMessage()
         for r in caplog.records
-        if r.name.startswith("synapse_declare") and not r.name.startswith("synapse_declare.emulator")
+        if r.name.startswith("synapse_declare")
+        and not r.name.startswith("synapse_declare.emulator")
     ]
     text = "\n".join(notes.lines + ours) + (w.reports / "report.json").read_text()
     assert "X-Amz-" not in text

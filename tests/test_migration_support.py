@@ -30,8 +30,7 @@ from synapse_declare.auth import Credentials, Endpoints
 from synapse_declare.client.http import ClientOptions, Transport
 from synapse_declare.client.s3 import DestinationReader
 from synapse_declare.client.synapse import SynapseAPI
-from synapse_declare.emulator import Emulator
-from synapse_declare.emulator import s3gate
+from synapse_declare.emulator import Emulator, s3gate
 from synapse_declare.migration import (
     MigrationIndex,
     MigrationOptions,
@@ -49,10 +48,14 @@ EXTERNAL_FILE_HANDLE = "org.sagebionetworks.repo.model.file.ExternalFileHandle"
 S3_FILE_HANDLE = "org.sagebionetworks.repo.model.file.S3FileHandle"
 
 
-def product_api(emulator: Emulator, user: str = "alice") -> SynapseAPI:
-    endpoints = Endpoints.from_base(emulator.base_url)
-    credentials = Credentials(token=emulator.users[user], source="test", endpoints=endpoints)
+def product_api_for(base_url: str, token: str) -> SynapseAPI:
+    endpoints = Endpoints.from_base(base_url)
+    credentials = Credentials(token=token, source="test", endpoints=endpoints)
     return SynapseAPI(Transport(credentials, endpoints, ClientOptions(read_timeout=30)))
+
+
+def product_api(emulator: Emulator, user: str = "alice") -> SynapseAPI:
+    return product_api_for(emulator.base_url, emulator.users[user])
 
 
 class Notes(Progress):
@@ -226,7 +229,7 @@ class World:
         strategy: Strategy = Strategy.LATEST,
         *,
         container: str | None = None,
-        destination: int | None | str = "default",
+        destination: int | str | None = "default",
         exclude: frozenset[str] = frozenset(),
     ) -> MigrationIndex:
         dest = self.destination if destination == "default" else destination
@@ -291,11 +294,14 @@ def world(emulator: Emulator, tmp_path: Path, name: str = "Migration test") -> I
 
 
 def multipart_starts(exchanges: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The multipart copy starts in a request log: ``[{"handle", "uploadId", "force"}]``."""
+    """The multipart copy starts (not uploads) in a request log, as
+    ``[{"handle", "uploadId", "force", "state"}]``."""
     found = []
     for e in exchanges:
         if e["method"] == "POST" and e["path"] == "/file/v1/file/multipart" and e["status"] == 201:
-            association = (e.get("request") or {}).get("sourceFileHandleAssociation") or {}
+            association = (e.get("request") or {}).get("sourceFileHandleAssociation")
+            if association is None:
+                continue  # an upload, not a copy
             found.append(
                 {
                     "handle": str(association.get("fileHandleId")),
