@@ -212,7 +212,7 @@ def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
             continue
         body = setting_body(spec)
         wanted = _display(body)
-        previous = _similar(spec, live)
+        previous = _similar(name, spec, manifest, live)
         if previous is not None:
             before = _display(previous)
             fields = tuple(
@@ -250,17 +250,23 @@ def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
     return changes
 
 
-def _similar(spec: StorageLocationSpec, live: LiveStorage) -> dict[str, Any] | None:
-    """A location of the same kind and bucket that an upload destination uses today."""
-    in_use = {
-        int(i) for s in live.settings.values() if s is not None for i in s.get("locations", [])
-    }
-    for location_id in sorted(in_use, reverse=True):
-        setting = live.locations.get(location_id)
-        if setting is None:
+def _similar(
+    name: str, spec: StorageLocationSpec, manifest: Manifest, live: LiveStorage
+) -> dict[str, Any] | None:
+    """The location this declared one replaces: the one at the same position in the current
+    upload destinations of the containers that list it (of the same kind)."""
+    for container in manifest.walk():
+        if container.storage is None or name not in container.storage:
             continue
-        current = _comparable(setting)
-        if current["type"] == spec.type and current["bucket"] == spec.bucket:
+        current = live.settings.get(container.address)
+        if current is None:
+            continue
+        position = container.storage.index(name)
+        ids = [int(i) for i in current.get("locations", [])]
+        if position >= len(ids):
+            continue
+        setting = live.locations.get(ids[position])
+        if setting is not None and _comparable(setting)["type"] == spec.type:
             return setting
     return None
 
