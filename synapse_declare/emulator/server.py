@@ -96,7 +96,7 @@ class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s %s", self.command, self.path.split("?")[0], code)
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from stdlib
+    def log_error(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
 
 
@@ -158,6 +158,11 @@ class Emulator:
             self.synapse_bucket = str(self.store.get_meta("synapse_bucket"))
             self._seed_users()
         self._restore_s3()
+        # Put the S3 gateway (STS policies, presigned-URL signatures) in front of moto before
+        # anyone can reach it, so credentials reloaded from a data dir are enforced at once.
+        from .s3gate import ensure_gateway
+
+        ensure_gateway(self)
 
         routes = [route for module in MODULES for route in getattr(module, "ROUTES", [])]
         self.app = SynapseApp(self, routes)
@@ -233,7 +238,12 @@ class Emulator:
         """A ``~/.synapseConfig`` pointing synapseclient (or synapse-declare) at this emulator."""
         lines = []
         if user is not None:
-            lines += ["[authentication]", f"username = {user}", f"authtoken = {self.users[user]}", ""]
+            lines += [
+                "[authentication]",
+                f"username = {user}",
+                f"authtoken = {self.users[user]}",
+                "",
+            ]
         lines += [
             "[endpoints]",
             f"repoEndpoint = {self.repo_endpoint}",
@@ -326,7 +336,9 @@ class Emulator:
         snapshot.mkdir(parents=True, exist_ok=True)
         buckets = {self.synapse_bucket}
         with self.store.lock:
-            for row in self.store.all("SELECT DISTINCT bucket FROM file_handles WHERE bucket IS NOT NULL"):
+            for row in self.store.all(
+                "SELECT DISTINCT bucket FROM file_handles WHERE bucket IS NOT NULL"
+            ):
                 buckets.add(str(row[0]))
             buckets |= set(storage.known_buckets(self.store))
         index: dict[str, dict[str, Any]] = {}
