@@ -306,6 +306,7 @@ class ContainerSpec:
     migrate_existing: MigrationSpec | None
     location: SourceLocation
     address: str
+    move_files_from: str | None = None  # folder path relative to the project (STS folders)
     """Stable resource address, e.g. ``project:AD Portal/folder:Raw Data/folder:RNAseq``."""
 
 
@@ -787,9 +788,41 @@ class _ModelBuilder:
             folders=tuple(folders),
             storage=storage,
             migrate_existing=migration,
+            move_files_from=self.move_files_from(raw, path, name),
             location=self.at(path),
             address=address,
         )
+
+    def move_files_from(self, raw: Mapping[str, Any], path: JsonPath, name: str) -> str | None:
+        source = raw.get("move_files_from")
+        if source is None:
+            return None
+        spath: JsonPath = (*path, "move_files_from")
+        parts = [p for p in source.split("/") if p.strip()]
+        if not parts or any(synapse_name_problem(p) for p in parts):
+            self.error(
+                spath,
+                f"invalid folder path {source!r}",
+                "write the folder's path from the project, e.g. `Raw Data` or `Raw Data/RNAseq`",
+            )
+            return None
+        refs = raw.get("storage")
+        names = [refs] if isinstance(refs, str) else list(refs or [])
+        sts = [n for n in names if (self.storage_specs.get(n) or {}).get("sts_enabled")]
+        if len(names) != 1 or not sts:
+            self.error(
+                spath,
+                "move_files_from moves files into this folder's STS-enabled storage, but the "
+                "folder has none",
+                "give this folder `storage: <an sts_enabled location>` as its only destination",
+            )
+        if "migrate_existing" in raw:
+            self.error(
+                spath,
+                "use either move_files_from or migrate_existing on a folder, not both",
+                "files moved in are already copied into this folder's storage",
+            )
+        return "/".join(java_trim(p) for p in parts)
 
     def storage_ref(self, name: str, path: JsonPath) -> None:
         if name in self.storage_names:
@@ -1101,6 +1134,7 @@ def _canonical_container(spec: ContainerSpec) -> dict[str, Any]:
         "migrate_existing": None
         if spec.migrate_existing is None
         else [spec.migrate_existing.to, spec.migrate_existing.versions],
+        "move_files_from": spec.move_files_from,
     }
 
 

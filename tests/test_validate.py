@@ -794,3 +794,46 @@ def test_migration_destination_rules(tmp_path: Path) -> None:
         ((11, 32), "cannot migrate existing files into STS-enabled location 'sts'"),
     ]
     assert "move_files_from" in (errors[1].hint or "")
+
+
+def test_move_files_from_rules(tmp_path: Path) -> None:
+    errors = errors_in(
+        tmp_path,
+        STORAGE_HEADER + "projects:\n"
+        "  - name: P\n"
+        "    folders:\n"
+        "      - name: Raw Data\n"
+        "      - name: Raw Data (STS)\n"
+        "        storage: sts\n"
+        "        move_files_from: Raw Data\n"
+        "      - name: Plain\n"
+        "        storage: lab\n"
+        "        move_files_from: Raw Data\n"
+        "      - name: Both\n"
+        "        storage: sts\n"
+        "        move_files_from: Raw Data\n"
+        "        migrate_existing: {to: lab}\n"
+        "      - name: Odd\n"
+        "        storage: sts\n"
+        "        move_files_from: 'a|b'\n",
+    )
+    assert [(pos(e)[:2], e.message) for e in errors] == [
+        (
+            (15, 26),
+            "move_files_from moves files into this folder's STS-enabled storage, but the folder "
+            "has none",
+        ),
+        ((18, 26), "use either move_files_from or migrate_existing on a folder, not both"),
+        ((22, 26), "invalid folder path 'a|b'"),
+    ]
+
+
+def test_move_files_from_is_in_the_model_and_digest(tmp_path: Path) -> None:
+    text = (
+        STORAGE_HEADER + "projects:\n  - name: P\n    folders:\n"
+        "      - name: S\n        storage: sts\n        move_files_from: ' Raw Data / RNAseq '\n"
+    )
+    manifest = load_manifest(write(tmp_path, text))
+    assert manifest.projects[0].folders[0].move_files_from == "Raw Data/RNAseq"
+    other = load_manifest(write(tmp_path, text.replace("RNAseq", "WGS"), "n.yaml"))
+    assert other.digest != manifest.digest
