@@ -54,7 +54,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .client.http import AmbiguousWrite
-from .client.s3 import DestinationReader, PartCopier, PartCopyError, describe_exception
+from .client.s3 import (
+    DestinationReader,
+    PartCopier,
+    PartCopyError,
+    describe_exception,
+    object_key_from_url,
+)
 from .client.synapse import SynapseAPI
 from .errors import Forbidden, MigrationError, NotFound, PreconditionFailed, VerificationError
 from .journal import (
@@ -637,6 +643,7 @@ class _AssociationRefused(Exception):
 class _Copy:
     new_handle_id: str
     made: bool  # this run copied at least one part
+    key: str | None = None  # the destination object, as addressed by the part-copy URLs
 
 
 class _Runner:
@@ -650,8 +657,10 @@ class _Runner:
         progress: Progress,
         journal: Journal,
         report: MigrationReport,
+        destination_bucket: str | None,
     ) -> None:
         self.api = api
+        self.destination_bucket = destination_bucket
         self.index = index
         self.destination_id = destination_id
         self.verifier = verifier
@@ -858,7 +867,7 @@ class _Runner:
         else:
             copy = self._copy(handle_id, items, record)
         try:
-            self._verify(first, copy.new_handle_id)
+            self._verify(first, copy)
         except VerificationError as exc:
             self.journal.copy_rejected(handle_id, describe_exception(exc))
             raise
@@ -913,9 +922,9 @@ class _Runner:
             size=first.size,
             md5=first.md5,
         )
-        copied = 0
+        copied, key = 0, None
         if status.get("state") != "COMPLETED":
-            copied = self._copy_parts(upload_id, status, first.size, part_size, what)
+            copied, key = self._copy_parts(upload_id, status, first.size, part_size, what)
             status = self._resend(
                 f"complete {what}", lambda: self.api.complete_multipart(upload_id)
             )
@@ -931,12 +940,13 @@ class _Runner:
                 self.report.bytes_copied += copied
             else:
                 self.report.copies_reused += 1
-        return _Copy(str(result), made=bool(copied))
+        return _Copy(str(result), made=bool(copied), key=key)
 
     def _copy_parts(
         self, upload_id: str, status: Mapping[str, Any], size: int, part_size: int, what: str
-    ) -> int:
-        """Copy the parts ``partsState`` says are missing; returns the bytes copied."""
+    ) -> tuple[int, str | None]:
+        """Copy the parts ``partsState`` says are missing; returns the bytes copied and the
+        destination object's key as the part URLs address it (None if not recognisable)."""
         count = parts_for(size, part_size)
         state = str(status.get("partsState") or "")
         if len(state) != count:
@@ -948,6 +958,7 @@ class _Runner:
                 "already copied"
             )
         copied = 0
+        keys: set[str | None] = set()
         for start in range(0, len(missing), URL_BATCH):
             if self.aborted.is_set():
                 raise MigrationError(f"{what}: the run is stopping")
@@ -956,6 +967,11 @@ class _Runner:
                 f"part URLs for {what}",
                 functools.partial(self.api.presigned_part_urls, upload_id, batch),
             )
+            if self.destination_bucket is not None:
+                keys.update(
+                    object_key_from_url(str(u["uploadPresignedUrl"]), self.destination_bucket)
+                    for u in urls
+                )
             futures = [
                 self.parts.submit(self._copy_part, upload_id, url, count, what) for url in urls
             ]
@@ -970,7 +986,8 @@ class _Runner:
                 copied += min(part_size, size - first)
             if error is not None:
                 raise error
-        return copied
+        key = keys.pop() if len(keys) == 1 else None
+        return copied, key
 
     def _copy_part(self, upload_id: str, url: Mapping[str, Any], count: int, what: str) -> int:
         if self.aborted.is_set():
@@ -1020,20 +1037,31 @@ class _Runner:
 
     # -- verify --------------------------------------------------------------------------------
 
-    def _verify(self, item: MigrationItem, new_handle_id: str) -> None:
+    def _verify(self, item: MigrationItem, copy: _Copy) -> None:
+        """Size (HEAD) or size and MD5 (streamed) of the destination object against the source
+        handle. The object is the one the part copies wrote (its key from the URLs Synapse
+        signed, in the destination bucket read at the start of the run); when the copy was
+        finished by an earlier run, the new handle is read to find it, and its storage location
+        and recorded MD5 are checked too."""
         if self.options.verify == "none":
             return
         assert self.verifier is not None
-        handle = self.api.get_file_handle(new_handle_id)
         problems: list[str] = []
-        location = handle.get("storageLocationId")
-        if location is None or int(location) != self.destination_id:
-            problems.append(
-                f"the copy is in storage location {location}, not {self.destination_id}"
-            )
-        if str(handle.get("contentMd5", "")).lower() != item.md5:
-            problems.append(f"its handle records MD5 {handle.get('contentMd5')}, not {item.md5}")
-        bucket, key = str(handle.get("bucketName", "")), str(handle.get("key", ""))
+        new_handle_id = copy.new_handle_id
+        if copy.key is not None and self.destination_bucket is not None:
+            bucket, key = self.destination_bucket, copy.key
+        else:
+            handle = self.api.get_file_handle(new_handle_id)
+            location = handle.get("storageLocationId")
+            if location is None or int(location) != self.destination_id:
+                problems.append(
+                    f"the copy is in storage location {location}, not {self.destination_id}"
+                )
+            if str(handle.get("contentMd5", "")).lower() != item.md5:
+                problems.append(
+                    f"its handle records MD5 {handle.get('contentMd5')}, not {item.md5}"
+                )
+            bucket, key = str(handle.get("bucketName", "")), str(handle.get("key", ""))
         if not bucket or not key:
             problems.append("its handle names no bucket and key")
         elif self.options.verify == "size":
@@ -1255,6 +1283,7 @@ def run_migration(
             "(Synapse's own checks only)",
         )
     started = time.perf_counter()
+    destination_bucket = _destination_bucket(api, destination_id, options) if index.items else None
     report = MigrationReport(
         container_id=index.container_id,
         destination_id=destination_id,
@@ -1282,7 +1311,17 @@ def run_migration(
             f"({counts['copies'].get(COPY_VERIFIED, 0)} verified copies, "
             f"{counts['items'].get(ITEM_REPOINTED, 0)} versions repointed)"
         )
-    runner = _Runner(api, index, destination_id, verifier, options, progress, journal, report)
+    runner = _Runner(
+        api,
+        index,
+        destination_id,
+        verifier,
+        options,
+        progress,
+        journal,
+        report,
+        destination_bucket,
+    )
     try:
         runner.run()
     finally:
@@ -1307,6 +1346,29 @@ def run_migration(
         journal.close()
         _write_reports(report, options)
     return report
+
+
+def _destination_bucket(
+    api: SynapseAPI, destination_id: int, options: MigrationOptions
+) -> str | None:
+    """Read the destination once: Synapse copies only into a location the caller created (so a
+    wrong one fails here, not on every file), and verification needs its bucket."""
+    try:
+        location = api.get_storage_location(destination_id)
+    except (Forbidden, NotFound) as exc:
+        raise MigrationError(
+            f"cannot use storage location {destination_id} as the destination: {exc.reason}",
+            hint="Synapse copies files only into a storage location you created",
+        ) from exc
+    bucket = location.get("bucket")
+    if options.verify != "none" and not bucket:
+        raise MigrationError(
+            f"storage location {destination_id} ({_short_type(str(location.get('concreteType')))})"
+            f" has no bucket this tool can read, so copies into it cannot be verified",
+            hint="verify copies into Synapse's own storage with verify 'none' (Synapse's checks "
+            "only)",
+        )
+    return None if bucket is None else str(bucket)
 
 
 def _write_reports(report: MigrationReport, options: MigrationOptions) -> None:

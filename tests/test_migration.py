@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_exchanges
+from conftest import Api, read_exchanges
+from test_emulator_storage_support import S3_SETTING, external_location, make_bucket
 from test_migration_support import (
     MIB,
     Notes,
@@ -23,7 +24,7 @@ from test_migration_support import (
     world,
 )
 
-from synapse_declare.client.s3 import DestinationReader
+from synapse_declare.client.s3 import DestinationReader, object_key_from_url
 from synapse_declare.emulator import Emulator
 from synapse_declare.errors import MigrationError, VerificationError
 from synapse_declare.migration import (
@@ -400,6 +401,34 @@ def test_nothing_to_move_needs_no_journal(w: World) -> None:
     assert report.ok and report.counts["already"] == 1
     assert report.journal_path is None
     assert not (w.state_dir / "migrations").exists()
+
+
+def test_a_destination_the_user_does_not_own_is_refused_up_front(w: World) -> None:
+    w.put_file(b"a" * 10, "a.bin")
+    bob = Api(w.emulator, w.emulator.users["bob"])
+    theirs = int(external_location(bob, make_bucket(w.emulator, owner="bob"))["storageLocationId"])
+    before = w.emulator.state_version()
+    with pytest.raises(MigrationError, match=f"cannot use storage location {theirs}") as caught:
+        w.migrate(w.index(destination=theirs), destination=theirs)
+    assert caught.value.hint is not None and "you created" in caught.value.hint
+    assert w.emulator.state_version() == before
+
+
+def test_copies_into_synapse_storage_cannot_be_verified_by_reading(w: World) -> None:
+    w.put_file(b"a" * 10, "a.bin")
+    sts = int(
+        w.raw.ok("POST", "/storageLocation", {"concreteType": S3_SETTING})["storageLocationId"]
+    )
+    with pytest.raises(MigrationError, match="cannot be verified"):
+        w.migrate(w.index(destination=sts), destination=sts)
+
+
+def test_object_key_from_presigned_urls() -> None:
+    assert object_key_from_url("https://b.s3.amazonaws.com/a/b%20c.bin?x=1", "b") == "a/b c.bin"
+    assert object_key_from_url("http://127.0.0.1:9/b/k/1/f.bin?partNumber=1", "b") == "k/1/f.bin"
+    assert object_key_from_url("https://s3.us-east-1.amazonaws.com/b/k", "b") == "k"
+    assert object_key_from_url("https://other.s3.amazonaws.com/b/k", "b") is None
+    assert object_key_from_url("https://host/c/k", "b") is None
 
 
 def test_a_run_for_another_destination_than_planned_is_refused(w: World) -> None:

@@ -330,3 +330,27 @@ def test_index_json_is_what_a_saved_plan_carries(w: World) -> None:
     _files(w, 2)
     index = w.index()
     assert MigrationIndex.from_json(json.loads(json.dumps(index.to_json()))) == index
+
+
+def test_killed_during_verification_resumes_by_reading_the_new_handle(w: World) -> None:
+    """The copy completed but was not verified: the rerun verifies it (locating it through the
+    new file handle) instead of copying again."""
+    files = _files(w, 1)
+    index = w.index()
+    reader = w.reader()
+
+    class DiesWhileReading(type(reader)):  # type: ignore[misc]
+        def size_and_md5(self, bucket: str, key: str) -> tuple[int, str]:
+            raise Killed("killed while verifying")
+
+    with pytest.raises(Killed):
+        w.migrate(index, verifier=DiesWhileReading(reader.client))
+    first = len(read_exchanges(w.emulator))
+
+    report = w.migrate(w.index())
+
+    assert report.ok and report.copies_reused == 1 and report.copies_made == 0
+    second = read_exchanges(w.emulator)[first:]
+    assert multipart_starts(second) == []
+    assert [e["path"] for e in second if e["path"].startswith("/file/v1/fileHandle/")]
+    _all_moved(w, files)

@@ -435,6 +435,25 @@ class PartCopier:
         return html.unescape(match.group(1)).strip().strip('"')
 
 
+def object_key_from_url(url: str, bucket: str) -> str | None:
+    """The object key a presigned S3 URL addresses in ``bucket``, or None if the URL is not
+    recognisably for that bucket. Handles virtual-hosted (``https://<bucket>.s3…/<key>``) and
+    path-style (``https://<endpoint>/<bucket>/<key>``) URLs."""
+    from urllib.parse import unquote
+
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    path = parsed.path
+    if host.startswith(bucket + ".") and path.startswith("/") and len(path) > 1:
+        return unquote(path[1:])
+    if re.match(r"^.+\.s3[.-]", host):
+        return None  # virtual-hosted on AWS, for another bucket
+    prefix = f"/{bucket}/"
+    if path.startswith(prefix) and len(path) > len(prefix):
+        return unquote(path[len(prefix) :])
+    return None
+
+
 def describe_exception(exc: BaseException) -> str:
     """``Type: message`` with URLs removed and secrets masked (for reports and progress)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -451,6 +470,7 @@ __all__ = [
     "describe_exception",
     "make_s3_client",
     "normalise_endpoint",
+    "object_key_from_url",
     "owner_tokens",
     "owner_txt_key",
 ]
