@@ -174,13 +174,16 @@ class RequestTimeout(TransportError):
     """Synapse did not answer within the read timeout (``--timeout``); not retried."""
 
 
-class ResolutionError(SynapseDeclareError):
-    """A name in the manifest (user, team, storage location) resolved to nothing or to many."""
+class _Located:
+    """Mixin for errors that point at a place in the manifest (``file:line:col: message``)."""
+
+    message: str
+    hint: str | None
 
     def __init__(
         self, message: str, *, location: SourceLocation | None = None, hint: str | None = None
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint)  # type: ignore[call-arg]
         self.location = location
 
     def __str__(self) -> str:
@@ -189,6 +192,10 @@ class ResolutionError(SynapseDeclareError):
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
+
+
+class ResolutionError(_Located, SynapseDeclareError):
+    """A name in the manifest (user, team, storage location) resolved to nothing or to many."""
 
 
 class PlanError(SynapseDeclareError):
@@ -199,21 +206,8 @@ class StalePlanError(PlanError):
     """A saved plan no longer matches live Synapse, the manifest, the endpoint or the user."""
 
 
-class PolicyViolation(PlanError):
+class PolicyViolation(_Located, PlanError):
     """The manifest asks for something Synapse or a guardrail forbids; says what would work."""
-
-    def __init__(
-        self, message: str, *, location: SourceLocation | None = None, hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.location = location
-
-    def __str__(self) -> str:
-        where = f"{self.location}: " if self.location else ""
-        text = f"{where}{self.message}"
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return text
 
 
 class ApplyError(SynapseDeclareError):

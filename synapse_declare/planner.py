@@ -17,29 +17,28 @@ A pure function: no I/O. Semantics (documented in the README):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from . import storage
 from .errors import PolicyViolation
-from .model import INHERIT, AclSpec, ContainerSpec, Manifest, WikiSpec, level_for
+from .model import (
+    ANONYMOUS_ID,
+    AUTHENTICATED_USERS_ID,
+    INHERIT,
+    PUBLIC_ID,
+    AclSpec,
+    ContainerSpec,
+    Manifest,
+    WikiSpec,
+    level_for,
+)
 from .plan import Action, Change, FieldChange, Plan, Resource
 from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
-ADMIN_ACCESS = frozenset(
-    {
-        "READ",
-        "DOWNLOAD",
-        "UPDATE",
-        "DELETE",
-        "CREATE",
-        "CHANGE_PERMISSIONS",
-        "CHANGE_SETTINGS",
-        "MODERATE",
-    }
-)
 
 
 def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = None) -> Plan:
@@ -209,6 +208,10 @@ def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
 def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
     names = {pid: str(ref) for ref, pid in live.principals.items()}
     names.setdefault(live.target.user_id, f"user:{live.target.user_name}")
+    # Groups every Synapse has, named even when the manifest does not mention them.
+    names.setdefault(PUBLIC_ID, "PUBLIC")
+    names.setdefault(AUTHENTICATED_USERS_ID, "AUTHENTICATED_USERS")
+    names.setdefault(ANONYMOUS_ID, "anonymous")
     if isinstance(spec.acl, AclSpec):
         for entry in spec.acl.entries:
             names[live.principals[entry.principal]] = str(entry.principal)
@@ -310,14 +313,15 @@ def _plan_container(
         merged = dict(current.annotations)
         for key, value in desired_annotations.items():
             before = current.annotations.get(key)
-            if before != value:
-                fields.append(
-                    FieldChange(
-                        f"annotations.{key}",
-                        _annotation_display(before) if before is not None else None,
-                        _annotation_display(value),
-                    )
+            if before is not None and _same_annotation(before, value):
+                continue  # the same value, perhaps spelled differently by another client
+            fields.append(
+                FieldChange(
+                    f"annotations.{key}",
+                    _annotation_display(before) if before is not None else None,
+                    _annotation_display(value),
                 )
+            )
             merged[key] = value
         if merged != current.annotations:
             annotations_after = merged
@@ -378,26 +382,56 @@ def _plan_container(
         _plan_container(child, spec, live, adopting, changes, warnings)
 
 
+def _same_annotation(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Equal as Synapse values: Synapse stores annotation values as sent (checked with Java's
+    Long/Double/Boolean parsers), so other clients may write "2" for the DOUBLE 2.0, "TRUE" for
+    true or "+3" for 3; those are not changes."""
+    kind = str(desired.get("type"))
+    if str(live.get("type")) != kind:
+        return False
+    before, after = list(live.get("value", [])), list(desired.get("value", []))
+    return len(before) == len(after) and all(
+        _annotation_value_key(kind, str(a)) == _annotation_value_key(kind, str(b))
+        for a, b in zip(before, after, strict=True)
+    )
+
+
+def _annotation_value_key(kind: str, value: str) -> object:
+    try:
+        if kind in ("LONG", "TIMESTAMP_MS"):
+            return int(value)
+        if kind == "DOUBLE":
+            return repr(float(value))  # repr: NaN equals NaN
+    except ValueError:
+        return value
+    if kind == "BOOLEAN":
+        return value.lower()
+    return value
+
+
 def _annotation_display(value: Mapping[str, Any]) -> Any:
-    values = list(value.get("value", []))
+    """Typed values for people and JSON; a value Python cannot read as its type (Java accepts
+    "2.5d" as a DOUBLE) or JSON cannot hold (NaN, a year past 9999) is shown as stored."""
     kind = str(value.get("type", "STRING"))
-    typed: list[Any] = []
-    for item in values:
-        if kind in {"LONG", "TIMESTAMP_MS"}:
-            typed.append(int(item))
-        elif kind == "DOUBLE":
-            typed.append(float(item))
-        elif kind == "BOOLEAN":
-            typed.append(str(item).lower() == "true")
-        else:
-            typed.append(item)
-    shown: Any = typed[0] if len(typed) == 1 else typed
-    if kind == "TIMESTAMP_MS":
-        shown = [
-            datetime.fromtimestamp(v / 1000, UTC).isoformat().replace("+00:00", "Z") for v in typed
-        ]
-        shown = shown[0] if len(shown) == 1 else shown
-    return {"type": kind, "value": shown}
+    shown = [_display_one(kind, str(item)) for item in value.get("value", [])]
+    return {"type": kind, "value": shown[0] if len(shown) == 1 else shown}
+
+
+def _display_one(kind: str, item: str) -> Any:
+    try:
+        if kind == "LONG":
+            return int(item)
+        if kind == "TIMESTAMP_MS":
+            when = datetime.fromtimestamp(int(item) / 1000, UTC)
+            return when.isoformat().replace("+00:00", "Z")
+        if kind == "DOUBLE":
+            number = float(item)
+            return number if math.isfinite(number) else item
+    except (ValueError, OverflowError, OSError):
+        return item
+    if kind == "BOOLEAN":
+        return item.lower() == "true"
+    return item
 
 
 def _plan_wiki(

@@ -63,7 +63,8 @@ class SynapseAPI:
             return None
         return str(body["id"])
 
-    def children(self, parent_id: str) -> list[dict[str, Any]]:
+    def children(self, parent_id: str, types: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every child header of ``parent_id`` (all pages); all entity types by default."""
         page_token: str | None = None
         headers: list[dict[str, Any]] = []
         while True:
@@ -72,7 +73,7 @@ class SynapseAPI:
                 "/entity/children",
                 body={
                     "parentId": parent_id,
-                    "includeTypes": ALL_ENTITY_TYPES,
+                    "includeTypes": types or ALL_ENTITY_TYPES,
                     "sortBy": "NAME",
                     "sortDirection": "ASC",
                     "nextPageToken": page_token,
@@ -246,24 +247,7 @@ class SynapseAPI:
 
     def children_of_types(self, parent_id: str, types: list[str]) -> list[dict[str, Any]]:
         """Every child header of ``parent_id`` of the given entity types (all pages)."""
-        page_token: str | None = None
-        headers: list[dict[str, Any]] = []
-        while True:
-            body = self.t.request(
-                "POST",
-                "/entity/children",
-                body={
-                    "parentId": parent_id,
-                    "includeTypes": types,
-                    "sortBy": "NAME",
-                    "sortDirection": "ASC",
-                    "nextPageToken": page_token,
-                },
-            )
-            headers.extend(body.get("page", []))
-            page_token = body.get("nextPageToken")
-            if not page_token:
-                return headers
+        return self.children(parent_id, types)
 
     def version_bundle(self, entity_id: str, version: int, **flags: bool) -> dict[str, Any]:
         return dict(
