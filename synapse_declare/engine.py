@@ -1,5 +1,7 @@
 """The library API: connect, plan, apply — what the CLI (and any Python caller) composes.
 
+Example::
+
     api = connect(resolve_credentials())
     plan = plan_manifest(api, load_manifest(["synapse.yaml"]))
     result = apply_plan(api, plan)

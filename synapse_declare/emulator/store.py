@@ -57,7 +57,9 @@ class Store:
                 self._conn.execute(
                     "INSERT OR IGNORE INTO counters(name, value) VALUES (?, ?)", (name, start)
                 )
-            self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', '0')")
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', '0')"
+            )
 
     @property
     def is_new(self) -> bool:
