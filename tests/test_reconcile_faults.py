@@ -382,7 +382,7 @@ def test_write_whose_response_times_out_is_resolved_not_duplicated(
     emulator.knobs.before_write = None
     assert slow_once.is_set()
     assert result.code in (0, 1), result.err
-    assert "Traceback" not in result.err
+    assert "Traceback" not in result.err, result.err
     project = lookup(alice, "Timed out")
     assert project is not None
     assert [c["name"] for c in _children(alice, project)] in ([], ["F"])
