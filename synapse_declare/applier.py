@@ -438,10 +438,12 @@ class _Run:
             from .client.s3 import DestinationReader
 
             factory = DestinationReader.from_settings
+        move_to = self._id(str(desired["move_to"])) if desired.get("move_to") else None
         report = run_migration(
             self.api,
             index,
             int(destination),
+            move_to=move_to,
             endpoint=self.plan.target.endpoint,
             user_id=self.plan.target.user_id,
             verifier=factory(desired.get("endpoint_url")),

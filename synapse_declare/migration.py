@@ -103,6 +103,9 @@ class Strategy(StrEnum):
     LATEST = "latest"
     ALL = "all"
     NEW = "new"
+    # The current version is copied and the file moved into another folder in one etag-guarded
+    # update (same id, no new version): how existing files get behind STS storage.
+    MOVE = "move"
 
 
 DEFAULT_STRATEGY = Strategy.LATEST
@@ -381,6 +384,7 @@ def index_migration(
     *,
     exclude: frozenset[str] = frozenset(),
     parallel: int = 3,
+    recursive: bool = True,
 ) -> MigrationIndex:
     """List what a migration of ``container_id``'s subtree would move. Read-only.
 
@@ -400,7 +404,7 @@ def index_migration(
             child = str(header["id"])
             kind = str(header.get("type", ""))
             if kind.endswith("Folder") or kind == "folder":
-                if _syn(child) not in excluded:
+                if recursive and _syn(child) not in excluded:
                     folders.append(child)
             elif kind.endswith("FileEntity") or kind == "file":
                 files.append(child)
@@ -658,8 +662,10 @@ class _Runner:
         journal: Journal,
         report: MigrationReport,
         destination_bucket: str | None,
+        move_to: str | None = None,
     ) -> None:
         self.api = api
+        self.move_to = move_to
         self.destination_bucket = destination_bucket
         self.index = index
         self.destination_id = destination_id
@@ -756,7 +762,7 @@ class _Runner:
             return True
         ok = True
         entities: dict[tuple[str, int], dict[str, Any]] = {}
-        if self.index.strategy is Strategy.NEW:
+        if self.index.strategy in (Strategy.NEW, Strategy.MOVE):
             # Read each entity before copying: a changed one is reported without a useless copy,
             # and this read is the body of the new-version PUT (etag-guarded).
             still: list[MigrationItem] = []
@@ -1107,8 +1113,45 @@ class _Runner:
         if self.index.strategy is Strategy.NEW:
             assert entity is not None
             return self._new_version(item, new_handle_id, entity)
+        if self.index.strategy is Strategy.MOVE:
+            assert entity is not None
+            self._move(item, new_handle_id, entity)
+            return None
         self._swap_in_place(item, new_handle_id)
         return None
+
+    def _move(self, item: MigrationItem, new_handle_id: str, entity: dict[str, Any]) -> None:
+        """Strategy MOVE: into the target folder with the copy, one etag-guarded update. The
+        copy has the source's MD5, so Synapse swaps the handle in place (no new version)."""
+        assert self.move_to is not None
+        body = {**entity, "parentId": self.move_to, "dataFileHandleId": new_handle_id}
+
+        def landed() -> bool | None:
+            current = self.api.get_entity(item.entity_id)
+            if (
+                current.get("parentId") == self.move_to
+                and str(current.get("dataFileHandleId")) == new_handle_id
+            ):
+                return True
+            if current.get("etag") == entity.get("etag"):
+                return None
+            raise _SourceChanged(f"{item.entity_id} changed while its move was unconfirmed")
+
+        for attempt in range(1, RESEND_ATTEMPTS + 1):
+            try:
+                self.api.update_entity(body)
+                return
+            except PreconditionFailed:
+                raise _SourceChanged(
+                    f"{item.entity_id} changed since the plan (etag {entity.get('etag')})"
+                ) from None
+            except AmbiguousWrite as exc:
+                if landed():
+                    return
+                if attempt == RESEND_ATTEMPTS:
+                    raise
+                self.progress.note(f"move {item.entity_id}: {exc}; not applied, sending again")
+        raise AssertionError("unreachable")
 
     def _version_handle(self, item: MigrationItem) -> str | None:
         try:
@@ -1259,6 +1302,7 @@ def run_migration(
     verifier: DestinationReader | None,
     options: MigrationOptions,
     progress: Progress,
+    move_to: str | None = None,
 ) -> MigrationReport:
     """Copy, verify and repoint everything in ``index.items``; returns the per-file report
     (also written to ``options.report_json``/``report_csv``). Failures are rows in the report,
@@ -1270,6 +1314,8 @@ def run_migration(
     into an exception) stops the run after the running steps, writes the report, and propagates.
     """
     options.validate()
+    if index.strategy is Strategy.MOVE and move_to is None:
+        raise MigrationError(f"moving the files of {index.container_id} needs a target folder")
     if index.destination_id is not None and index.destination_id != destination_id:
         raise MigrationError(
             f"the migration of {index.container_id} was planned for storage location "
@@ -1321,6 +1367,7 @@ def run_migration(
         journal,
         report,
         destination_bucket,
+        move_to,
     )
     try:
         runner.run()

@@ -94,6 +94,7 @@ def _with_storage(
         extra = [
             storage.plan_upload_destination(spec, syn_id, live.storage, manifest),
             _migration_change(spec, live),
+            _move_change(spec, live),
         ]
         per_container[spec.address] = [c for c in extra if c is not None]
     ordered = list(locations)
@@ -154,6 +155,56 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
             if index.items
             else f"nothing to migrate ({len(index.already)} already there, "
             f"{len(index.skipped)} skipped)"
+        ),
+    )
+
+
+def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
+    """move_files_from: copy each file into this folder's STS storage, then move it here."""
+    if spec.move_files_from is None or spec.storage is None:
+        return None
+    found = live.storage.moves.get(spec.address)
+    if found is None:
+        return None  # the project is new: there are no files to move yet
+    source_id, index = found
+    location = spec.storage[0]
+    depends = [spec.address, f"{spec.address}#upload"]
+    if location not in live.storage.matched:
+        depends.append(f"storage:{location}")
+    skipped: dict[str, int] = {}
+    for item in index.skipped:
+        skipped[item.reason] = skipped.get(item.reason, 0) + 1
+    summary = {
+        "from": f"{spec.move_files_from} ({source_id})",
+        "files": len(index.items),
+        "bytes": index.total_bytes(),
+        "size": _human_bytes(index.total_bytes()),
+        "skipped": skipped,
+        "estimated_duration": _human_seconds(index.estimated_seconds()),
+    }
+    return Change(
+        address=f"{spec.address}#move",
+        resource=Resource.MIGRATION,
+        action=Action.MIGRATE if index.items else Action.NO_OP,
+        syn_id=source_id,
+        fields=tuple(
+            FieldChange(k, None, v) for k, v in summary.items() if v not in ({}, 0) or k == "files"
+        )
+        if index.items
+        else (),
+        depends_on=tuple(depends),
+        desired={
+            "container": spec.address,
+            "destination": location,
+            "strategy": "move",
+            "move_to": spec.address,
+            "endpoint_url": live.storage.endpoints.get(location),
+            "index": index.to_json(),
+        },
+        reason=(
+            f"files copied into {location} and moved here: same Synapse ids, sources kept"
+            if index.items
+            else f"nothing left to move from {spec.move_files_from}"
         ),
     )
 

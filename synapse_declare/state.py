@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from . import storage
 from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
-from .errors import PlanError, ResolutionError
+from .errors import PlanError, PolicyViolation, ResolutionError
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
 from .storage import LiveStorage
@@ -382,7 +382,45 @@ def _read_storage(
             )
 
         live.migrations = dict(_parallel(api, index, migrating))
+    moving = [s for s in manifest.walk() if s.move_files_from]
+    if moving:
+        from .migration import Strategy, index_migration
+
+        def index_move(spec: ContainerSpec) -> tuple[str, tuple[str, Any]] | None:
+            assert spec.move_files_from is not None and spec.storage
+            project_address = spec.address.split("/", 1)[0]
+            source = _find_by_path(api, ids.get(project_address), spec.move_files_from)
+            if source is None:
+                if ids.get(project_address) is None:
+                    return None  # a new project holds no files to move
+                raise PolicyViolation(
+                    f"{spec.address}: move_files_from: the project has no folder "
+                    f"{spec.move_files_from!r}",
+                    location=spec.location,
+                    hint="write the folder's path from the project, e.g. `Raw Data/RNAseq`",
+                )
+            return spec.address, (
+                source,
+                index_migration(
+                    api,
+                    source,
+                    Strategy.MOVE,
+                    live.matched.get(spec.storage[0]),
+                    recursive=False,
+                ),
+            )
+
+        live.moves = dict(m for m in _parallel(api, index_move, moving) if m is not None)
     return live
+
+
+def _find_by_path(api: SynapseAPI, project_id: str | None, path: str) -> str | None:
+    current = project_id
+    for name in path.split("/"):
+        if current is None:
+            return None
+        current = api.lookup_child(current, name)
+    return current
 
 
 def _descendants(spec: ContainerSpec) -> Iterable[ContainerSpec]:

@@ -105,6 +105,7 @@ class LiveStorage:
     owner_checks: dict[str, str | None] = field(default_factory=dict)  # name → problem or None
     migrations: dict[str, Any] = field(default_factory=dict)  # address → MigrationIndex
     endpoints: dict[str, str | None] = field(default_factory=dict)  # name → S3 endpoint URL
+    moves: dict[str, tuple[str, Any]] = field(default_factory=dict)  # address → (source, index)
 
 
 def used_locations(manifest: Manifest) -> set[str]:
@@ -191,7 +192,8 @@ def observe(manifest: Manifest, live: LiveStorage, observed: dict[str, str | Non
         observed[f"storage:{name}"] = None if found is None else str(found)
     for address, setting in sorted(live.settings.items()):
         observed[f"{address}#upload"] = None if setting is None else str(setting.get("etag"))
-    for address, index in sorted(live.migrations.items()):
+    moved = {f"{a}#move": index for a, (_, index) in live.moves.items()}
+    for address, index in sorted({**live.migrations, **moved}.items()):
         digest = hashlib.sha256(
             json.dumps(index.to_json(), sort_keys=True).encode("utf-8")
         ).hexdigest()[:16]

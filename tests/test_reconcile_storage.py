@@ -5,6 +5,7 @@ Everything runs through the real CLI against the emulator over HTTP and its moto
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from conftest import Api
 from reconcile_support import Workspace, lookup
+from test_emulator_storage_support import file_entity, upload
 
 from synapse_declare.emulator import Emulator
 
@@ -231,3 +233,67 @@ def test_sts_command_formats_and_boto3_access(
     assert not_sts.code == 1
     assert "Entity must have an STS-enabled storage location" in not_sts.err
     assert not_sts.out == ""
+
+
+def test_existing_files_are_moved_behind_sts_keeping_their_ids(
+    ws: Workspace, emulator: Emulator, api_for: Any
+) -> None:
+    """The documented path to STS: a new STS folder with `move_files_from` (Synapse enables STS
+    only on empty folders and only accepts files whose storage is the folder's)."""
+    api = api_for(emulator, "alice")
+    project = api.project("Storage project")
+    raw = api.folder("Raw Data", project["id"])
+    sub = api.folder("sub", raw["id"])
+    contents = {f"f{i}.txt": bytes([65 + i]) * (1000 * (i + 1)) for i in range(3)}
+    files = {}
+    for name, data in contents.items():
+        handle = upload(api, data, name)
+        files[name] = file_entity(api, raw["id"], handle["id"], name)
+    endpoint = emulator.s3_endpoint
+    manifest = ws.manifest(
+        f"""
+        version: 1
+        storage_locations:
+          lab-sts: {{type: external_s3, bucket: {BUCKET}, base_key: pipes, sts_enabled: true,
+                     endpoint_url: "{endpoint}"}}
+        projects:
+          - name: Storage project
+            folders:
+              - name: Raw Data
+              - name: Raw Data (STS)
+                storage: lab-sts
+                move_files_from: Raw Data
+        """
+    )
+    plan = ws.plan_json(manifest)
+    move = next(c for c in plan["changes"] if c["address"].endswith("#move"))
+    assert move["action"] == "migrate"
+    assert {f["path"]: f["after"] for f in move["fields"]}["files"] == 3
+    assert set(move["depends_on"]) == {
+        "project:Storage project/folder:Raw Data (STS)",
+        "project:Storage project/folder:Raw Data (STS)#upload",
+        "storage:lab-sts",
+    }
+
+    applied = ws.run(
+        "apply", manifest, "--auto-approve", "--state-dir", ws.root / "state", *ws.connection()
+    )
+    assert applied.code == 0, applied.both
+    target = lookup(api, "Raw Data (STS)", project["id"])
+    assert target is not None
+    sts_location = next(loc for loc in my_locations(api) if loc.get("stsEnabled"))
+    for name, entity in files.items():
+        now = api.ok("GET", f"/entity/{entity['id']}")
+        assert now["parentId"] == target  # moved, same id
+        assert now["versionNumber"] == 1  # the handle was swapped in place
+        handle = api.ok("GET", f"/file/v1/fileHandle/{now['dataFileHandleId']}")
+        assert handle["storageLocationId"] == sts_location["storageLocationId"]
+        assert handle["contentMd5"] == hashlib.md5(contents[name]).hexdigest()
+        body = emulator.s3_client().get_object(Bucket=BUCKET, Key=handle["key"])["Body"].read()
+        assert body == contents[name]
+        source = api.ok("GET", f"/file/v1/fileHandle/{entity['dataFileHandleId']}")
+        kept = emulator.s3_client().get_object(Bucket=source["bucketName"], Key=source["key"])
+        assert kept["Body"].read() == contents[name]  # the source object is untouched
+    assert lookup(api, "sub", raw["id"]) == sub["id"]  # folders are not moved
+    again = ws.plan(manifest, "--detailed-exitcode")
+    assert again.code == 0, again.both
