@@ -47,12 +47,25 @@ class _Parser(argparse.ArgumentParser):
 
 Command = Callable[[argparse.Namespace], int]
 
+EPILOG = """examples:
+  synapse-declare demo                                  try everything on a local Synapse
+  synapse-declare validate manifests/                   offline checks, no credentials
+  synapse-declare plan manifests/ --out plan.json --detailed-exitcode
+  synapse-declare apply --plan plan.json                apply exactly the reviewed plan
+  synapse-declare sts "My Project/Pipelines" --format shell
+
+credentials: --token-file, then ~/.synapseConfig (profiles, [endpoints]), then
+SYNAPSE_AUTH_TOKEN. exit codes: 0 ok, 1 error, 2 changes (plan --detailed-exitcode),
+3 bug, 130 interrupted."""
+
 
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="synapse-declare",
         description="Declarative infrastructure for Synapse: validate, plan and apply YAML "
         "manifests of projects, folders, ACLs, wikis, annotations and storage.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
