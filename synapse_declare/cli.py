@@ -108,7 +108,10 @@ def _configure_logging(args: argparse.Namespace, stderr: TextIO) -> None:
     console.addFilter(RedactingFilter())
     root.addHandler(console)
     if args.log_file:
-        handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        try:
+            handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file {args.log_file}: {exc.strerror or exc}") from exc
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         handler.addFilter(RedactingFilter())

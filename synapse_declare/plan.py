@@ -8,6 +8,7 @@ token or any other secret (the client never puts one in a plan).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -205,8 +206,13 @@ class Plan:
 def save_plan(plan: Plan, path: Path) -> None:
     text = json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise PlanError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
 
 
 def load_plan(path: Path) -> Plan:

@@ -448,6 +448,19 @@ def test_bad_manifest_is_located_and_changes_nothing(
     assert exchanges == [], "a bad manifest is caught before any request"
 
 
+def test_unwritable_outputs_are_errors_not_crashes(ws: Workspace, small: Path) -> None:
+    missing = ws.root / "no such dir"
+    for argv in (
+        ["plan", small, "--out", missing / "p.json", *ws.connection()],
+        ["plan", small, "--out", ws.root, *ws.connection()],
+        ["--log-file", missing / "debug.log", "plan", small, *ws.connection()],
+        ["show", ws.root],
+    ):
+        result = ws.run(*argv)
+        assert result.code == 1, (argv, result.err)
+        assert "unexpected internal error" not in result.err
+
+
 def test_validate_json_diagnostics(ws: Workspace) -> None:
     path = ws.manifest(BAD_MANIFESTS["semantic"][0], "bad.yaml")
     result = ws.run("validate", path, "--json")
