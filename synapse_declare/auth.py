@@ -107,7 +107,7 @@ def _config_token(
         if not parser.has_section(name):
             raise ConfigError(
                 f"{path}: no [profile {profile}] section",
-                hint="add one with 'authtoken = ...', or drop --profile / SYNAPSE_PROFILE",
+                hint="add that section with an authtoken line, or drop --profile / SYNAPSE_PROFILE",
             )
         sections = [name]
     else:
@@ -164,8 +164,8 @@ def resolve_credentials(
         raise ConfigError(
             "no Synapse credentials found",
             hint=(
-                "set SYNAPSE_AUTH_TOKEN to a personal access token, add 'authtoken = ...' to "
-                f"{path}, or pass --token-file FILE"
+                "set SYNAPSE_AUTH_TOKEN to a personal access token, put an authtoken line in "
+                f"the [default] section of {path}, or pass --token-file FILE"
             ),
         )
     register_secret(token)

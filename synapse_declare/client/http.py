@@ -125,7 +125,8 @@ class Transport:
         pool = max(options.max_concurrency, 4)
         read_retry = _Retry(
             total=options.retries,
-            connect=options.retries,
+            # A refused connection is almost always a wrong endpoint: fail within seconds.
+            connect=min(options.retries, 3),
             read=options.retries,
             status=options.retries,
             other=0,
@@ -139,7 +140,7 @@ class Transport:
         )
         write_retry = _Retry(
             total=options.retries,
-            connect=options.retries,
+            connect=min(options.retries, 3),
             read=0,
             status=options.retries,
             other=0,
@@ -288,6 +289,12 @@ def _template(path: str) -> str:
 
 def _short(exc: BaseException) -> str:
     text = str(exc)
+    # urllib3 wraps the OS error several times; its "[Errno 111] Connection refused" is the news.
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
     return text if len(text) < 300 else text[:300] + "..."
 
 
