@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from . import storage
 from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
-from .errors import PlanError, PolicyViolation, ResolutionError
+from .errors import Forbidden, PlanError, PolicyViolation, ResolutionError
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
 from .storage import LiveStorage
@@ -280,7 +280,19 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
 
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
-    ids = _parallel(api, lambda spec: api.lookup_child(None, spec.name), list(manifest.projects))
+
+    def find_project(spec: ContainerSpec) -> str | None:
+        try:
+            return api.lookup_child(None, spec.name)
+        except Forbidden as err:
+            raise PlanError(
+                f"{spec.location}: a project named {spec.name!r} exists on "
+                f"{api.t.endpoints.repo}, but {user_name} cannot read it",
+                hint="project names are unique across all of Synapse: ask its owner for "
+                "access, or give your project another name",
+            ) from err
+
+    ids = _parallel(api, find_project, list(manifest.projects))
     for spec, syn_id in zip(manifest.projects, ids, strict=True):
         live = (
             LiveContainer(syn_id=syn_id, concrete_type=PROJECT_TYPE, name=spec.name, own_acl=True)

@@ -520,6 +520,18 @@ def test_unknown_principal_is_located_and_changes_nothing(ws: Workspace, emu: Em
     assert emu.state_version() == before
 
 
+def test_project_name_taken_by_someone_else(ws: Workspace, emu: Emulator, api_for: Any) -> None:
+    """Project names are global: an unreadable project of the same name is a clear error."""
+    api_for(emu, "bob").project("CLI bob's project")
+    path = ws.manifest("version: 1\nprojects:\n  - name: CLI bob's project\n", "taken.yaml")
+    before = emu.state_version()
+    for result in (ws.plan(path), ws.apply(path)):
+        assert result.code == 1
+        assert re.search(r"taken\.yaml:3:\d+: a project named .* cannot read it", result.err)
+        assert "unique across all of Synapse" in result.err
+    assert emu.state_version() == before
+
+
 def test_name_taken_by_another_type_is_an_error(ws: Workspace, emu: Emulator, alice: Api) -> None:
     project = alice.project("CLI name clash")
     alice.ok(
