@@ -6,12 +6,14 @@ are located, output formats behave. Everything runs the real CLI against the emu
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from reconcile_support import (
     Workspace,
     actionable,
     annotations,
+    children,
     log_window,
     lookup,
     mutating_exchanges,
@@ -251,6 +254,56 @@ def test_sigint_exits_130(make_emulator: Any, tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert time.monotonic() - started < 10
     assert slow.state_version() == before
+
+
+def test_sigint_during_apply_exits_130_and_reapply_converges(
+    make_emulator: Any, api_for: Any, tmp_path: Path
+) -> None:
+    emulator = make_emulator()
+    ws = Workspace(emulator, tmp_path)
+    manifest = ws.manifest(SMALL.format(name="CLI interrupted apply"))
+    in_write = threading.Event()
+    writes = itertools.count(1)
+
+    def slow_third_write(ctx: Any) -> None:
+        if ctx.request.method in ("POST", "PUT") and "/entity/child" not in ctx.request.path:
+            if next(writes) == 3:
+                in_write.set()
+                time.sleep(2)
+
+    emulator.knobs.before_write = slow_third_write
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "synapse_declare",
+            "apply",
+            str(manifest),
+            "--auto-approve",
+            *ws.connection(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert in_write.wait(30), "apply never reached its third write"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    emulator.knobs.before_write = None
+    assert process.returncode == 130, (out, err)
+    assert "interrupted" in err and "Traceback" not in err
+    again = ws.apply(manifest)
+    assert again.code == 0, again.err
+    assert ws.plan(manifest, "--detailed-exitcode").code == 0
+    alice: Api = api_for(emulator, "alice")
+    project = lookup(alice, "CLI interrupted apply")
+    assert project is not None
+    names = [c["name"] for c in children(alice, project)]
+    assert sorted(names) == ["Raw Data", "Releases"]
 
 
 def _request_started(emulator: Emulator) -> bool:
@@ -567,6 +620,54 @@ def test_plan_json_is_deterministic(ws: Workspace, applied: Path, alice: Api) ->
     assert created.sub("", first) == created.sub("", second)
     text_a, text_b = ws.plan(applied).out, ws.plan(applied).out
     assert text_a == text_b
+
+
+def test_plan_json_ignores_manifest_key_order(ws: Workspace, alice: Api) -> None:
+    """Annotation keys and ACL entries in another order: the same plan, byte for byte."""
+    first = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: CLI key order
+            annotations: {a: 1, b: two, c: [x, y]}
+            acl: {self: administer, user:bob: view, PUBLIC: view, team:Curators: edit}
+        """,
+        "first.yaml",
+    )
+    second = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: CLI key order
+            acl: {team:Curators: edit, PUBLIC: view, user:bob: view, self: administer}
+            annotations: {c: [x, y], b: two, a: 1}
+        """,
+        "second.yaml",
+    )
+
+    def normalised(path: Path) -> dict[str, Any]:
+        document = json.loads(ws.plan(path, "--json").out)
+        document.pop("created_at")
+        document["manifest"].pop("files")
+        return dict(document)
+
+    assert normalised(first) == normalised(second)
+    assert ws.apply(first).code == 0
+    assert normalised(first) == normalised(second)
+
+
+def test_children_beyond_one_page(ws: Workspace, emu: Emulator) -> None:
+    """More folders than one children page (50): all found, none created twice."""
+    folders = "".join(f"      - name: F{i:03d}\n" for i in range(120))
+    path = ws.manifest(
+        "version: 1\nprojects:\n  - name: CLI many folders\n    folders:\n" + folders
+    )
+    assert ws.apply(path).code == 0
+    with log_window(emu) as exchanges:
+        again = ws.plan(path, "--detailed-exitcode")
+    assert again.code == 0, again.out
+    pages = [e for e in exchanges if e["path"].endswith("/entity/children")]
+    assert len(pages) == 3, "120 children are three pages of 50"
 
 
 def test_markdown_is_capped_for_pull_request_comments(ws: Workspace) -> None:
