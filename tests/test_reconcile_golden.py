@@ -220,6 +220,12 @@ def test_golden_plan(
         assert all(c["action"] == "no-op" for c in document["changes"])
         assert "No changes." in as_text.out
 
+    # Every golden plan also applies, and then there is nothing left to do.
+    applied = ws.apply("manifest.yaml")
+    assert applied.code == 0, applied.err
+    after = ws.plan("manifest.yaml", "--detailed-exitcode")
+    assert after.code == 0, after.out
+
 
 def test_every_case_has_expected_files() -> None:
     """A case without golden files would silently test nothing."""
