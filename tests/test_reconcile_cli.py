@@ -573,6 +573,30 @@ def test_unknown_principal_is_located_and_changes_nothing(ws: Workspace, emu: Em
     assert emu.state_version() == before
 
 
+@pytest.mark.parametrize(
+    ("principal", "message"),
+    [
+        ("team:Nobody", r"team:Nobody does not exist"),
+        ("user:Curators", r"user:Curators names a team, not a user.*\n  hint: write team:Curators"),
+        ("team:alice", r"team:alice names a user, not a team"),
+        ('"9999999"', r"principal id 9999999 does not exist"),
+    ],
+)
+def test_principal_resolution_errors_are_located(
+    ws: Workspace, emu: Emulator, principal: str, message: str
+) -> None:
+    path = ws.manifest(
+        f"version: 1\nprojects:\n  - name: CLI principals\n    acl:\n"
+        f"      self: administer\n      {principal}: view\n",
+        "who.yaml",
+    )
+    before = emu.state_version()
+    result = ws.apply(path)
+    assert result.code == 1
+    assert re.search(r"who\.yaml:\d+:\d+: " + message, result.err), result.err
+    assert emu.state_version() == before
+
+
 def test_project_name_taken_by_someone_else(ws: Workspace, emu: Emulator, api_for: Any) -> None:
     """Project names are global: an unreadable project of the same name is a clear error."""
     api_for(emu, "bob").project("CLI bob's project")

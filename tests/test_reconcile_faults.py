@@ -465,6 +465,18 @@ def test_apply_converges_under_concurrency_throttle(
     _check_converged(ws, manifest, "Throttled", alice)
 
 
+def test_default_parallelism_never_trips_synapses_concurrency_throttle(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    """Synapse allows 3 concurrent requests per user; plan and apply stay within it."""
+    emulator = make_emulator(max_concurrent=3, latency_ms=20)
+    ws = Workspace(emulator, tmp_path)
+    manifest = ws.manifest(TREE.format(name="Within the throttle"))
+    assert ws.apply(manifest).code == 0
+    assert ws.plan(manifest, "--detailed-exitcode").code == 0
+    assert not [e for e in read_exchanges(emulator) if e["status"] == 429]
+
+
 @pytest.mark.fault
 @pytest.mark.slow
 def test_apply_converges_under_rate_throttle(
