@@ -152,6 +152,9 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`",
         "",
     ]
+    # Warnings come first, so that a size-capped comment never loses them.
+    for warning in plan.warnings:
+        head.extend([f"> **Warning:** {_md(warning)}", ""])
     if not plan.has_changes:
         head.append("No changes. Synapse matches the manifest.")
         return redact_text("\n".join(head)) + "\n"
@@ -167,10 +170,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
             f"| `{SYMBOLS[change.action]}` {change.action.value} | "
             f"{_md(_address_display(change.address))} | {change.syn_id or ''} | {fields} |"
         )
-    tail = [""]
-    for warning in plan.warnings:
-        tail.append(f"> **Warning:** {_md(warning)}")
-    text = "\n".join(head + body + tail)
+    text = "\n".join([*head, *body, ""])
     if len(text) > limit:
         kept: list[str] = []
         size = len("\n".join(head)) + 400

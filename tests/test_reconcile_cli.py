@@ -701,13 +701,16 @@ def test_markdown_is_capped_for_pull_request_comments(ws: Workspace) -> None:
         f"        annotations: {{stage: raw, index: {i}}}"
         for i in range(400)
     )
+    # An ACL without 'self' on a new project carries a warning: it must survive the cap.
     path = ws.manifest(
-        "version: 1\nprojects:\n  - name: CLI many changes\n    folders:\n" + folders + "\n"
+        "version: 1\nprojects:\n  - name: CLI many changes\n"
+        "    acl: {user:bob: administer, self: view}\n    folders:\n" + folders + "\n"
     )
     full = ws.plan(path, "--format", "markdown")
     assert full.code == 0, full.err
     assert len(full.out) <= MARKDOWN_LIMIT
     assert re.search(r"\d+ more rows omitted", full.out)
+    assert "> **Warning:**" in full.out and "CHANGE_PERMISSIONS" in full.out
     assert full.out.startswith("<!-- synapse-declare-plan -->")
     assert "401 to create" in full.out, "the summary counts everything, shown or not"
     small = ws.plan(
