@@ -294,6 +294,19 @@ def _plan_container(
                 "CHANGE_PERMISSIONS; unless you created the project, Synapse will refuse it, "
                 "and you may lose the ability to change it later (add 'self: administer')"
             )
+    elif desired_acl is not None:
+        # A folder's own ACL is all that counts for it: without these, the user can no longer
+        # see or change the folder after apply, and later plans cannot manage it.
+        missing = sorted(
+            {"READ", "UPDATE", "CHANGE_PERMISSIONS"} - desired_acl.get(live.target.user_id, set())
+        )
+        if missing:
+            warnings.append(
+                f"{spec.address}: the ACL does not give you ({live.target.user_name}) "
+                f"{', '.join(missing)}; unless a team you belong to has them, you will lose "
+                "access to this folder and synapse-declare will no longer be able to manage it "
+                "(add 'self: administer')"
+            )
 
     if current is None:
         fields: list[FieldChange] = [FieldChange("name", None, spec.name)]

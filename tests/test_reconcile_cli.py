@@ -609,6 +609,28 @@ def test_project_name_taken_by_someone_else(ws: Workspace, emu: Emulator, api_fo
     assert emu.state_version() == before
 
 
+def test_folder_acl_that_locks_you_out_is_warned_about(ws: Workspace) -> None:
+    """A folder's own ACL without you: after apply you could not read it, and later plans
+    could not manage it. The plan says so before anything happens."""
+    path = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: CLI lockout
+            folders:
+              - name: Bob only
+                acl: {user:bob: administer}
+              - name: Fine
+                acl: {self: administer, user:bob: view}
+        """
+    )
+    text = ws.plan(path).out
+    assert "Warning: project:CLI lockout/folder:Bob only: the ACL does not give you" in text
+    assert "CHANGE_PERMISSIONS, READ, UPDATE" in text
+    warnings = json.loads(ws.plan(path, "--json").out)["warnings"]
+    assert len(warnings) == 1 and "folder:Fine" not in warnings[0]
+
+
 def test_name_taken_by_another_type_is_an_error(ws: Workspace, emu: Emulator, alice: Api) -> None:
     project = alice.project("CLI name clash")
     alice.ok(
