@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS copies (
     part_size INTEGER NOT NULL,
     associate_entity TEXT NOT NULL,
     new_handle_id TEXT,
+    new_key TEXT,                   -- the copy's object key in the destination bucket
     size INTEGER NOT NULL,
     md5 TEXT NOT NULL,
     error TEXT,
@@ -83,6 +84,7 @@ class CopyRecord:
     associate_entity: str
     new_handle_id: str | None
     error: str | None
+    new_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +316,7 @@ class Journal:
         with self._mutex:
             row = self._conn.execute(
                 "SELECT source_handle_id, state, upload_id, part_size, associate_entity, "
-                "new_handle_id, error FROM copies WHERE source_handle_id = ?",
+                "new_handle_id, error, new_key FROM copies WHERE source_handle_id = ?",
                 (source_handle_id,),
             ).fetchone()
         if row is None:
@@ -327,6 +329,7 @@ class Journal:
             associate_entity=str(row[4]),
             new_handle_id=row[5],
             error=row[6],
+            new_key=row[7],
         )
 
     def copy_started(
@@ -344,7 +347,8 @@ class Journal:
             "size, md5, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(source_handle_id) DO UPDATE SET state = excluded.state, "
             "upload_id = excluded.upload_id, part_size = excluded.part_size, "
-            "associate_entity = excluded.associate_entity, new_handle_id = NULL, error = NULL, "
+            "associate_entity = excluded.associate_entity, new_handle_id = NULL, new_key = NULL, "
+            "error = NULL, "
             "updated_at = excluded.updated_at",
             (
                 source_handle_id,
@@ -358,11 +362,15 @@ class Journal:
             ),
         )
 
-    def copy_completed(self, source_handle_id: str, new_handle_id: str) -> None:
-        self._update_copy(source_handle_id, COPY_COMPLETED, new_handle_id=new_handle_id)
+    def copy_completed(
+        self, source_handle_id: str, new_handle_id: str, new_key: str | None = None
+    ) -> None:
+        self._update_copy(
+            source_handle_id, COPY_COMPLETED, new_handle_id=new_handle_id, new_key=new_key
+        )
 
-    def copy_verified(self, source_handle_id: str) -> None:
-        self._update_copy(source_handle_id, COPY_VERIFIED)
+    def copy_verified(self, source_handle_id: str, new_key: str | None = None) -> None:
+        self._update_copy(source_handle_id, COPY_VERIFIED, new_key=new_key)
 
     def copy_rejected(self, source_handle_id: str, error: str) -> None:
         self._update_copy(source_handle_id, COPY_REJECTED, error=error)
@@ -373,12 +381,13 @@ class Journal:
         state: str,
         *,
         new_handle_id: str | None = None,
+        new_key: str | None = None,
         error: str | None = None,
     ) -> None:
         self._write(
-            "UPDATE copies SET state = ?, new_handle_id = COALESCE(?, new_handle_id), error = ?, "
-            "updated_at = ? WHERE source_handle_id = ?",
-            (state, new_handle_id, error, time.time(), source_handle_id),
+            "UPDATE copies SET state = ?, new_handle_id = COALESCE(?, new_handle_id), "
+            "new_key = COALESCE(?, new_key), error = ?, updated_at = ? WHERE source_handle_id = ?",
+            (state, new_handle_id, new_key, error, time.time(), source_handle_id),
         )
 
     # -- items -----------------------------------------------------------------------------

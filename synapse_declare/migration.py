@@ -58,6 +58,7 @@ from .client.s3 import (
     DestinationReader,
     PartCopier,
     PartCopyError,
+    S3AccessError,
     describe_exception,
     object_key_from_url,
 )
@@ -863,22 +864,48 @@ class _Runner:
         first = items[0]
         record = self.journal.copy(handle_id)
         if record is not None and record.state == COPY_VERIFIED and record.new_handle_id:
-            with self.lock:
-                self.report.copies_reused += 1
-            return _Copy(str(record.new_handle_id), made=False)
+            if self._still_there(first, record):
+                with self.lock:
+                    self.report.copies_reused += 1
+                return _Copy(str(record.new_handle_id), made=False, key=record.new_key)
+            record = self.journal.copy(handle_id)  # rejected now: copy anew
         if record is not None and record.state == COPY_COMPLETED and record.new_handle_id:
-            copy = _Copy(str(record.new_handle_id), made=False)
+            copy = _Copy(str(record.new_handle_id), made=False, key=record.new_key)
             with self.lock:
                 self.report.copies_reused += 1
         else:
             copy = self._copy(handle_id, items, record)
         try:
-            self._verify(first, copy)
+            key = self._verify(first, copy)
         except VerificationError as exc:
             self.journal.copy_rejected(handle_id, describe_exception(exc))
             raise
-        self.journal.copy_verified(handle_id)
+        self.journal.copy_verified(handle_id, key)
         return copy
+
+    def _still_there(self, item: MigrationItem, record: CopyRecord) -> bool:
+        """A copy verified by an earlier run is reused after a HEAD shows it is still there with
+        the source's size (no REST call: its key is in the journal). A missing or resized object
+        is rejected, and the handle is copied anew."""
+        if self.options.verify == "none" or not record.new_key or not self.destination_bucket:
+            return True
+        assert self.verifier is not None
+        try:
+            size: int | None = self.verifier.head(self.destination_bucket, record.new_key)
+        except S3AccessError as exc:
+            if exc.code not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            size = None
+        if size == item.size:
+            return True
+        problem = "is gone" if size is None else f"now has {size} bytes, not {item.size}"
+        text = (
+            f"the copy {record.new_handle_id} made by an earlier run "
+            f"(s3://{self.destination_bucket}/{record.new_key}) {problem}"
+        )
+        self.journal.copy_rejected(item.file_handle_id, text)
+        self.progress.note(f"{text}; copying file handle {item.file_handle_id} again")
+        return False
 
     def _copy(self, handle_id: str, items: list[MigrationItem], record: CopyRecord | None) -> _Copy:
         first = items[0]
@@ -939,7 +966,7 @@ class _Runner:
         result = status.get("resultFileHandleId")
         if not result:
             raise MigrationError(f"{what}: upload {upload_id} completed without a file handle")
-        self.journal.copy_completed(handle_id, str(result))
+        self.journal.copy_completed(handle_id, str(result), key)
         with self.lock:
             if copied:
                 self.report.copies_made += 1
@@ -1043,14 +1070,14 @@ class _Runner:
 
     # -- verify --------------------------------------------------------------------------------
 
-    def _verify(self, item: MigrationItem, copy: _Copy) -> None:
+    def _verify(self, item: MigrationItem, copy: _Copy) -> str | None:
         """Size (HEAD) or size and MD5 (streamed) of the destination object against the source
         handle. The object is the one the part copies wrote (its key from the URLs Synapse
         signed, in the destination bucket read at the start of the run); when the copy was
         finished by an earlier run, the new handle is read to find it, and its storage location
         and recorded MD5 are checked too."""
         if self.options.verify == "none":
-            return
+            return copy.key
         assert self.verifier is not None
         problems: list[str] = []
         new_handle_id = copy.new_handle_id
@@ -1086,6 +1113,7 @@ class _Runner:
                 f"(s3://{bucket}/{key}) does not match its source: {'; '.join(problems)}",
                 hint=f"nothing points at file handle {new_handle_id}; the next run copies anew",
             )
+        return key
 
     # -- repoint -------------------------------------------------------------------------------
 

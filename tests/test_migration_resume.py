@@ -332,10 +332,10 @@ def test_index_json_is_what_a_saved_plan_carries(w: World) -> None:
     assert MigrationIndex.from_json(json.loads(json.dumps(index.to_json()))) == index
 
 
-def test_killed_during_verification_resumes_by_reading_the_new_handle(w: World) -> None:
-    """The copy completed but was not verified: the rerun verifies it (locating it through the
-    new file handle) instead of copying again."""
-    files = _files(w, 1)
+def test_killed_during_verification_resumes_without_copying_again(w: World) -> None:
+    """The copy completed but was not verified: the rerun verifies it instead of copying again —
+    at its journaled key, or, when the key is unknown, found through the new file handle."""
+    files = _files(w, 2)
     index = w.index()
     reader = w.reader()
 
@@ -344,13 +344,50 @@ def test_killed_during_verification_resumes_by_reading_the_new_handle(w: World) 
             raise Killed("killed while verifying")
 
     with pytest.raises(Killed):
-        w.migrate(index, verifier=DiesWhileReading(reader.client))
+        w.migrate(index, verifier=DiesWhileReading(reader.client), parallel=2)
+    with sqlite3.connect(_journal(w)) as db:
+        assert {r[0] for r in db.execute("SELECT state FROM copies")} == {"completed"}
+        first_handle = min(i.file_handle_id for i in index.items)
+        db.execute("UPDATE copies SET new_key = NULL WHERE source_handle_id = ?", (first_handle,))
     first = len(read_exchanges(w.emulator))
 
     report = w.migrate(w.index())
 
-    assert report.ok and report.copies_reused == 1 and report.copies_made == 0
+    assert report.ok and report.copies_reused == 2 and report.copies_made == 0
     second = read_exchanges(w.emulator)[first:]
     assert multipart_starts(second) == []
-    assert [e["path"] for e in second if e["path"].startswith("/file/v1/fileHandle/")]
+    handle_reads = [e["path"] for e in second if e["path"].startswith("/file/v1/fileHandle/")]
+    assert len(handle_reads) == 1
+    _all_moved(w, files)
+
+
+def test_a_journaled_copy_that_vanished_is_made_again(w: World) -> None:
+    """A verified copy is reused only if a HEAD still finds it with the source's size."""
+    files = _files(w, 2)
+    index = w.index()
+    original = w.api.update_version_file_handle
+
+    def dies_before(entity_id: str, version: int, old: str, new: str) -> None:
+        raise Killed("killed before any repoint")
+
+    w.api.update_version_file_handle = dies_before  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        w.migrate(index, parallel=1)
+    w.api.update_version_file_handle = original  # type: ignore[method-assign]
+    with sqlite3.connect(_journal(w)) as db:
+        [(handle, key)] = db.execute(
+            "SELECT source_handle_id, new_key FROM copies WHERE state = 'verified'"
+        ).fetchall()
+    # Someone deletes the copy from the destination bucket before the rerun.
+    w.emulator.s3_client().delete_object(Bucket=w.bucket, Key=key)
+    notes = Notes()
+    first = len(read_exchanges(w.emulator))
+
+    report = w.migrate(index, progress=notes, parallel=1)
+
+    assert report.ok and report.copies_made == 2
+    assert any("is gone; copying file handle" in line for line in notes.lines)
+    starts = multipart_starts(read_exchanges(w.emulator)[first:])
+    assert {s["handle"] for s in starts} == {i.file_handle_id for i in index.items}
+    assert next(s for s in starts if s["handle"] == handle)["force"] == "true"
     _all_moved(w, files)
