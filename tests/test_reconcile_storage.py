@@ -297,3 +297,68 @@ def test_existing_files_are_moved_behind_sts_keeping_their_ids(
     assert lookup(api, "sub", raw["id"]) == sub["id"]  # folders are not moved
     again = ws.plan(manifest, "--detailed-exitcode")
     assert again.code == 0, again.both
+
+
+@pytest.mark.interop
+def test_after_apply_the_official_client_agrees(
+    ws: Workspace, emulator: Emulator, api_for: Any, hermetic_env: Path
+) -> None:
+    """`apply` of a manifest with migrate_existing (all versions) leaves synapseutils nothing to
+    migrate, and every file downloads byte-identical with synapseclient."""
+    synapseclient = pytest.importorskip("synapseclient")
+    import synapseutils
+
+    api = api_for(emulator, "alice")
+    project = api.project("Storage project")
+    folder = api.folder("Data", project["id"])
+    contents = {"a.txt": b"alpha\n" * 300, "b.bin": bytes(range(256)) * 40}
+    ids = {}
+    for name, data in contents.items():
+        handle = upload(api, data, name)
+        ids[name] = file_entity(api, folder["id"], handle["id"], name)["id"]
+    # A second version of a.txt: `all` must move both.
+    entity = api.ok("GET", f"/entity/{ids['a.txt']}")
+    newer = upload(api, b"alpha v2\n" * 300, "a.txt")
+    api.ok("PUT", f"/entity/{ids['a.txt']}", {**entity, "dataFileHandleId": newer["id"]})
+    contents["a.txt"] = b"alpha v2\n" * 300
+    endpoint = emulator.s3_endpoint
+    manifest = ws.manifest(
+        f"""
+        version: 1
+        storage_locations:
+          lab: {{type: external_s3, bucket: {BUCKET}, base_key: portal,
+                 endpoint_url: "{endpoint}"}}
+        projects:
+          - name: Storage project
+            storage: lab
+            migrate_existing: {{to: lab, versions: all}}
+        """
+    )
+    applied = ws.run(
+        "apply", manifest, "--auto-approve", "--state-dir", ws.root / "state", *ws.connection()
+    )
+    assert applied.code == 0, applied.both
+    destination = next(int(loc["storageLocationId"]) for loc in my_locations(api))
+
+    config = hermetic_env / ".synapseConfig"
+    config.write_text(emulator.synapse_config("alice"), encoding="utf-8")
+    synapseclient.Synapse.allow_client_caching(False)
+    syn = synapseclient.Synapse(
+        configPath=str(config), cache_root_dir=str(hermetic_env / "cache"), silent=True
+    )
+    syn.login(silent=True)
+    result = synapseutils.index_files_for_migration(
+        syn,
+        project["id"],
+        str(destination),
+        str(ws.root / "su.db"),
+        file_version_strategy="all",
+    )
+    counts = result.get_counts_by_status()
+    assert counts["INDEXED"] == 0 and counts["ERRORED"] == 0, counts
+    assert counts["ALREADY_MIGRATED"] == 3, counts  # a.txt v1, a.txt v2, b.bin v1
+    for name, entity_id in ids.items():
+        got = syn.get(entity_id, downloadLocation=str(ws.root / "dl" / name))
+        assert Path(got.path).read_bytes() == contents[name]
+        assert int(got._file_handle["storageLocationId"]) == destination
+    syn.logout()
