@@ -307,8 +307,13 @@ def test_sigint_during_apply_exits_130_and_reapply_converges(
 
 
 def _request_started(emulator: Emulator) -> bool:
-    # The log is written when an exchange ends; the knob's in-flight counter shows one started.
-    return any(count > 0 for count in emulator.knobs._in_flight.values())
+    # The log is written when an exchange ends; the throttle's in-flight counter shows one
+    # started (an emulator internal: without it, give the CLI two seconds to get there).
+    in_flight = getattr(emulator.knobs, "_in_flight", None)
+    if in_flight is None:
+        time.sleep(2)
+        return True
+    return any(count > 0 for count in in_flight.values())
 
 
 # ---------------------------------------------------------------------------------------------
