@@ -636,6 +636,15 @@ class _SourceChanged(Exception):
     """The entity version no longer is what the plan saw; it was not repointed."""
 
 
+class _AlreadyDone(Exception):
+    """An earlier run already repointed this entity (its journal entry was lost to a kill)."""
+
+    def __init__(self, new_handle_id: str, new_version: int) -> None:
+        super().__init__(new_handle_id)
+        self.new_handle_id = new_handle_id
+        self.new_version = new_version
+
+
 class _AssociationRefused(Exception):
     """Synapse refused to copy through the named entity (403/404 on the copy start)."""
 
@@ -771,6 +780,13 @@ class _Runner:
                 try:
                     entities[(item.entity_id, item.version)] = self._check_entity(item)
                     still.append(item)
+                except _AlreadyDone as done:
+                    self._repointed(
+                        item,
+                        done.new_handle_id,
+                        done.new_version if self.index.strategy is Strategy.NEW else None,
+                        note=" (done by an earlier run)",
+                    )
                 except _SourceChanged as exc:
                     ok = False
                     self._source_changed(item, str(exc))
@@ -819,16 +835,21 @@ class _Runner:
                 ok = False
                 self._failed(item, exc, to_handle=copy.new_handle_id)
                 continue
-            self.journal.record_item(
-                item.entity_id,
-                item.version,
-                source_handle_id=handle_id,
-                state=ITEM_REPOINTED,
-                new_handle_id=copy.new_handle_id,
-                new_version=new_version,
-            )
-            self._row(item, "migrated", to_handle=copy.new_handle_id, new_version=new_version)
+            self._repointed(item, copy.new_handle_id, new_version)
         return ok
+
+    def _repointed(
+        self, item: MigrationItem, new_handle_id: str, new_version: int | None, note: str = ""
+    ) -> None:
+        self.journal.record_item(
+            item.entity_id,
+            item.version,
+            source_handle_id=item.file_handle_id,
+            state=ITEM_REPOINTED,
+            new_handle_id=new_handle_id,
+            new_version=new_version,
+        )
+        self._row(item, "migrated", to_handle=new_handle_id, new_version=new_version, note=note)
 
     def _failed(
         self, item: MigrationItem, exc: BaseException, to_handle: str | None = None
@@ -1118,12 +1139,22 @@ class _Runner:
     # -- repoint -------------------------------------------------------------------------------
 
     def _check_entity(self, item: MigrationItem) -> dict[str, Any]:
-        """Strategy NEW: the entity as it is now, if it is still what the plan saw."""
+        """Strategies NEW and MOVE: the entity as it is now, if it is still what the plan saw.
+        Raises :class:`_AlreadyDone` when it changed because an earlier run of this migration
+        already updated it (killed before the journal recorded that)."""
         try:
             entity = self.api.get_entity(item.entity_id)
         except NotFound as exc:
             raise _SourceChanged(f"{item.entity_id} no longer exists ({exc.reason})") from None
         if item.entity_etag is not None and entity.get("etag") != item.entity_etag:
+            record = self.journal.copy(item.file_handle_id)
+            copied = record.new_handle_id if record is not None else None
+            if (
+                copied is not None
+                and str(entity.get("dataFileHandleId")) == copied
+                and (self.move_to is None or entity.get("parentId") == self.move_to)
+            ):
+                raise _AlreadyDone(copied, int(entity.get("versionNumber") or 0))
             raise _SourceChanged(
                 f"{item.entity_id} changed since the plan (etag {item.entity_etag} → "
                 f"{entity.get('etag')})"

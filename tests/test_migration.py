@@ -232,6 +232,29 @@ def test_shared_file_handle_is_copied_once(w: World) -> None:
     assert len(targets) == 1, "both entities point at the one copy"
 
 
+def test_one_handle_shared_by_many_entities_and_versions(w: World) -> None:
+    """51 entities (two children pages) and two versions of one of them share one file handle:
+    strategy ``all`` copies it once and repoints all 52 versions."""
+    data = b"common" * 100
+    first, handle = w.put_file(data, "first.bin")
+    folder = w.folder("Many")
+    others = [w.entity_with_handle(handle["id"], f"copy-{n:02d}.bin", folder) for n in range(50)]
+    entity = w.raw.ok("GET", f"/entity/{first['id']}")
+    entity.pop("versionLabel")
+    w.raw.ok("PUT", f"/entity/{first['id']}", entity, newVersion="true")  # v2, same handle
+    index = w.index(Strategy.ALL)
+    assert len(index.items) == 52 and index.unique_handles() == 1
+    log_start = len(read_exchanges(w.emulator))
+
+    report = w.migrate(index)
+
+    assert report.ok and report.counts["migrated"] == 52 and report.copies_made == 1
+    assert len(multipart_starts(read_exchanges(w.emulator)[log_start:])) == 1
+    targets = {_assert_moved(w, e, 1, data)["id"] for e in others}
+    targets |= {_assert_moved(w, first["id"], v, data)["id"] for v in (1, 2)}
+    assert len(targets) == 1
+
+
 def test_multipart_copy_of_a_file_larger_than_one_part(w: World) -> None:
     data = _blob(11 * MIB + 123, 7)
     entity, source = w.put_file(data, "big.bin")

@@ -143,6 +143,37 @@ def test_a_repoint_that_landed_before_the_kill_is_recognised(w: World) -> None:
     _all_moved(w, files)
 
 
+def test_a_new_version_created_before_the_kill_is_recognised(w: World) -> None:
+    """Strategy new: the new version landed, the journal never heard of it; the rerun with the
+    saved index sees the entity changed *by this migration* and creates no second version."""
+    files = _files(w, 2)
+    index = w.index(Strategy.NEW)
+    original = w.api.update_entity_new_version
+
+    def dies_after(entity: dict[str, Any]) -> dict[str, Any]:
+        original(entity)
+        raise Killed("killed after the new version, before the journal")
+
+    w.api.update_entity_new_version = dies_after  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        w.migrate(index, parallel=1)
+    w.api.update_entity_new_version = original  # type: ignore[method-assign]
+    first = len(read_exchanges(w.emulator))
+
+    notes = Notes()
+    report = w.migrate(index, parallel=1, progress=notes)
+
+    assert report.ok and report.counts["migrated"] == 2, report.summary()
+    assert len(multipart_starts(read_exchanges(w.emulator)[first:])) == 1
+    assert any("done by an earlier run" in line for line in notes.lines)
+    for entity_id, data in files.items():
+        entity = w.raw.ok("GET", f"/entity/{entity_id}")
+        assert entity["versionNumber"] == 2, "exactly one new version"
+        handle = w.version_handle(entity_id, 2)
+        assert int(handle["storageLocationId"]) == w.destination
+        assert w.handle_bytes(handle) == data
+
+
 def test_a_half_copied_multipart_upload_resumes_from_parts_state(w: World) -> None:
     data = os.urandom(11 * MIB)
     entity, _ = w.put_file(data, "big.bin")
