@@ -9,7 +9,9 @@ token or any other secret (the client never puts one in a plan).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -204,7 +206,15 @@ class Plan:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
-    text = json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n"
+    """Write the plan; manifest paths are stored relative to the plan file, so ``apply --plan``
+    works from any directory (and from another checkout with the same layout)."""
+    base = path.resolve().parent
+    relative = tuple(
+        os.path.relpath(Path(f).resolve(), base) if not _is_url(f) else f
+        for f in plan.manifest_files
+    )
+    document = dataclasses.replace(plan, manifest_files=relative).to_json()
+    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -224,7 +234,16 @@ def load_plan(path: Path) -> Plan:
         raise PlanError(f"{path} is not a plan file (invalid JSON: {exc})") from exc
     if not isinstance(data, dict):
         raise PlanError(f"{path} is not a plan file")
-    return Plan.from_json(data)
+    plan = Plan.from_json(data)
+    base = path.resolve().parent
+    return dataclasses.replace(
+        plan,
+        manifest_files=tuple(str(base / f) if not _is_url(f) else f for f in plan.manifest_files),
+    )
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text
 
 
 def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:

@@ -226,6 +226,61 @@ def _human_seconds(seconds: float) -> str:
     return f"~{seconds / 3600:.1f} h"
 
 
+MANAGE_ACCESS = frozenset({"READ", "UPDATE", "CHANGE_PERMISSIONS"})
+
+
+def _check_permissions(
+    spec: ContainerSpec, current: Any, live: LiveState, *, edit: bool, acl: bool, add_children: bool
+) -> None:
+    """Refuse at plan time what Synapse would refuse mid-apply for lack of permission."""
+    permissions = current.permissions
+    if permissions is None:
+        return
+    missing = []
+    if edit and not permissions.get("canEdit"):
+        missing.append("UPDATE (to change its annotations or description)")
+    if acl and not permissions.get("canChangePermissions"):
+        missing.append("CHANGE_PERMISSIONS (to change its ACL)")
+    if add_children and not permissions.get("canAddChild"):
+        missing.append("CREATE (to add the folders the manifest declares in it)")
+    if missing:
+        raise PolicyViolation(
+            f"{spec.address} ({current.syn_id}): you ({live.target.user_name}) lack "
+            + "; ".join(missing),
+            location=spec.location,
+            hint="ask an administrator of the entity for these rights, or remove those parts "
+            "from the manifest",
+        )
+
+
+def effective_access(acl: Mapping[int, frozenset[str]], groups: frozenset[int]) -> set[str]:
+    granted: set[str] = set()
+    for principal, access in acl.items():
+        if principal in groups:
+            granted |= access
+    return granted
+
+
+def _check_lockout(
+    spec: ContainerSpec, desired_acl: Mapping[int, frozenset[str]], live: LiveState
+) -> None:
+    """Refuse an ACL that would take from the user what managing this entity needs: without
+    READ it disappears from later plans (which then never converge), without UPDATE or
+    CHANGE_PERMISSIONS its annotations or ACL can never be changed again."""
+    missing = sorted(MANAGE_ACCESS - effective_access(desired_acl, live.my_groups))
+    if not missing:
+        return
+    assert isinstance(spec.acl, AclSpec)
+    raise PolicyViolation(
+        f"{spec.address}: this ACL would leave you ({live.target.user_name}) without "
+        f"{', '.join(missing)} — neither directly nor through a team you are in — so "
+        "synapse-declare could no longer manage it",
+        location=spec.acl.location,
+        hint="add `self: administer` (or give a team you belong to these rights); to hand the "
+        "entity over for good, change its ACL outside synapse-declare",
+    )
+
+
 def _desired_annotations(spec: ContainerSpec) -> dict[str, Any] | None:
     if spec.annotations is None:
         return None
@@ -286,27 +341,8 @@ def _plan_container(
     desired_acl = _desired_acl(spec, live)
     names = _principal_names(spec, live)
     depends = (parent.address,) if parent is not None else ()
-    if desired_acl is not None and is_project:
-        me = live.target.user_id
-        if "CHANGE_PERMISSIONS" not in desired_acl.get(me, frozenset()):
-            warnings.append(
-                f"{spec.address}: the ACL does not give you ({live.target.user_name}) "
-                "CHANGE_PERMISSIONS; unless you created the project, Synapse will refuse it, "
-                "and you may lose the ability to change it later (add 'self: administer')"
-            )
-    elif desired_acl is not None:
-        # A folder's own ACL is all that counts for it: without these, the user can no longer
-        # see or change the folder after apply, and later plans cannot manage it.
-        missing = sorted(
-            {"READ", "UPDATE", "CHANGE_PERMISSIONS"} - desired_acl.get(live.target.user_id, set())
-        )
-        if missing:
-            warnings.append(
-                f"{spec.address}: the ACL does not give you ({live.target.user_name}) "
-                f"{', '.join(missing)}; unless a team you belong to has them, you will lose "
-                "access to this folder and synapse-declare will no longer be able to manage it "
-                "(add 'self: administer')"
-            )
+    if desired_acl is not None:
+        _check_lockout(spec, desired_acl, live)
 
     if current is None:
         fields: list[FieldChange] = [FieldChange("name", None, spec.name)]
@@ -407,6 +443,15 @@ def _plan_container(
         fields.append(FieldChange("acl", "(own ACL)", "(inherited)"))
         acl_op = "delete"
 
+    writes_marker = is_project and adopting
+    _check_permissions(
+        spec,
+        current,
+        live,
+        edit=bool(entity_update or annotations_after or writes_marker),
+        acl=acl_op is not None,
+        add_children=any(live.containers.get(c.address) is None for c in spec.folders),
+    )
     if fields:
         action = Action.ADOPT if is_project and adopting else Action.UPDATE
     elif adopting:

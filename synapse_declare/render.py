@@ -137,6 +137,8 @@ def summary_line(plan: Plan) -> str:
 
 def render_json(plan: Plan) -> str:
     document = plan.to_json()
+    # Same live state, same bytes: the time of planning stays in saved plan files only.
+    document.pop("created_at", None)
     # Users and machines read the plan document; the applier-only payloads stay in plan files.
     for change in document["changes"]:
         change.pop("desired", None)

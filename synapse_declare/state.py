@@ -72,6 +72,7 @@ class LiveContainer:
     wiki_headers: list[dict[str, Any]] | None = None
     wiki_pages: dict[str, LiveWikiPage] = field(default_factory=dict)
     children: dict[str, dict[str, Any]] | None = None
+    permissions: dict[str, Any] | None = None  # UserEntityPermissions, when a bundle was read
 
     @property
     def managed_marker(self) -> bool:
@@ -86,6 +87,8 @@ class LiveState:
     observed: dict[str, str | None]
     storage: LiveStorage = field(default_factory=LiveStorage)
     identities: tuple[str, ...] = ()  # user id, user name, emails (owner.txt checks)
+    # The principals an ACL entry can grant the user rights through (lock-out checks).
+    my_groups: frozenset[int] = frozenset()
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -194,8 +197,12 @@ def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> N
         "includeAnnotations": is_project or spec.annotations is not None,
         "includeAccessControlList": isinstance(spec.acl, AclSpec) and live.own_acl,
         "includeRootWikiId": spec.wiki is not None,
+        # Same call, no extra request: lets the plan refuse what the user may not do.
+        "includePermissions": True,
     }
     bundle = api.bundle(live.syn_id, **{k: v for k, v in flags.items() if v})
+    if "permissions" in bundle:
+        live.permissions = dict(bundle["permissions"])
     if "entity" in bundle:
         live.entity = bundle["entity"]
         live.etag = str(bundle["entity"]["etag"])
@@ -272,6 +279,7 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         raise PlanError("Synapse treats this request as anonymous; a token is required")
     target = Target(endpoint=api.t.endpoints.repo, user_id=user_id, user_name=user_name)
     principals = resolve_principals(api, manifest, user_id)
+    my_groups = _my_groups(api, manifest, principals, user_id)
     containers: dict[str, LiveContainer | None] = {}
     observed: dict[str, str | None] = {
         f"principal:{ref}": str(pid)
@@ -351,7 +359,31 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         observed=observed,
         storage=live_storage,
         identities=identities,
+        my_groups=my_groups,
     )
+
+
+def _my_groups(
+    api: SynapseAPI, manifest: Manifest, principals: dict[PrincipalRef, int], user_id: int
+) -> frozenset[int]:
+    """The user, PUBLIC and AUTHENTICATED_USERS, plus the user's teams — read (one call) only
+    when some ACL in the manifest names a team or id and does not already give the user the
+    rights to manage the entity directly."""
+    base = frozenset({user_id, 273948, 273949})
+    for spec in manifest.walk():
+        if not isinstance(spec.acl, AclSpec):
+            continue
+        granted: set[str] = set()
+        others = False
+        for entry in spec.acl.entries:
+            pid = principals[entry.principal]
+            if pid in base:
+                granted |= entry.access
+            else:
+                others = True
+        if others and not {"READ", "UPDATE", "CHANGE_PERMISSIONS"} <= granted:
+            return base | frozenset(api.my_team_ids(user_id))
+    return base
 
 
 def _read_storage(

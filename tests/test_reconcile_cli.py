@@ -614,9 +614,10 @@ def test_project_name_taken_by_someone_else(ws: Workspace, emu: Emulator, api_fo
     assert emu.state_version() == before
 
 
-def test_folder_acl_that_locks_you_out_is_warned_about(ws: Workspace) -> None:
+def test_an_acl_that_locks_you_out_is_refused(ws: Workspace, emu: Emulator) -> None:
     """A folder's own ACL without you: after apply you could not read it, and later plans
-    could not manage it. The plan says so before anything happens."""
+    could not manage it (they would never converge). The plan refuses, located, before any
+    write — unless a team you are in gives you the rights."""
     path = ws.manifest(
         """
         version: 1
@@ -625,15 +626,32 @@ def test_folder_acl_that_locks_you_out_is_warned_about(ws: Workspace) -> None:
             folders:
               - name: Bob only
                 acl: {user:bob: administer}
-              - name: Fine
-                acl: {self: administer, user:bob: view}
         """
     )
-    text = ws.plan(path).out
-    assert "Warning: project:CLI lockout/folder:Bob only: the ACL does not give you" in text
-    assert "CHANGE_PERMISSIONS, READ, UPDATE" in text
-    warnings = json.loads(ws.plan(path, "--json").out)["warnings"]
-    assert len(warnings) == 1 and "folder:Fine" not in warnings[0]
+    before = emu.state_version()
+    result = ws.apply(path)
+    assert result.code == 1
+    assert "manifest.yaml:6:14: project:CLI lockout/folder:Bob only: this ACL would leave you " in (
+        result.err
+    )
+    assert "without CHANGE_PERMISSIONS, READ, UPDATE" in result.err
+    assert "self: administer" in result.err
+    assert emu.state_version() == before
+
+    through_team = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: CLI lockout
+            folders:
+              - name: Admins only
+                acl: {team:Lab Admins: administer, user:bob: view}
+        """,
+        "team.yaml",
+    )
+    planned = ws.plan(through_team, "--json")
+    assert planned.code == 0, planned.err  # alice is in Lab Admins
+    assert json.loads(planned.out)["warnings"] == []
 
 
 def test_name_taken_by_another_type_is_an_error(ws: Workspace, emu: Emulator, alice: Api) -> None:
@@ -667,8 +685,7 @@ def test_plan_json_is_deterministic(ws: Workspace, applied: Path, alice: Api) ->
     _edit(alice, f"/entity/{project}/annotations2", program={"type": "STRING", "value": ["d"]})
     first = ws.plan(applied, "--json").out
     second = ws.plan(applied, "--json").out
-    created = re.compile(r'"created_at": "[^"]*"')
-    assert created.sub("", first) == created.sub("", second)
+    assert first == second, "same live state, same bytes"
     text_a, text_b = ws.plan(applied).out, ws.plan(applied).out
     assert text_a == text_b
 
@@ -698,7 +715,6 @@ def test_plan_json_ignores_manifest_key_order(ws: Workspace, alice: Api) -> None
 
     def normalised(path: Path) -> dict[str, Any]:
         document = json.loads(ws.plan(path, "--json").out)
-        document.pop("created_at")
         document["manifest"].pop("files")
         return dict(document)
 
@@ -728,18 +744,19 @@ def test_markdown_is_capped_for_pull_request_comments(ws: Workspace) -> None:
         f"        annotations: {{stage: raw, index: {i}}}"
         for i in range(400)
     )
-    # An ACL without 'self' on a new project carries a warning: it must survive the cap.
+    # A storage location whose owner.txt cannot be checked here (no AWS credentials in the
+    # hermetic environment) carries a warning: it must survive the cap.
     path = ws.manifest(
-        "version: 1\nprojects:\n  - name: CLI many changes\n"
-        "    acl: {user:bob: administer, self: view}\n    folders:\n" + folders + "\n"
+        "version: 1\nstorage_locations:\n  lab: {type: external_s3, bucket: lab-data}\n"
+        "projects:\n  - name: CLI many changes\n    storage: lab\n    folders:\n" + folders + "\n"
     )
     full = ws.plan(path, "--format", "markdown")
     assert full.code == 0, full.err
     assert len(full.out) <= MARKDOWN_LIMIT
     assert re.search(r"\d+ more rows omitted", full.out)
-    assert "> **Warning:**" in full.out and "CHANGE_PERMISSIONS" in full.out
+    assert "> **Warning:**" in full.out and "owner.txt" in full.out
     assert full.out.startswith("<!-- synapse-declare-plan -->")
-    assert "401 to create" in full.out, "the summary counts everything, shown or not"
+    assert "403 to create" in full.out, "the summary counts everything, shown or not"
     small = ws.plan(
         ws.manifest("version: 1\nprojects:\n  - name: CLI few changes\n", "few.yaml"),
         "--format",
@@ -814,3 +831,48 @@ def _admin_only(emu: Emulator) -> list[dict[str, Any]]:
             "accessType": sorted(ADMIN),
         }
     ]
+
+
+def test_missing_permissions_are_refused_at_plan_time(
+    ws: Workspace, emu: Emulator, api_for: Any
+) -> None:
+    """A project alice may only read: the plan says what she lacks instead of failing mid-apply."""
+    bob = api_for(emu, "bob")
+    project = bob.project("CLI read only")
+    acl = bob.ok("GET", f"/entity/{project['id']}/acl")
+    acl["resourceAccess"].append(
+        {"principalId": emu.principal_ids["alice"], "accessType": ["READ"]}
+    )
+    bob.ok("PUT", f"/entity/{project['id']}/acl", acl)
+    path = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: CLI read only
+            annotations: {stage: raw}
+            folders:
+              - name: New folder
+        """
+    )
+    before = emu.state_version()
+    result = ws.apply(path)
+    assert result.code == 1
+    assert f"project:CLI read only ({project['id']}): you (alice) lack UPDATE" in result.err
+    assert "CREATE (to add the folders the manifest declares in it)" in result.err
+    assert emu.state_version() == before
+
+
+def test_a_saved_plan_applies_from_another_directory(
+    ws: Workspace, small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_file = ws.root / "plans" / "plan.json"
+    plan_file.parent.mkdir()
+    assert ws.plan(small, "--out", plan_file).code == 0
+    stored = json.loads(plan_file.read_text(encoding="utf-8"))["manifest"]["files"]
+    assert stored == [f"../{small.name}"]  # relative to the plan file
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = ws.run("apply", "--plan", plan_file, *ws.connection())
+    assert result.code == 0, result.both
+    assert "Apply complete" in result.err

@@ -44,6 +44,20 @@ class SynapseAPI:
             found.extend(body.get("list", []))
         return found
 
+    def my_team_ids(self, user_id: int) -> list[int]:
+        """Ids of the teams the user belongs to (offset paging)."""
+        ids: list[int] = []
+        offset = 0
+        while True:
+            body = self.t.request(
+                "GET", f"/user/{user_id}/team", params={"offset": offset, "limit": 50}
+            )
+            page = body.get("results", []) if isinstance(body, dict) else []
+            ids.extend(int(team["id"]) for team in page)
+            if len(page) < 50:
+                return ids
+            offset += 50
+
     def group_headers_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
         if not ids:
             return []
