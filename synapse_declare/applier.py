@@ -501,8 +501,11 @@ def apply_plan(
     started = 0
     stopping = False
     running: dict[Future[str], Change] = {}
+    interrupted = False
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         while pending or running:
+            if interrupted:
+                stopping = True
             if not stopping:
                 # Start at most `parallel` changes at a time: a change handed to the pool early
                 # would still run after a failure, which must stop new changes from starting.
@@ -514,7 +517,14 @@ def apply_plan(
                     running[pool.submit(run.execute, change)] = change
             if not running:
                 break
-            completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            try:
+                completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # Ctrl-C: start nothing new, let the writes in flight finish (a second Ctrl-C
+                # aborts them), then say what was done.
+                progress.note("interrupted: finishing the changes in flight, starting no more")
+                interrupted = True
+                continue
             for future in completed:
                 change = running.pop(future)
                 error = future.exception()
@@ -535,4 +545,14 @@ def apply_plan(
     result.not_attempted = [c.address for c in pending]
     result.failed.extend(run.soft_failures)
     result.ids = dict(run.ids)
+    if interrupted:
+        raise ApplyInterrupted(result)
     return result
+
+
+class ApplyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during apply, raised after the changes in flight finished; carries the result."""
+
+    def __init__(self, result: ApplyResult) -> None:
+        super().__init__("apply interrupted")
+        self.result = result

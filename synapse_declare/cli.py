@@ -506,7 +506,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from .applier import apply_plan
+    from .applier import ApplyInterrupted, apply_plan
     from .client.synapse import SynapseAPI
     from .engine import plan_manifest
     from .errors import ApplyError, StalePlanError
@@ -549,13 +549,19 @@ def _apply(args: argparse.Namespace) -> int:
             if answer != "yes":
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
                 return EXIT_ERROR
-        result = apply_plan(
-            api,
-            plan,
-            progress=PlainProgress(sys.stderr),
-            parallel=args.parallel,
-            storage=_storage_options(args),
-        )
+        try:
+            result = apply_plan(
+                api,
+                plan,
+                progress=PlainProgress(sys.stderr),
+                parallel=args.parallel,
+                storage=_storage_options(args),
+            )
+        except ApplyInterrupted as stop:
+            done = stop.result
+            sys.stderr.write(render_apply_summary(len(done.done), done.failed, done.not_attempted))
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     finally:
         api.t.close()
     sys.stderr.write(render_apply_summary(len(result.done), result.failed, result.not_attempted))

@@ -296,6 +296,8 @@ def test_sigint_during_apply_exits_130_and_reapply_converges(
     emulator.knobs.before_write = None
     assert process.returncode == 130, (out, err)
     assert "interrupted" in err and "Traceback" not in err
+    # The write in flight finished; the user is told what was done and what was not.
+    assert "Apply stopped: " in err and "not attempted" in err, err
     again = ws.apply(manifest)
     assert again.code == 0, again.err
     assert ws.plan(manifest, "--detailed-exitcode").code == 0
