@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,33 @@ def shared_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     ).start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def emu(shared_emulator: Emulator) -> Emulator:
+    """The module's emulator (tests create uniquely named projects in it)."""
+    return shared_emulator
+
+
+@pytest.fixture
+def alice(emu: Emulator) -> Api:
+    return Api(emu, emu.users[ALICE])
+
+
+@pytest.fixture
+def bob(emu: Emulator) -> Api:
+    return Api(emu, emu.users[BOB])
+
+
+@pytest.fixture
+def carol(emu: Emulator) -> Api:
+    return Api(emu, emu.users[CAROL])
+
+
+@pytest.fixture
+def project(alice: Api) -> dict[str, Any]:
+    """A fresh project of alice's in the module's emulator."""
+    return alice.project(f"Test project {uuid.uuid4().hex[:12]}")
 
 
 class Api:

@@ -26,31 +26,6 @@ from emulator_core_support import (
 from synapse_declare.emulator import Emulator
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
-@pytest.fixture
-def alice(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "alice")
-
-
-@pytest.fixture
-def bob(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "bob")
-
-
-@pytest.fixture
-def carol(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "carol")
-
-
-@pytest.fixture
-def project(alice: Any) -> dict[str, Any]:
-    return dict(alice.project(uniq()))
-
-
 @pytest.fixture
 def unlogged(make_emulator: Any, api_for: Any) -> Any:
     """For requests that are deliberately not valid Synapse models: the session's conformance

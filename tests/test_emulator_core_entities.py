@@ -35,34 +35,9 @@ NAME_RULES = (
 )
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
-@pytest.fixture
-def alice(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "alice")
-
-
-@pytest.fixture
-def bob(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "bob")
-
-
-@pytest.fixture
-def carol(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "carol")
-
-
 @pytest.fixture
 def anon(emu: Emulator, api_for: Any) -> Any:
     return api_for(emu, None)
-
-
-@pytest.fixture
-def project(alice: Any) -> dict[str, Any]:
-    return dict(alice.project(uniq()))
 
 
 @pytest.fixture

@@ -14,21 +14,6 @@ from emulator_core_support import ANONYMOUS_ID, ERROR, project_body, uniq, user_
 from synapse_declare.emulator import Emulator
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
-@pytest.fixture
-def alice(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "alice")
-
-
-@pytest.fixture
-def bob(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "bob")
-
-
 @pytest.fixture
 def anon(emu: Emulator, api_for: Any) -> Any:
     return api_for(emu, None)

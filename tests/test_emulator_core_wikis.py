@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
-import pytest
 import requests
 from emulator_core_support import (
     S3_HANDLE,
@@ -16,31 +15,6 @@ from emulator_core_support import (
 )
 
 from synapse_declare.emulator import Emulator
-
-
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
-@pytest.fixture
-def alice(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "alice")
-
-
-@pytest.fixture
-def bob(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "bob")
-
-
-@pytest.fixture
-def carol(emu: Emulator, api_for: Any) -> Any:
-    return api_for(emu, "carol")
-
-
-@pytest.fixture
-def project(alice: Any) -> dict[str, Any]:
-    return dict(alice.project(uniq()))
 
 
 def _num(entity_id: str) -> str:

@@ -44,16 +44,6 @@ EXPLANATION = (
 ApiFactory = Callable[..., Any]
 
 
-@pytest.fixture
-def alice(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "alice")
-
-
-@pytest.fixture
-def bob(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "bob")
-
-
 def _name() -> str:
     return f"storage-{uuid.uuid4().hex[:10]}"
 

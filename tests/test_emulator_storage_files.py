@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import requests
 from test_emulator_storage_support import (
     FILE,
@@ -34,16 +33,6 @@ FILE_STS = (
     "Files in STS-enabled storage locations can only be placed in folders with the same storage "
     "location"
 )
-
-
-@pytest.fixture
-def alice(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "alice")
-
-
-@pytest.fixture
-def bob(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "bob")
 
 
 def _name() -> str:

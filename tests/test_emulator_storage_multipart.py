@@ -32,16 +32,6 @@ ApiFactory = Callable[..., Any]
 MULTIPART = "/file/v1/file/multipart"
 
 
-@pytest.fixture
-def alice(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "alice")
-
-
-@pytest.fixture
-def bob(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "bob")
-
-
 def _data(size: int) -> bytes:
     seed = uuid.uuid4().bytes
     return (seed * (size // len(seed) + 1))[:size]

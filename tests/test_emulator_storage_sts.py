@@ -37,16 +37,6 @@ from synapse_declare.emulator import Emulator, s3gate, sts
 ApiFactory = Callable[..., Any]
 
 
-@pytest.fixture
-def alice(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "alice")
-
-
-@pytest.fixture
-def bob(shared_emulator: Emulator, api_for: ApiFactory) -> Any:
-    return api_for(shared_emulator, "bob")
-
-
 def _name() -> str:
     return f"sts-{uuid.uuid4().hex[:10]}"
 

@@ -30,11 +30,6 @@ from synapseclient.models import Folder as FolderModel  # noqa: E402
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
 def _client(emu: Emulator, home: Path, token: str | None = None) -> Any:
     config = home / ".synapseConfig"
     config.write_text(emu.synapse_config("alice"), encoding="utf-8")

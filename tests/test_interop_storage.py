@@ -33,11 +33,6 @@ pytestmark = pytest.mark.interop
 MIB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
 @pytest.fixture
 def syn(emu: Emulator, hermetic_env: Path) -> Iterator[Any]:
     config = hermetic_env / ".synapseConfig"

@@ -27,11 +27,6 @@ from synapse_declare.journal import Journal
 from synapse_declare.redact import redact_text
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
 def _reader(emu: Emulator, chunk: int = 1024 * 1024) -> DestinationReader:
     return DestinationReader(
         DestinationReader.from_settings(

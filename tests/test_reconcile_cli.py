@@ -58,19 +58,9 @@ SMALL = """
 """
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
 @pytest.fixture
 def ws(emu: Emulator, tmp_path: Path) -> Workspace:
     return Workspace(emu, tmp_path)
-
-
-@pytest.fixture
-def alice(emu: Emulator, api_for: Any) -> Api:
-    return api_for(emu, "alice")  # type: ignore[no-any-return]
 
 
 def _name(request: pytest.FixtureRequest) -> str:

@@ -14,11 +14,6 @@ from reconcile_support import Workspace, lookup
 from synapse_declare.emulator import Emulator
 
 
-@pytest.fixture(scope="module")
-def emu(shared_emulator: Emulator) -> Emulator:
-    return shared_emulator
-
-
 @pytest.fixture
 def ws(emu: Emulator, tmp_path: Path) -> Workspace:
     return Workspace(emu, tmp_path)
