@@ -39,6 +39,7 @@ copy; older versions keep their source handles and their storage).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 import logging
@@ -130,16 +131,7 @@ class MigrationItem:
     from_location: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "entity_id": self.entity_id,
-            "version": self.version,
-            "file_handle_id": self.file_handle_id,
-            "size": self.size,
-            "md5": self.md5,
-            "file_name": self.file_name,
-            "entity_etag": self.entity_etag,
-            "from_location": self.from_location,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MigrationItem:
@@ -169,14 +161,7 @@ class SkippedItem:
     size: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "entity_id": self.entity_id,
-            "version": self.version,
-            "file_handle_id": self.file_handle_id,
-            "reason": self.reason,
-            "file_name": self.file_name,
-            "size": self.size,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SkippedItem:
