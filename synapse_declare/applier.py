@@ -34,7 +34,6 @@ from .errors import (
 )
 from .plan import Action, Change, Plan, Resource
 from .progress import Progress
-from .state import PROJECT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +125,8 @@ class _Run:
             entity["parentId"] = parent_id
         me = str(self.plan.target.user_id)
         acl = desired.get("acl")
-        # A new project already has its own ACL (the creator's), so Synapse would treat an ACL
-        # in the create bundle as an update of that ACL and ask for its etag, which nobody can
-        # know yet (400 "acl.etag is required"). A project's ACL is therefore replaced after the
-        # create, etag-guarded; a folder's ACL is created with it in the same call.
-        is_project = entity.get("concreteType") == PROJECT_TYPE
-        # bundle2/create applies the ACL before the annotations, and writing annotations needs
-        # UPDATE: when the planned ACL does not give it to us directly, it is set afterwards.
-        acl_later = is_project or bool(desired.get("acl_after_create"))
+        # The planner decides when the ACL cannot go in the create call (see planner.py).
+        acl_later = bool(desired.get("acl_after_create"))
         bundle_acl = None if acl_later else acl
 
         def attempt() -> dict[str, Any]:

@@ -376,13 +376,18 @@ def _plan_container(
                     "entity": entity,
                     "annotations": desired_annotations,
                     "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
-                    # bundle2/create applies the ACL before the annotations, and writing
-                    # annotations needs UPDATE: when the new ACL does not give it to us
-                    # directly, the ACL is set in a second call after the annotations.
-                    "acl_after_create": bool(
-                        desired_acl is not None
-                        and desired_annotations
-                        and "UPDATE" not in desired_acl.get(live.target.user_id, frozenset())
+                    # The ACL is set after the create, etag-guarded, when it cannot go in the
+                    # bundle2/create call: a new project already has its creator's ACL, which
+                    # Synapse would update and ask an etag for that nobody can know yet; and
+                    # bundle2/create applies the ACL before the annotations, which need UPDATE
+                    # that the new ACL may give us only through a team.
+                    "acl_after_create": desired_acl is not None
+                    and (
+                        is_project
+                        or bool(
+                            desired_annotations
+                            and "UPDATE" not in desired_acl.get(live.target.user_id, frozenset())
+                        )
                     ),
                     "parent": parent.address if parent is not None else None,
                 },
