@@ -276,66 +276,13 @@ def _optional_size(value: Any) -> int | None:
     return None if value is None else parse_int(value, "contentSize")
 
 
-def create_external_s3_handle(ctx: Ctx) -> dict[str, Any]:
-    """FileHandleManagerImpl.createExternalS3FileHandle, checks in Synapse's order."""
+def _cloud_handle_request(
+    ctx: Ctx, expected: str, setting_name: str
+) -> tuple[dict[str, Any], str, str, str, int, dict[str, Any]]:
+    """The checks external S3 and Google Cloud handles share, in Synapse's order: required
+    fields, MD5 form, a storage location of the expected type, the matching bucket.
+    Returns (body, bucket, key, md5, location id, location)."""
     _require_user(ctx)
-    store = ctx.store
-    body = ctx.json_body()
-    if body.get("storageLocationId") is None:
-        bad_request("FileHandle.storageLocationId is required.")
-    bucket = _required_text(body, "bucketName", "FileHandle.bucket")
-    key = _required_text(body, "key", "FileHandle.key")
-    md5 = _required_text(body, "contentMd5", "FileHandle.contentMd5")
-    file_name = body.get("fileName") or NOT_SET
-    content_type = body.get("contentType") or NOT_SET
-    _md5(md5)
-    location_id = parse_int(body["storageLocationId"], "storageLocationId")
-    location = storage.require_location(store, location_id)
-    if location["concreteType"] != storage.EXTERNAL_S3:
-        bad_request(
-            f"StorageLocationSetting.id={location_id} was not of the expected type: "
-            f"{storage.EXTERNAL_S3}"
-        )
-    if bucket != location.get("bucket"):
-        bad_request(
-            f"The bucket for ExternalS3StorageLocationSetting.id={location_id} does not match "
-            f"the provided bucket: {bucket}"
-        )
-    base_key = location.get("baseKey")
-    if location.get("stsEnabled") is True and base_key is not None and not key.startswith(base_key):
-        bad_request(
-            f"The baseKey for ExternalS3StorageLocationSetting.id={location_id} does not match "
-            f"the provided key: {key}"
-        )
-    if location["createdBy"] != ctx.caller.id:
-        forbidden(
-            f"Only the creator of ExternalS3StorageLocationSetting.id={location_id} can create "
-            f"an external S3FileHandle with storageLocationId = {location_id}"
-        )
-    try:
-        head = storage.s3_client(ctx.emulator).head_object(Bucket=bucket, Key=key)
-    except (ClientError, BotoCoreError):
-        bad_request(f"Unable to access the file at bucket: {bucket} key: {key}.")
-    size = _optional_size(body.get("contentSize"))
-    handle_id = insert_handle(
-        store,
-        concrete=S3_FILE_HANDLE,
-        created_by=ctx.caller.id,
-        file_name=str(file_name),
-        content_type=str(content_type),
-        content_md5=md5,
-        content_size=size if size is not None else int(head["ContentLength"]),
-        storage_location_id=location_id,
-        bucket=bucket,
-        key=key,
-    )
-    return handle_json(store, handle_id)
-
-
-def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
-    """As Synapse, except that no Google Cloud server can confirm the object (stored as sent)."""
-    _require_user(ctx)
-    store = ctx.store
     body = ctx.json_body()
     if body.get("storageLocationId") is None:
         bad_request("FileHandle.storageLocationId is required.")
@@ -343,22 +290,69 @@ def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
     key = _required_text(body, "key", "FileHandle.key")
     md5 = _md5(_required_text(body, "contentMd5", "FileHandle.contentMd5"))
     location_id = parse_int(body["storageLocationId"], "storageLocationId")
-    location = storage.require_location(store, location_id)
-    if location["concreteType"] != storage.EXTERNAL_GCS:
+    location = storage.require_location(ctx.store, location_id)
+    if location["concreteType"] != expected:
         bad_request(
-            f"StorageLocationSetting.id={location_id} was not of the expected type: "
-            f"{storage.EXTERNAL_GCS}"
+            f"StorageLocationSetting.id={location_id} was not of the expected type: {expected}"
         )
     if bucket != location.get("bucket"):
         bad_request(
-            f"The bucket for ExternalGoogleCloudStorageLocationSetting.id={location_id} does not "
-            f"match the provided bucket: {bucket}"
+            f"The bucket for {setting_name}.id={location_id} does not match the provided "
+            f"bucket: {bucket}"
         )
+    return body, bucket, key, md5, location_id, location
+
+
+def _require_location_creator(
+    ctx: Ctx, location: dict[str, Any], location_id: int, setting_name: str, handle_name: str
+) -> None:
     if location["createdBy"] != ctx.caller.id:
         forbidden(
-            f"Only the creator of ExternalGoogleCloudStorageLocationSetting.id={location_id} can "
-            f"create an external GoogleCloudFileHandle with storageLocationId = {location_id}"
+            f"Only the creator of {setting_name}.id={location_id} can create an external "
+            f"{handle_name} with storageLocationId = {location_id}"
         )
+
+
+def create_external_s3_handle(ctx: Ctx) -> dict[str, Any]:
+    """FileHandleManagerImpl.createExternalS3FileHandle, checks in Synapse's order."""
+    setting_name = "ExternalS3StorageLocationSetting"
+    body, bucket, key, md5, location_id, location = _cloud_handle_request(
+        ctx, storage.EXTERNAL_S3, setting_name
+    )
+    base_key = location.get("baseKey")
+    if location.get("stsEnabled") is True and base_key is not None and not key.startswith(base_key):
+        bad_request(
+            f"The baseKey for {setting_name}.id={location_id} does not match the provided "
+            f"key: {key}"
+        )
+    _require_location_creator(ctx, location, location_id, setting_name, "S3FileHandle")
+    try:
+        head = storage.s3_client(ctx.emulator).head_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError):
+        bad_request(f"Unable to access the file at bucket: {bucket} key: {key}.")
+    size = _optional_size(body.get("contentSize"))
+    handle_id = insert_handle(
+        ctx.store,
+        concrete=S3_FILE_HANDLE,
+        created_by=ctx.caller.id,
+        file_name=str(body.get("fileName") or NOT_SET),
+        content_type=str(body.get("contentType") or NOT_SET),
+        content_md5=md5,
+        content_size=size if size is not None else int(head["ContentLength"]),
+        storage_location_id=location_id,
+        bucket=bucket,
+        key=key,
+    )
+    return handle_json(ctx.store, handle_id)
+
+
+def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
+    """As Synapse, except that no Google Cloud server can confirm the object (stored as sent)."""
+    setting_name = "ExternalGoogleCloudStorageLocationSetting"
+    body, bucket, key, md5, location_id, location = _cloud_handle_request(
+        ctx, storage.EXTERNAL_GCS, setting_name
+    )
+    _require_location_creator(ctx, location, location_id, setting_name, "GoogleCloudFileHandle")
     size = _optional_size(body.get("contentSize"))
     if size is None:
         bad_request(
@@ -366,7 +360,7 @@ def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
             "a content size."
         )
     handle_id = insert_handle(
-        store,
+        ctx.store,
         concrete=GOOGLE_CLOUD_FILE_HANDLE,
         created_by=ctx.caller.id,
         file_name=str(body.get("fileName") or NOT_SET),
@@ -377,7 +371,7 @@ def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
         bucket=bucket,
         key=key,
     )
-    return handle_json(store, handle_id)
+    return handle_json(ctx.store, handle_id)
 
 
 def create_external_handle(ctx: Ctx) -> dict[str, Any]:
