@@ -291,7 +291,7 @@ def _bind_name(store: Store, team_id: int, name: str) -> None:
     )
     if taken is not None or any(alias_key(str(r["email"])) == key for r in emails):
         raise SynapseError(409, f"Name {name} is already used.")
-    if not TEAM_NAME_RE.match(name.lower()):
+    if not TEAM_NAME_RE.fullmatch(name.lower()):  # Java Matcher.matches(): the whole name
         bad_request(
             "Team names can only contain letters, numbers, spaces, dot (.), dash (-), "
             f"underscore (_) and must be at least 3 characters long. Value={name}"
