@@ -6,6 +6,7 @@ certified, carol is not; the seeded teams are "Lab Admins" (alice) and "Curators
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -670,3 +671,27 @@ def test_config_teams_without_users_file() -> None:
         api = Api(emu, "ann-token")
         tid = str(emu.principal_ids["Config Team"])
         assert member_names(api, tid) == [("ann", False), ("ben", True)]
+
+
+def test_team_from_an_older_data_dir_is_adopted(
+    tmp_path: Path, api_for: Any, make_emulator: Any
+) -> None:
+    """A data dir written before teams had their own rows: the restart gives it its ACL."""
+    users = tmp_path / "users.yaml"
+    users.write_text(
+        "users:\n  - {userName: ann, token: ann-token}\n"
+        "teams:\n  - {name: Old Team, members: [ann]}\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "data"
+    first = make_emulator(users=[], teams=[], users_file=users, data_dir=data)
+    tid = first.principal_ids["Old Team"]
+    first.stop()
+    with sqlite3.connect(data / "synapse.sqlite3") as conn:
+        conn.execute("DELETE FROM teams")
+        conn.execute("DELETE FROM team_acls")
+    again = make_emulator(users=[], teams=[], users_file=users, data_dir=data)
+    api = api_for(again, "ann")
+    assert again.principal_ids["Old Team"] == tid
+    assert member_names(api, str(tid)) == [("ann", True)]
+    assert api.ok("GET", f"/team/{tid}")["createdBy"] == str(again.principal_ids["ann"])

@@ -340,6 +340,17 @@ def create_team(store: Store, caller: Caller, body: dict[str, Any]) -> int:
     )
     _bind_name(store, team_id, str(name))
     _check_icon(store, caller, body.get("icon"))
+    _write_team(store, team_id, caller.id, body, created)
+    store.execute(
+        "INSERT INTO memberships(group_id, member_id) VALUES (?, ?)", (team_id, caller.id)
+    )
+    return team_id
+
+
+def _write_team(
+    store: Store, team_id: int, creator: int, body: dict[str, Any], created: str
+) -> None:
+    """The team row (state normalised) and the initial ACL (createInitialAcl)."""
     store.execute(
         "INSERT INTO teams(team_id, description, icon, state, etag, created_on, created_by, "
         "modified_on, modified_by) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -350,16 +361,13 @@ def create_team(store: Store, caller: Caller, body: dict[str, Any]) -> int:
             _state(body),
             new_etag(),
             created,
-            caller.id,
+            creator,
             created,
-            caller.id,
+            creator,
         ),
     )
-    store.execute(
-        "INSERT INTO memberships(group_id, member_id) VALUES (?, ?)", (team_id, caller.id)
-    )
     entries = [
-        {"principalId": caller.id, "accessType": list(TEAM_ADMIN_PERMISSIONS)},
+        {"principalId": creator, "accessType": list(TEAM_ADMIN_PERMISSIONS)},
         {"principalId": team_id, "accessType": list(TEAM_MESSENGER_PERMISSIONS)},
         {"principalId": AUTHENTICATED_USERS, "accessType": list(TEAM_MESSENGER_PERMISSIONS)},
     ]
@@ -367,7 +375,6 @@ def create_team(store: Store, caller: Caller, body: dict[str, Any]) -> int:
         "INSERT INTO team_acls(team_id, etag, creation_date, entries) VALUES (?,?,?,?)",
         (team_id, new_etag(), created, json.dumps(entries)),
     )
-    return team_id
 
 
 def _open_invitation_count(store: Store, team_id: int, user_id: int) -> int:
@@ -499,18 +506,18 @@ def seed_teams(store: Store, teams: Sequence[SeedTeam], ids: dict[str, int]) -> 
         if unknown:
             bad_request(f"Team {team.name}: {unknown} are not seeded users")
         row = store.one("SELECT id FROM principals WHERE kind = 'team' AND name = ?", (team.name,))
+        seed_body = {
+            "name": team.name,
+            "description": team.description,
+            "canPublicJoin": team.can_public_join,
+        }
         if row is None:
-            team_id = create_team(
-                store,
-                caller_for(store, ids[managers[0]]),
-                {
-                    "name": team.name,
-                    "description": team.description,
-                    "canPublicJoin": team.can_public_join,
-                },
-            )
+            team_id = create_team(store, caller_for(store, ids[managers[0]]), seed_body)
         else:
             team_id = int(row["id"])
+            if store.one("SELECT 1 FROM teams WHERE team_id = ?", (team_id,)) is None:
+                # A team seeded into a --data-dir before teams had their own rows and ACL.
+                _write_team(store, team_id, ids[managers[0]], seed_body, now())
         for name in dict.fromkeys([*managers, *team.members]):
             if not is_member(store, team_id, ids[name]):
                 add_member(store, seeder, team_id, ids[name])
@@ -757,7 +764,7 @@ def user_member_list(ctx: Ctx, user_id: str) -> dict[str, Any]:
 
 def user_teams(ctx: Ctx, user_id: str) -> dict[str, Any]:
     uid = parse_int(user_id, "id")
-    limit, offset = _limit_offset(ctx)
+    offset, limit = paginate_offset(ctx.args, default_limit=10)
     rows = ctx.store.all(
         "SELECT m.group_id FROM memberships m JOIN principals p ON p.id = m.group_id "
         "WHERE m.member_id = ? AND p.kind = 'team' ORDER BY m.group_id LIMIT ? OFFSET ?",
