@@ -695,3 +695,23 @@ def test_team_from_an_older_data_dir_is_adopted(
     assert again.principal_ids["Old Team"] == tid
     assert member_names(api, str(tid)) == [("ann", True)]
     assert api.ok("GET", f"/team/{tid}")["createdBy"] == str(again.principal_ids["ann"])
+
+
+@pytest.mark.parametrize(("kind", "committed"), [("503-before", False), ("503-after", True)])
+def test_team_writes_under_faults_are_all_or_nothing(
+    make_emulator: Any, api_for: Any, kind: str, committed: bool
+) -> None:
+    """A retried create never duplicates a team: the name is taken (409) if the first commit
+    happened, and nothing of the team is left if it did not."""
+    emu = make_emulator()
+    alice = api_for(emu, "alice")
+    name = uniq("Faulty")
+    emu.knobs.set_faults(1.0, kinds=[kind])
+    assert alice.call("POST", "/team", {"name": name}).status_code == 503
+    emu.knobs.set_faults(0.0)
+    found = alice.ok("GET", "/teams", fragment=name)["results"]
+    assert len(found) == (1 if committed else 0)
+    retry = alice.call("POST", "/team", {"name": name})
+    assert retry.status_code == (409 if committed else 201)
+    (team,) = alice.ok("GET", "/teams", fragment=name)["results"]
+    assert member_names(alice, team["id"]) == [("alice", True)]
