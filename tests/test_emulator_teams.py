@@ -571,6 +571,11 @@ def test_team_acl(emu: Emulator, alice: Api, bob: Api, carol: Api, api_for: Any)
     emptied = alice.ok("PUT", "/team/acl", {**updated, "resourceAccess": nobody})
     assert [e["principalId"] for e in emptied["resourceAccess"]] == [AUTHENTICATED]
     assert member_names(alice, tid) == [("alice", False), ("bob", False)]
+    assert member_names(alice, tid, memberType="MEMBER") == [("alice", False), ("bob", False)]
+    assert member_names(alice, tid, memberType="ADMIN") == []
+    assert alice.error(400, "GET", f"/teamMembers/{tid}", memberType="OWNER") == (
+        "No enum constant org.sagebionetworks.repo.model.TeamMemberTypeFilterOptions.OWNER"
+    )
 
 
 def test_team_grants_entity_access_after_joining(emu: Emulator, alice: Api, carol: Api) -> None:

@@ -654,12 +654,45 @@ def team_list(ctx: Ctx) -> dict[str, Any]:
     return {"concreteType": "org.sagebionetworks.repo.model.Team", "list": out}
 
 
-def _member_json(store: Store, team_id: int, member: Any, admins: set[int]) -> dict[str, Any]:
+def _member_json(team_id: int, member: Any, admins: set[int]) -> dict[str, Any]:
     return {
         "teamId": str(team_id),
         "member": group_header(member),
         "isAdmin": int(member["id"]) in admins,
     }
+
+
+def _members_query(
+    tid: int, fragment: str, admins: set[int] | None, want_admins: bool
+) -> tuple[str, list[Any]]:
+    """FROM/WHERE over a team's user members, filtered in SQL so pages cost O(page)."""
+    # Only users are listed (Synapse's query joins USER_PROFILE).
+    sql = (
+        "FROM memberships m JOIN principals p ON p.id = m.member_id "
+        "WHERE m.group_id = ? AND p.kind = 'user'"
+    )
+    params: list[Any] = [tid]
+    if fragment:
+        # A prefix of the user name, first or last name (case-insensitive, no LIKE escaping).
+        sql += (
+            " AND ("
+            + " OR ".join(
+                f"substr(lower(COALESCE(p.{column}, '')), 1, ?) = ?"
+                for column in ("name", "first_name", "last_name")
+            )
+            + ")"
+        )
+        params += [len(fragment), fragment] * 3
+    if admins is not None and (admins or want_admins):
+        marks = ",".join("?" * len(admins))
+        # An empty IN () is not SQL: no admins means no ADMIN rows and every MEMBER row.
+        sql += f" AND p.id {'IN' if want_admins else 'NOT IN'} ({marks})" if admins else " AND 0"
+        params += sorted(admins)
+    return sql, params
+
+
+def _fragment(ctx: Ctx) -> str:
+    return str(ctx.args.get("fragment", "") or "").strip().lower()
 
 
 def team_members(ctx: Ctx, team_id: str) -> dict[str, Any]:
@@ -673,49 +706,21 @@ def team_members(ctx: Ctx, team_id: str) -> dict[str, Any]:
             f"No enum constant org.sagebionetworks.repo.model.TeamMemberTypeFilterOptions."
             f"{member_type}"
         )
-    fragment = str(ctx.args.get("fragment", "") or "").strip().lower()
     admins = admin_ids(store, tid)
-    # Only users are listed (Synapse's query joins USER_PROFILE); order by member id.
-    rows = store.all(
-        "SELECT p.* FROM memberships m JOIN principals p ON p.id = m.member_id "
-        "WHERE m.group_id = ? AND p.kind = 'user' ORDER BY p.id",
-        (tid,),
+    sql, params = _members_query(
+        tid, _fragment(ctx), None if member_type == "ALL" else admins, member_type == "ADMIN"
     )
-    matches = [
-        r
-        for r in rows
-        if (member_type == "ALL" or (member_type == "ADMIN") == (int(r["id"]) in admins))
-        and (
-            not fragment
-            or any(
-                str(v or "").lower().startswith(fragment)
-                for v in (r["name"], r["first_name"], r["last_name"])
-            )
-        )
-    ]
-    page = matches[offset : offset + limit + 1]
-    return _estimated([_member_json(store, tid, r, admins) for r in page], limit, offset)
+    # Synapse has no ORDER BY here; member id is the emulator's stable choice.
+    rows = store.all(
+        f"SELECT p.* {sql} ORDER BY p.id LIMIT ? OFFSET ?", [*params, limit + 1, offset]
+    )
+    return _estimated([_member_json(tid, r, admins) for r in rows], limit, offset)
 
 
 def team_member_count(ctx: Ctx, team_id: str) -> dict[str, Any]:
     # No existence check: an unknown team simply has no members.
-    tid = _team_id(team_id)
-    fragment = str(ctx.args.get("fragment", "") or "").strip().lower()
-    rows = ctx.store.all(
-        "SELECT p.* FROM memberships m JOIN principals p ON p.id = m.member_id "
-        "WHERE m.group_id = ? AND p.kind = 'user'",
-        (tid,),
-    )
-    count = sum(
-        1
-        for r in rows
-        if not fragment
-        or any(
-            str(v or "").lower().startswith(fragment)
-            for v in (r["name"], r["first_name"], r["last_name"])
-        )
-    )
-    return {"count": count}
+    sql, params = _members_query(_team_id(team_id), _fragment(ctx), None, False)
+    return {"count": int(ctx.store.scalar(f"SELECT COUNT(*) {sql}", params))}
 
 
 def _member_row(store: Store, team_id: int, principal_id: int) -> Any:
@@ -732,7 +737,7 @@ def get_member(ctx: Ctx, team_id: str, principal_id: str) -> dict[str, Any]:
     row = _member_row(store, tid, pid)
     if row is None:
         not_found(f"Could not find member {pid} in team {tid}")
-    return _member_json(store, tid, row, admin_ids(store, tid))
+    return _member_json(tid, row, admin_ids(store, tid))
 
 
 def team_member_list(ctx: Ctx, team_id: str) -> dict[str, Any]:
@@ -745,7 +750,7 @@ def team_member_list(ctx: Ctx, team_id: str) -> dict[str, Any]:
         row = _member_row(store, tid, pid)
         if row is None:
             not_found(f"teamId: {tid} memberId: {pid}")
-        out.append(_member_json(store, tid, row, admins))
+        out.append(_member_json(tid, row, admins))
     return {"concreteType": "org.sagebionetworks.repo.model.TeamMember", "list": out}
 
 
@@ -758,7 +763,7 @@ def user_member_list(ctx: Ctx, user_id: str) -> dict[str, Any]:
         row = _member_row(store, tid, pid)
         if row is None:
             not_found(f"teamId: {tid} memberId: {pid}")
-        out.append(_member_json(store, tid, row, admin_ids(store, tid)))
+        out.append(_member_json(tid, row, admin_ids(store, tid)))
     return {"concreteType": "org.sagebionetworks.repo.model.TeamMember", "list": out}
 
 
