@@ -204,7 +204,9 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--port", type=int, default=8765, help="REST port (0 = any free port)")
     serve.add_argument("--s3-port", type=int, default=0, help="S3/STS port (default: any free)")
     serve.add_argument("--data-dir", type=Path, help="persist state here across restarts")
-    serve.add_argument("--users", type=Path, help="YAML file of users and teams to seed")
+    serve.add_argument(
+        "--users", type=Path, help="YAML file of users, teams and access requirements to seed"
+    )
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     serve.add_argument(
         "--max-concurrent", type=int, help="per-user concurrent requests (429 above)"

@@ -5,7 +5,8 @@ Needs the ``emulator`` extra (``pip install 'synapse-declare[emulator]'``).
 
 # No "from __future__ import annotations" here: it would bind the package attribute
 # "annotations" and shadow the emulator.annotations submodule for "from . import annotations".
+from .access_requirements import SeedAccessRequirement
 from .principals import SeedTeam, SeedUser
 from .server import Emulator, EmulatorConfig
 
-__all__ = ["Emulator", "EmulatorConfig", "SeedTeam", "SeedUser"]
+__all__ = ["Emulator", "EmulatorConfig", "SeedAccessRequirement", "SeedTeam", "SeedUser"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import acl, entities, filehandles, nodes, wikis
+from . import access_requirements, acl, entities, filehandles, nodes, wikis
 from . import annotations as annotations_v2
 from .routing import Reply, Route
 from .util import bad_request, not_found, parse_int, parse_syn_id, syn
@@ -64,12 +64,9 @@ def build_bundle(
     if flags.get("includeThreadCount"):
         bundle["threadCount"] = 0
     if flags.get("includeRestrictionInformation"):
-        bundle["restrictionInformation"] = {
-            "objectId": node_id,
-            "restrictionLevel": "OPEN",
-            "hasUnmetAccessRequirement": False,
-            "restrictionDetails": [],
-        }
+        bundle["restrictionInformation"] = access_requirements.restriction_information(
+            store, caller, "ENTITY", node_id
+        )
     return bundle
 
 

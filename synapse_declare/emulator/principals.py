@@ -1,6 +1,7 @@
-"""Users, teams and groups: bearer-token authentication, profiles, bundles, alias lookups, teams.
+"""Users and groups: bearer-token authentication, profiles, bundles, alias lookups.
 
-The ``--users`` file format is a public contract::
+The ``--users`` file format is a public contract (teams live in ``teams.py``, access
+requirements in ``access_requirements.py``; both are seeded through their REST code)::
 
     users:
       - userName: alice
@@ -9,7 +10,14 @@ The ``--users`` file format is a public contract::
         certified: true           # default true
     teams:
       - name: Lab Admins
-        members: [alice]
+        members: [alice, bob]     # the first member creates the team and manages it
+        managers: [alice]         # optional; the first manager is the creator
+        description: optional
+        canPublicJoin: false      # optional
+    access_requirements:
+      - name: Terms for the raw data
+        subjects: [syn2000001]    # entity ids or team:NAME
+        approved: [alice]         # users holding an approval
 """
 
 from __future__ import annotations
@@ -174,8 +182,13 @@ class SeedUser:
 
 @dataclass(frozen=True)
 class SeedTeam:
+    """A team to seed: created by its first manager (default: its first member)."""
+
     name: str
     members: tuple[str, ...] = ()
+    managers: tuple[str, ...] = ()
+    description: str | None = None
+    can_public_join: bool = False
 
 
 def parse_users_document(
@@ -184,9 +197,12 @@ def parse_users_document(
     """Validate the ``--users`` YAML document; raises ValueError with a located message."""
     if not isinstance(document, Mapping):
         raise ValueError(f"{source}: expected a mapping with 'users' and optional 'teams'")
-    unknown = set(document) - {"users", "teams"}
+    unknown = set(document) - {"users", "teams", "access_requirements"}
     if unknown:
-        raise ValueError(f"{source}: unknown top-level keys {sorted(unknown)}; use users, teams")
+        raise ValueError(
+            f"{source}: unknown top-level keys {sorted(unknown)}; use users, teams, "
+            "access_requirements"
+        )
     users: list[SeedUser] = []
     for index, item in enumerate(document.get("users") or []):
         where = f"{source}: users[{index}]"
@@ -225,18 +241,43 @@ def parse_users_document(
         where = f"{source}: teams[{index}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             raise ValueError(f"{where}: expected a mapping with a name")
-        members = item.get("members") or []
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise ValueError(f"{where}: members must be a list of userNames")
-        missing = [m for m in members if m not in names]
-        if missing:
-            raise ValueError(f"{where}: members {missing} are not listed under users")
-        teams.append(SeedTeam(name=item["name"], members=tuple(members)))
+        extra = set(item) - {"name", "members", "managers", "description", "canPublicJoin"}
+        if extra:
+            raise ValueError(f"{where}: unknown keys {sorted(extra)}")
+        people: dict[str, tuple[str, ...]] = {}
+        for key in ("members", "managers"):
+            listed = item.get(key) or []
+            if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
+                raise ValueError(f"{where}: {key} must be a list of userNames")
+            missing = [m for m in listed if m not in names]
+            if missing:
+                raise ValueError(f"{where}: {key} {missing} are not listed under users")
+            people[key] = tuple(listed)
+        if not people["members"] and not people["managers"]:
+            raise ValueError(f"{where}: a team needs a manager (its creator): list members")
+        description = item.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ValueError(f"{where}: description must be a string")
+        public_join = item.get("canPublicJoin", False)
+        if not isinstance(public_join, bool):
+            raise ValueError(f"{where}: canPublicJoin must be true or false")
+        teams.append(
+            SeedTeam(
+                name=item["name"],
+                members=people["members"],
+                managers=people["managers"],
+                description=description,
+                can_public_join=public_join,
+            )
+        )
     return users, teams
 
 
-def seed(store: Store, users: Sequence[SeedUser], teams: Sequence[SeedTeam]) -> dict[str, int]:
-    """Create (or update the token/certification of) users and teams; returns name → id."""
+def seed(store: Store, users: Sequence[SeedUser]) -> dict[str, int]:
+    """Create (or update the token/certification of) users; returns userName → id.
+
+    Teams are seeded by ``teams.seed_teams`` through the same code as ``POST /team``.
+    """
     ids: dict[str, int] = {}
     created = now()
     for user in users:
@@ -279,24 +320,6 @@ def seed(store: Store, users: Sequence[SeedUser], teams: Sequence[SeedTeam]) -> 
                 (CERTIFIED_USERS, pid),
             )
         ids[user.user_name] = pid
-    for team in teams:
-        row = store.one("SELECT id FROM principals WHERE kind='team' AND name = ?", (team.name,))
-        first_member = ids.get(team.members[0]) if team.members else None
-        if row is None:
-            tid = store.next_id("principal")
-            store.execute(
-                "INSERT INTO principals(id, kind, name, alias, etag, created_on, created_by) "
-                "VALUES (?, 'team', ?, ?, ?, ?, ?)",
-                (tid, team.name, alias_key(team.name), new_etag(), created, first_member),
-            )
-        else:
-            tid = int(row["id"])
-        for member in team.members:
-            store.execute(
-                "INSERT OR IGNORE INTO memberships(group_id, member_id) VALUES (?, ?)",
-                (tid, ids[member]),
-            )
-        ids[team.name] = tid
     return ids
 
 
@@ -325,21 +348,6 @@ def user_profile(store: Store, user_id: int, *, private: bool) -> dict[str, Any]
         profile["emails"] = [row["email"]] if row["email"] else []
         profile["twoFactorAuthEnabled"] = False
     return profile
-
-
-def team_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "description": row["description"],
-        "canPublicJoin": False,
-        "canRequestMembership": True,
-        "etag": row["etag"],
-        "createdOn": row["created_on"],
-        "modifiedOn": row["created_on"],
-        "createdBy": str(row["created_by"]) if row["created_by"] else None,
-        "modifiedBy": str(row["created_by"]) if row["created_by"] else None,
-    }
 
 
 def group_header(row: Any) -> dict[str, Any]:
@@ -472,63 +480,6 @@ def headers_batch(ctx: Ctx) -> dict[str, Any]:
     return {"children": out, "totalNumberOfResults": len(out)}
 
 
-def _team_row(ctx: Ctx, team_id: str) -> Any:
-    row = ctx.store.one(
-        "SELECT * FROM principals WHERE id = ? AND kind = 'team'", (parse_int(team_id, "id"),)
-    )
-    if row is None:
-        not_found(f"Team id: '{team_id}' does not exist")
-    return row
-
-
-def get_team(ctx: Ctx, team_id: str) -> dict[str, Any]:
-    return team_json(_team_row(ctx, team_id))
-
-
-def list_teams(ctx: Ctx) -> dict[str, Any]:
-    fragment = str(ctx.args.get("fragment", "")).lower()
-    offset, limit = paginate_offset(ctx.args, default_limit=10)
-    if limit > 50:
-        bad_request("limit must be 50 or less")
-    rows = ctx.store.all("SELECT * FROM principals WHERE kind = 'team' ORDER BY name")
-    matches = [
-        team_json(r)
-        for r in rows
-        if not fragment
-        or str(r["name"]).lower().startswith(fragment)
-        or any(w.startswith(fragment) for w in str(r["name"]).lower().split())
-    ]
-    return page_results(matches, offset, limit)
-
-
-def team_members(ctx: Ctx, team_id: str) -> dict[str, Any]:
-    row = _team_row(ctx, team_id)
-    offset, limit = paginate_offset(ctx.args, default_limit=10)
-    fragment = str(ctx.args.get("fragment", "")).lower()
-    members = ctx.store.all(
-        "SELECT p.* FROM memberships m JOIN principals p ON p.id = m.member_id "
-        "WHERE m.group_id = ? AND p.kind = 'user' ORDER BY p.name",
-        (row["id"],),
-    )
-    items = [
-        {"teamId": str(row["id"]), "member": group_header(m), "isAdmin": False}
-        for m in members
-        if not fragment or str(m["name"]).lower().startswith(fragment)
-    ]
-    return page_results(items, offset, limit)
-
-
-def user_teams(ctx: Ctx, user_id: str) -> dict[str, Any]:
-    uid = parse_int(user_id, "id")
-    offset, limit = paginate_offset(ctx.args, default_limit=10)
-    rows = ctx.store.all(
-        "SELECT p.* FROM memberships m JOIN principals p ON p.id = m.group_id "
-        "WHERE m.member_id = ? AND p.kind = 'team' ORDER BY p.name",
-        (uid,),
-    )
-    return page_results([team_json(r) for r in rows], offset, limit)
-
-
 def _routes() -> list[Route]:
     return [
         Route("GET", "/repo/v1/userProfile", get_my_profile),
@@ -539,10 +490,6 @@ def _routes() -> list[Route]:
         Route("POST", "/repo/v1/userGroupHeaders/aliases", headers_by_aliases),
         Route("GET", "/repo/v1/userGroupHeaders", headers_by_prefix),
         Route("GET", "/repo/v1/userGroupHeaders/batch", headers_batch),
-        Route("GET", "/repo/v1/teams", list_teams),
-        Route("GET", "/repo/v1/team/<team_id>", get_team),
-        Route("GET", "/repo/v1/teamMembers/<team_id>", team_members),
-        Route("GET", "/repo/v1/user/<user_id>/team", user_teams),
     ]
 
 

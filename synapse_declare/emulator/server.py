@@ -29,6 +29,7 @@ from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import (
+    access_requirements,
     acl,
     bundles,
     control,
@@ -40,12 +41,15 @@ from . import (
     s3gate,
     storage,
     sts,
+    teams,
     wikis,
 )
 from . import annotations as annotations_v2
+from .access_requirements import SeedAccessRequirement
 from .app import FAULT_KINDS, Knobs, RequestLog, SynapseApp
 from .principals import SeedTeam, SeedUser
 from .store import Store
+from .util import MIGRATION_ADMIN, SynapseError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ MODULES: Sequence[Any] = (
     multipart,
     sts,
     control,
+    teams,
+    access_requirements,
 )
 
 S3_REGION = "us-east-1"
@@ -81,6 +87,7 @@ class EmulatorConfig:
     users_file: Path | None = None
     users: Sequence[SeedUser] | None = None
     teams: Sequence[SeedTeam] = ()
+    access_requirements: Sequence[SeedAccessRequirement] = ()
     latency_ms: float = 0.0
     max_concurrent: int | None = None
     max_per_minute: int | None = None
@@ -282,24 +289,49 @@ class Emulator:
 
     def _seed_users(self) -> None:
         users: list[SeedUser] = list(self.config.users or [])
-        teams: list[SeedTeam] = list(self.config.teams)
+        teams_: list[SeedTeam] = list(self.config.teams)
+        requirements = list(self.config.access_requirements)
+        source = "EmulatorConfig"
         if self.config.users_file is not None:
             path = self.config.users_file
+            source = str(path)
             try:
                 document = yaml.safe_load(path.read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError) as exc:
                 raise ValueError(f"{path}: cannot read users file: {exc}") from exc
             file_users, file_teams = principals.parse_users_document(document, str(path))
             users += file_users
-            teams += file_teams
+            teams_ += file_teams
+            requirements += access_requirements.parse_seeds(
+                document.get("access_requirements"), str(path)
+            )
         if not users and not self.config.users_file:
             existing = self.store.one(
                 "SELECT name, token FROM principals WHERE kind='user' AND name='demo'"
             )
             token = str(existing["token"]) if existing else principals.new_token()
             users = [SeedUser("demo", token, email="demo@example.org", certified=True)]
-        self.principal_ids = principals.seed(self.store, users, teams)
+        ids = principals.seed(self.store, users)
+        try:
+            ids.update(teams.seed_teams(self.store, teams_, ids))
+        except SynapseError as err:
+            raise ValueError(f"{source}: teams: {err.reason}") from err
+        self.principal_ids = ids
         self.users = {u.user_name: u.token for u in users}
+        self.add_access_requirements(requirements, source=source)
+
+    def add_access_requirements(
+        self, requirements: Sequence[SeedAccessRequirement], *, source: str = "EmulatorConfig"
+    ) -> dict[str, int]:
+        """Seed access requirements (what Sage's ACT would create); returns name -> id.
+
+        Usable while running: tests bind a requirement to an entity they just created.
+        """
+        with self.store.transaction():
+            try:
+                return access_requirements.seed(self.store, requirements, MIGRATION_ADMIN)
+            except SynapseError as err:
+                raise ValueError(f"{source}: access_requirements: {err.reason}") from err
 
     def _s3_snapshot_dir(self) -> Path:
         assert self.config.data_dir is not None
