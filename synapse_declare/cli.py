@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
 from .errors import SynapseDeclareError
@@ -297,7 +297,7 @@ def _register_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from .validate import diagnostics_to_json, validate_paths
+    from .validate import diagnostics_to_json, validate_paths, warnings_to_json
 
     report = validate_paths(list(args.paths))
     if args.json:
@@ -306,12 +306,15 @@ def _validate(args: argparse.Namespace) -> int:
                 {
                     "valid": report.ok,
                     "files": list(report.files),
-                    "diagnostics": diagnostics_to_json(report.errors),
+                    "diagnostics": diagnostics_to_json(report.errors)
+                    + warnings_to_json(report.warnings),
                 },
                 indent=2,
             )
         )
         return EXIT_OK if report.ok else EXIT_ERROR
+    for warning in report.warnings:
+        print(str(warning), file=sys.stderr)
     if report.ok:
         assert report.manifest is not None
         containers = list(report.manifest.walk())
@@ -530,7 +533,7 @@ def _apply(args: argparse.Namespace) -> int:
             reasons = stale_reasons(saved, plan)
             if reasons:
                 raise StalePlanError(
-                    "the saved plan is stale; nothing was changed:\n  - " + "\n  - ".join(reasons),
+                    _stale_summary(reasons),
                     hint="run 'synapse-declare plan --out FILE' again and review it",
                 )
         else:
@@ -545,7 +548,12 @@ def _apply(args: argparse.Namespace) -> int:
                     hint="review the plan above and pass --auto-approve, or apply a saved plan "
                     "with --plan FILE",
                 )
-            answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+            try:
+                answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+            except EOFError:
+                # Ctrl-D or a closed stdin is an answer too: not "yes".
+                print("", file=sys.stderr)
+                answer = ""
             if answer != "yes":
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
                 return EXIT_ERROR
@@ -574,6 +582,22 @@ def _apply(args: argparse.Namespace) -> int:
             not_attempted=result.not_attempted,
         )
     return EXIT_OK
+
+
+STALE_SHOWN = 5
+
+
+def _stale_summary(reasons: Sequence[str]) -> str:
+    """The count and the first few reasons: a moved project can make hundreds of objects stale,
+    and the first few say what happened."""
+    shown = list(reasons[:STALE_SHOWN])
+    if len(reasons) > STALE_SHOWN:
+        shown.append(f"… and {len(reasons) - STALE_SHOWN} more")
+    noun = "difference" if len(reasons) == 1 else "differences"
+    return (
+        f"the saved plan is stale ({len(reasons)} {noun} from Synapse now); nothing was "
+        "changed:\n  - " + "\n  - ".join(shown)
+    )
 
 
 def _storage_options(args: argparse.Namespace) -> StorageOptions:
@@ -632,6 +656,58 @@ def _demo(args: argparse.Namespace) -> int:
 # sts
 
 
+_AWS_S3_ENDPOINTS = ("https://s3.amazonaws.com", "https://s3.amazonaws.com/")
+
+
+def _sts_endpoint(api: object, entity_id: str) -> str | None:
+    """The S3 endpoint of the folder's storage when it is not AWS's (an S3-compatible store):
+    boto3 must be pointed at it, or the credentials are tried against AWS."""
+    from .client.synapse import SynapseAPI
+
+    assert isinstance(api, SynapseAPI)
+    destination = api.upload_destination(entity_id)
+    endpoint = destination.get("endpointUrl")
+    if not endpoint or str(endpoint) in _AWS_S3_ENDPOINTS:
+        return None
+    return str(endpoint)
+
+
+def _sts_credentials(api: object, entity_id: str, permission: str, target: str) -> dict[str, Any]:
+    """STS credentials, with Synapse's refusals explained (what to change, where)."""
+    from .client.synapse import SynapseAPI
+    from .errors import ApiError, BadRequest, Forbidden
+
+    assert isinstance(api, SynapseAPI)
+    try:
+        return api.sts_credentials(entity_id, permission)
+    except BadRequest as err:
+        reason = err.reason
+        if "project setting" in reason or "STS-enabled storage location" in reason:
+            raise ApiError(
+                f"{target} ({entity_id}) is not in an STS-enabled folder",
+                status=400,
+                hint="STS credentials exist only for a folder whose upload destination is an "
+                "STS-enabled location: in the manifest, give the folder `storage: <location with "
+                "sts_enabled: true>` and apply, then ask for that folder (or anything inside it)",
+            ) from err
+        if "write access is not allowed" in reason:
+            raise ApiError(
+                f"{target} ({entity_id}) uses Synapse's own storage, where STS is read-only",
+                status=400,
+                hint="use --permission read_only, or an external_s3 location (your bucket) with "
+                "sts_enabled: true for read_write",
+            ) from err
+        raise
+    except Forbidden as err:
+        need = "DOWNLOAD" if permission == "read_only" else "DOWNLOAD, UPDATE, CREATE and DELETE"
+        raise ApiError(
+            f"you may not get {permission} STS credentials for {target} ({entity_id})",
+            status=403,
+            hint=f"{permission} needs {need} on the folder: ask its administrator, or use "
+            "--permission read_only",
+        ) from err
+
+
 def _register_sts(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser = sub.add_parser(
         "sts",
@@ -688,7 +764,8 @@ def _sts(args: argparse.Namespace) -> int:
             if found is None:
                 raise UsageError("give a Synapse id or a path such as 'Project/Folder'")
             entity_id = found
-        creds = api.sts_credentials(entity_id, args.permission)
+        creds = _sts_credentials(api, entity_id, args.permission, target)
+        endpoint_url = _sts_endpoint(api, entity_id)
     finally:
         api.t.close()
     if args.format == "json":
@@ -699,6 +776,8 @@ def _sts(args: argparse.Namespace) -> int:
             "aws_secret_access_key": creds["secretAccessKey"],
             "aws_session_token": creds["sessionToken"],
         }
+        if endpoint_url:
+            boto["endpoint_url"] = endpoint_url
         sys.stdout.write(json.dumps(boto, indent=2) + "\n")
     else:
         location = f"s3://{creds['bucket']}" + (
@@ -710,6 +789,9 @@ def _sts(args: argparse.Namespace) -> int:
             f"export AWS_SECRET_ACCESS_KEY={shlex.quote(creds['secretAccessKey'])}",
             f"export AWS_SESSION_TOKEN={shlex.quote(creds['sessionToken'])}",
         ]
+        if endpoint_url:
+            # boto3 >= 1.28 and the AWS CLI v2 read the S3 endpoint from this variable.
+            lines.append(f"export AWS_ENDPOINT_URL_S3={shlex.quote(endpoint_url)}")
         sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     print(

@@ -140,6 +140,9 @@ class Plan:
     warnings: tuple[str, ...] = ()
     created_at: str = ""
     tool_version: str = __version__
+    public_access: tuple[str, ...] = ()
+    """Grants to PUBLIC / AUTHENTICATED_USERS this plan makes, and such grants found on ACLs the
+    manifest does not manage: shown first, in every format."""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -170,6 +173,7 @@ class Plan:
             "manifest": {"digest": self.manifest_digest, "files": list(self.manifest_files)},
             "applyable": self.has_changes,
             "summary": {k.replace("-", "_"): v for k, v in summary.items()},
+            "public_access": list(self.public_access),
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
@@ -196,6 +200,7 @@ class Plan:
                 changes=tuple(Change.from_json(c) for c in data["changes"]),
                 observed=dict(data.get("observed", {})),
                 warnings=tuple(data.get("warnings", [])),
+                public_access=tuple(data.get("public_access", [])),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

@@ -29,26 +29,30 @@ from .model import (
     AUTHENTICATED_USERS_ID,
     INHERIT,
     PUBLIC_ID,
+    AclEntry,
     AclSpec,
     ContainerSpec,
     Manifest,
+    PrincipalKind,
     WikiSpec,
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
-from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState
+from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState, creator_of
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
 
 def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = None) -> Plan:
     changes: list[Change] = []
-    warnings: list[str] = []
+    warnings: list[str] = [f"{w.location}: {w.message}; {w.hint}" for w in manifest.warnings]
+    public: list[str] = []
     for project in manifest.projects:
         project_live = live.containers.get(project.address)
         adopting = project_live is not None and not project_live.managed_marker
-        _plan_container(project, None, live, adopting, changes, warnings)
+        _plan_container(project, None, live, adopting, changes, warnings, public)
     ordered = _with_storage(manifest, live, changes, warnings)
+    public.extend(live.exposures)
     created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
         target=live.target,
@@ -56,8 +60,10 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         manifest_files=manifest.files,
         changes=tuple(ordered),
         observed=dict(live.observed),
-        warnings=tuple(warnings),
+        # One warning per line however many places produce it (warnings are printed once).
+        warnings=tuple(dict.fromkeys(warnings)),
         created_at=created_at,
+        public_access=tuple(dict.fromkeys(public)),
     )
 
 
@@ -290,21 +296,81 @@ def _desired_annotations(spec: ContainerSpec) -> dict[str, Any] | None:
     }
 
 
+def _principal_id(entry: AclEntry, spec: ContainerSpec, live: LiveState) -> int:
+    if entry.principal.kind is PrincipalKind.SELF:
+        return creator_of(live.containers.get(spec.address), live.target.user_id)
+    return live.principals[entry.principal]
+
+
 def _desired_acl(spec: ContainerSpec, live: LiveState) -> dict[int, frozenset[str]] | None:
     if not isinstance(spec.acl, AclSpec):
         return None
     entries: dict[int, set[str]] = {}
     for entry in spec.acl.entries:
-        entries.setdefault(live.principals[entry.principal], set()).update(entry.access)
+        entries.setdefault(_principal_id(entry, spec, live), set()).update(entry.access)
     return {k: frozenset(v) for k, v in entries.items()}
 
 
-def _acl_display(entries: Mapping[int, frozenset[str]], names: Mapping[int, str]) -> dict[str, str]:
-    shown: dict[str, str] = {}
-    for principal, access in sorted(entries.items()):
+def _level_text(access: frozenset[str]) -> str:
+    return level_for(access) or ",".join(sorted(access))
+
+
+def acl_field_changes(
+    before: Mapping[int, frozenset[str]] | None,
+    after: Mapping[int, frozenset[str]],
+    names: Mapping[int, str],
+) -> list[FieldChange]:
+    """One field per principal whose access changes: ``acl.team:Curators`` (none) → ``edit``
+    (added), ``edit`` → (none) (removed), ``view`` → ``download`` (changed); sorted by name."""
+    old = before or {}
+    out: list[tuple[str, FieldChange]] = []
+    for principal in set(old) | set(after):
+        was, now = old.get(principal), after.get(principal)
+        if was == now:
+            continue
         label = names.get(principal, str(principal))
-        shown[label] = level_for(access) or ",".join(sorted(access))
-    return shown
+        out.append(
+            (
+                label,
+                FieldChange(
+                    f"acl.{label}",
+                    None if was is None else _level_text(was),
+                    None if now is None else _level_text(now),
+                ),
+            )
+        )
+    return [change for _, change in sorted(out, key=lambda item: item[0])]
+
+
+_EVERYONE = {
+    PUBLIC_ID: ("PUBLIC", "anyone on the internet, logged in or not,"),
+    AUTHENTICATED_USERS_ID: (
+        "AUTHENTICATED_USERS",
+        "every Synapse account (anyone can register one)",
+    ),
+}
+
+
+def public_grants(
+    address: str,
+    before: Mapping[int, frozenset[str]] | None,
+    after: Mapping[int, frozenset[str]],
+) -> list[str]:
+    """A line per access this ACL newly gives to PUBLIC or AUTHENTICATED_USERS."""
+    lines = []
+    for principal, (label, who) in _EVERYONE.items():
+        added = after.get(principal, frozenset()) - (before or {}).get(principal, frozenset())
+        if added:
+            level = _level_text(after[principal])
+            lines.append(
+                f"{_display_path(address)}: this plan grants {label} {level} — {who} gets "
+                f"{', '.join(sorted(added))}"
+            )
+    return lines
+
+
+def _display_path(address: str) -> str:
+    return "/".join(part.split(":", 1)[-1] for part in address.split("#", 1)[0].split("/"))
 
 
 def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
@@ -312,7 +378,10 @@ def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
 
 
 def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
-    names = {pid: str(ref) for ref, pid in live.principals.items()}
+    names = dict(live.principal_names)
+    for ref, pid in live.principals.items():
+        if ref.kind in (PrincipalKind.USER, PrincipalKind.TEAM):
+            names[pid] = str(ref)
     names.setdefault(live.target.user_id, f"user:{live.target.user_name}")
     # Groups every Synapse has, named even when the manifest does not mention them.
     names.setdefault(PUBLIC_ID, "PUBLIC")
@@ -320,7 +389,12 @@ def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
     names.setdefault(ANONYMOUS_ID, "anonymous")
     if isinstance(spec.acl, AclSpec):
         for entry in spec.acl.entries:
-            names[live.principals[entry.principal]] = str(entry.principal)
+            pid = _principal_id(entry, spec, live)
+            if entry.principal.kind is PrincipalKind.SELF:
+                # `self` is this entity's creator: show who that is.
+                names[pid] = f"{names.get(pid, pid)} (self)"
+            elif entry.principal.kind is not PrincipalKind.ID or pid not in names:
+                names[pid] = str(entry.principal)
     return names
 
 
@@ -331,6 +405,7 @@ def _plan_container(
     adopting: bool,
     changes: list[Change],
     warnings: list[str],
+    public: list[str],
 ) -> None:
     current = live.containers.get(spec.address)
     is_project = parent is None
@@ -353,9 +428,10 @@ def _plan_container(
         for key, value in (desired_annotations or {}).items():
             fields.append(FieldChange(f"annotations.{key}", None, _annotation_display(value)))
         if desired_acl is not None:
-            fields.append(FieldChange("acl", None, _acl_display(desired_acl, names)))
+            fields.extend(acl_field_changes(None, desired_acl, names))
+            public.extend(public_grants(spec.address, None, desired_acl))
         elif is_project:
-            fields.append(FieldChange("acl", None, {f"user:{live.target.user_name}": "administer"}))
+            fields.append(FieldChange(f"acl.user:{live.target.user_name}", None, "administer"))
         entity: dict[str, Any] = {
             "concreteType": PROJECT_TYPE if is_project else FOLDER_TYPE,
             "name": spec.name,
@@ -397,7 +473,7 @@ def _plan_container(
         if spec.wiki is not None:
             _plan_wiki(spec, spec.wiki, None, (), True, changes)
         for child in spec.folders:
-            _plan_container(child, spec, live, False, changes, warnings)
+            _plan_container(child, spec, live, False, changes, warnings, public)
         return
 
     fields = []
@@ -433,16 +509,13 @@ def _plan_container(
     acl_op: str | None = None
     if desired_acl is not None:
         if not current.own_acl:
-            fields.append(FieldChange("acl", "(inherited)", _acl_display(desired_acl, names)))
+            fields.append(FieldChange("acl", "(inherited)", "(own ACL)"))
+            fields.extend(acl_field_changes(None, desired_acl, names))
+            public.extend(public_grants(spec.address, None, desired_acl))
             acl_op = "create"
         elif current.acl is not None and current.acl.entries != desired_acl:
-            fields.append(
-                FieldChange(
-                    "acl",
-                    _acl_display(current.acl.entries, names),
-                    _acl_display(desired_acl, names),
-                )
-            )
+            fields.extend(acl_field_changes(current.acl.entries, desired_acl, names))
+            public.extend(public_grants(spec.address, current.acl.entries, desired_acl))
             acl_op = "update"
     elif spec.acl is INHERIT and current.own_acl:
         fields.append(FieldChange("acl", "(own ACL)", "(inherited)"))
@@ -493,7 +566,7 @@ def _plan_container(
     if spec.wiki is not None:
         _plan_wiki(spec, spec.wiki, current, (), False, changes)
     for child in spec.folders:
-        _plan_container(child, spec, live, adopting, changes, warnings)
+        _plan_container(child, spec, live, adopting, changes, warnings, public)
 
 
 def _same_annotation(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import storage
+from . import acl_audit, storage
 from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
-from .errors import Forbidden, PlanError, PolicyViolation, ResolutionError
+from .errors import ApiError, Forbidden, PlanError, PolicyViolation, ResolutionError
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
 from .storage import LiveStorage
@@ -89,6 +89,10 @@ class LiveState:
     identities: tuple[str, ...] = ()  # user id, user name, emails (owner.txt checks)
     # The principals an ACL entry can grant the user rights through (lock-out checks).
     my_groups: frozenset[int] = frozenset()
+    # Display names ("user:jdoe", "team:Curators") of principal ids seen in live ACLs.
+    principal_names: dict[int, str] = field(default_factory=dict)
+    # PUBLIC / AUTHENTICATED_USERS grants found on entities whose ACL the manifest leaves alone.
+    exposures: list[str] = field(default_factory=list)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -272,18 +276,52 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
         live.wiki_pages["/".join(path)] = page
 
 
+def whoami(api: SynapseAPI) -> dict[str, Any]:
+    """The caller's profile, or a :class:`PlanError` that says the endpoint is not a Synapse
+    server (a web page, another API, a wrong path) instead of a raw HTTP status."""
+    endpoint = api.t.endpoints.repo
+    hint = (
+        "--endpoint takes the server root (https://repo-prod.prod.sagebase.org) or its repo URL "
+        "(.../repo/v1); check it and the [endpoints] section of ~/.synapseConfig"
+    )
+    try:
+        profile = api.my_profile()
+    except (ValueError, TypeError) as err:  # a body that is not a JSON object
+        raise PlanError(
+            f"{endpoint} does not answer like Synapse's REST API (GET /userProfile did not "
+            "return a user profile)",
+            hint=hint,
+        ) from err
+    except ApiError as err:
+        if err.status in (400, 404, 405) or not err.reason:
+            raise PlanError(
+                f"{endpoint} does not answer like Synapse's REST API (GET /userProfile: "
+                f"{err.status or 'error'})",
+                hint=hint,
+            ) from err
+        raise
+    if not isinstance(profile, dict) or "ownerId" not in profile or "userName" not in profile:
+        raise PlanError(
+            f"{endpoint} does not answer like Synapse's REST API (GET /userProfile did not "
+            "return a user profile)",
+            hint=hint,
+        )
+    return profile
+
+
 def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
-    profile = api.my_profile()
+    profile = whoami(api)
     user_id, user_name = int(profile["ownerId"]), str(profile["userName"])
     if user_name == "anonymous":
         raise PlanError("Synapse treats this request as anonymous; a token is required")
     target = Target(endpoint=api.t.endpoints.repo, user_id=user_id, user_name=user_name)
     principals = resolve_principals(api, manifest, user_id)
-    my_groups = _my_groups(api, manifest, principals, user_id)
     containers: dict[str, LiveContainer | None] = {}
+    # `self` is the entity's creator, not the operator (see creator_of): no observed id for it.
     observed: dict[str, str | None] = {
         f"principal:{ref}": str(pid)
         for ref, pid in sorted(principals.items(), key=lambda x: str(x[0]))
+        if ref.kind is not PrincipalKind.SELF
     }
 
     # Level 0: projects by name lookup.
@@ -349,6 +387,9 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
                         )
                 next_level.append((child, child_live))
         level = next_level
+    my_groups = _my_groups(api, manifest, principals, containers, user_id)
+    exposures = acl_audit.find_exposures(api, manifest, containers, observed)
+    names = acl_audit.principal_names(api, manifest, containers, exposures, target, principals)
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
     live_storage = _read_storage(api, manifest, containers, identities)
     storage.observe(manifest, live_storage, observed)
@@ -360,11 +401,29 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         storage=live_storage,
         identities=identities,
         my_groups=my_groups,
+        principal_names=names,
+        exposures=[e.describe(names) for e in exposures],
     )
 
 
+def creator_of(live: LiveContainer | None, operator_id: int) -> int:
+    """Who ``self`` means in an entity's ACL: the user who created it. For an entity this plan
+    creates, that is the operator; for an existing one, its ``createdBy`` — so the desired ACL is
+    the same whoever plans (two admins, or a person and a CI bot, never swap each other out)."""
+    if live is None or not live.created_by:
+        return operator_id
+    try:
+        return int(live.created_by)
+    except ValueError:
+        return operator_id
+
+
 def _my_groups(
-    api: SynapseAPI, manifest: Manifest, principals: dict[PrincipalRef, int], user_id: int
+    api: SynapseAPI,
+    manifest: Manifest,
+    principals: dict[PrincipalRef, int],
+    containers: dict[str, LiveContainer | None],
+    user_id: int,
 ) -> frozenset[int]:
     """The user, PUBLIC and AUTHENTICATED_USERS, plus the user's teams — read (one call) only
     when some ACL in the manifest names a team or id and does not already give the user the
@@ -377,6 +436,8 @@ def _my_groups(
         others = False
         for entry in spec.acl.entries:
             pid = principals[entry.principal]
+            if entry.principal.kind is PrincipalKind.SELF:
+                pid = creator_of(containers.get(spec.address), user_id)
             if pid in base:
                 granted |= entry.access
             else:
@@ -405,7 +466,8 @@ def _read_storage(
         if check.checked:
             live.owner_checks[name] = None if check.ok else check.error
         else:
-            log.warning("owner.txt of storage location %r not checked here: %s", name, check.error)
+            # The plan shows this as a warning; logging it too would print it twice.
+            log.info("owner.txt of storage location %r not checked here: %s", name, check.error)
     migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
     if migrating:
         from .migration import Strategy, index_migration
