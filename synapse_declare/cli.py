@@ -663,10 +663,24 @@ def _sts_endpoint(api: object, entity_id: str) -> str | None:
     """The S3 endpoint of the folder's storage when it is not AWS's (an S3-compatible store):
     boto3 must be pointed at it, or the credentials are tried against AWS."""
     from .client.synapse import SynapseAPI
+    from .errors import Forbidden
 
     assert isinstance(api, SynapseAPI)
     destination = api.upload_destination(entity_id)
-    endpoint = destination.get("endpointUrl")
+    location_id = destination.get("storageLocationId")
+    if location_id is None or "External" not in str(destination.get("concreteType")):
+        return None
+    try:
+        # Synapse leaves endpointUrl out of an ExternalS3UploadDestination; the location has it.
+        location = api.get_storage_location(int(location_id))
+    except Forbidden:
+        print(
+            f"note: storage location {location_id} belongs to another user, so its endpoint "
+            "is not shown; if it is not AWS S3, give boto3 its endpoint_url yourself",
+            file=sys.stderr,
+        )
+        return None
+    endpoint = location.get("endpointUrl")
     if not endpoint or str(endpoint) in _AWS_S3_ENDPOINTS:
         return None
     return str(endpoint)

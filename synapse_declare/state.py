@@ -17,6 +17,7 @@ ids; an absent, differently-spelled or wrong-kind principal is a located error.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -468,26 +469,6 @@ def _read_storage(
         else:
             # The plan shows this as a warning; logging it too would print it twice.
             log.info("owner.txt of storage location %r not checked here: %s", name, check.error)
-    migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
-    if migrating:
-        from .migration import Strategy, index_migration
-
-        def index(spec: ContainerSpec) -> tuple[str, Any]:
-            assert spec.migrate_existing is not None
-            own = {
-                str(ids[d.address])
-                for d in _descendants(spec)
-                if d.migrate_existing is not None and ids.get(d.address)
-            }
-            return spec.address, index_migration(
-                api,
-                str(ids[spec.address]),
-                Strategy(spec.migrate_existing.versions),
-                live.matched.get(spec.migrate_existing.to),
-                exclude=frozenset(own),
-            )
-
-        live.migrations = dict(_parallel(api, index, migrating))
     moving = [s for s in manifest.walk() if s.move_files_from]
     if moving:
         from .migration import Strategy, index_migration
@@ -517,7 +498,84 @@ def _read_storage(
             )
 
         live.moves = dict(m for m in _parallel(api, index_move, moving) if m is not None)
+    migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
+    if migrating:
+        from .migration import Strategy, index_migration
+
+        def index(spec: ContainerSpec) -> tuple[str, Any]:
+            assert spec.migrate_existing is not None
+            # Not entered: subfolders with their own migration, and STS folders — Synapse only
+            # accepts files of an STS folder's own storage there, so repointing them elsewhere
+            # would fail on every apply.
+            own = {
+                str(ids[d.address])
+                for d in _descendants(spec)
+                if (d.migrate_existing is not None or _is_sts(manifest, d)) and ids.get(d.address)
+            }
+            return spec.address, index_migration(
+                api,
+                str(ids[spec.address]),
+                Strategy(spec.migrate_existing.versions),
+                live.matched.get(spec.migrate_existing.to),
+                exclude=frozenset(own),
+            )
+
+        moved = {item.entity_id for _, found in live.moves.values() for item in found.items} | {
+            item.entity_id for _, found in live.moves.values() for item in found.skipped
+        }
+        sts_ids = {int(i) for i, loc in live.locations.items() if loc.get("stsEnabled")} | {
+            live.matched[n]
+            for n, s in manifest.storage_locations.items()
+            if s.sts_enabled and n in live.matched
+        }
+        live.migrations = {
+            address: _outside_sts(found, moved, frozenset(sts_ids))
+            for address, found in _parallel(api, index, migrating)
+        }
     return live
+
+
+STS_SKIP_REASON = "in an STS-enabled folder (it keeps that folder's storage)"
+
+
+def _is_sts(manifest: Manifest, spec: ContainerSpec) -> bool:
+    return any(
+        (manifest.storage_locations.get(name) is not None)
+        and bool(manifest.storage_locations[name].sts_enabled)
+        for name in spec.storage or ()
+    )
+
+
+def _outside_sts(index: Any, moved: set[str], sts_ids: frozenset[int]) -> Any:
+    """A container migration without the files a ``move_files_from`` moves (the move copies
+    them into its STS folder; migrating them too would race it) and with files already in an
+    STS location listed as skipped: Synapse refuses any other storage for them."""
+    from .migration import SkippedItem
+
+    kept = []
+    skipped = list(index.skipped)
+    for item in index.items:
+        if item.entity_id in moved:
+            continue
+        if item.from_location is not None and int(item.from_location) in sts_ids:
+            skipped.append(
+                SkippedItem(
+                    entity_id=item.entity_id,
+                    version=item.version,
+                    file_handle_id=item.file_handle_id,
+                    reason=STS_SKIP_REASON,
+                    file_name=item.file_name,
+                    size=item.size,
+                )
+            )
+            continue
+        kept.append(item)
+    return dataclasses.replace(
+        index,
+        items=tuple(kept),
+        already=tuple(i for i in index.already if i.entity_id not in moved),
+        skipped=tuple(i for i in skipped if i.entity_id not in moved),
+    )
 
 
 def _find_by_path(api: SynapseAPI, project_id: str | None, path: str) -> str | None:
