@@ -163,13 +163,15 @@ def _json_output(args: argparse.Namespace) -> bool:
 
 def _diagnostics(err: SynapseDeclareError) -> list[dict[str, object]]:
     """engineering.md §B.3: severity, summary, detail, file, line, column, json_path."""
-    from .errors import ManifestError, ManifestErrors
+    from .errors import ManifestError, ManifestErrors, ResolutionErrors
     from .validate import diagnostics_to_json
 
     if isinstance(err, ManifestErrors):
         return diagnostics_to_json(err.errors)
     if isinstance(err, ManifestError):
         return diagnostics_to_json([err])
+    if isinstance(err, ResolutionErrors):
+        return [d for each in err.errors for d in _diagnostics(each)]
     location = getattr(err, "location", None)
     return [
         {

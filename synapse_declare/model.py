@@ -32,7 +32,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
@@ -247,6 +247,8 @@ class AclEntry:
     access: frozenset[str]
     level: str | None
     """The permission level name when the manifest gave a level (for display)."""
+    location: SourceLocation | None = field(default=None, compare=False)
+    """Where the entry's principal is written (errors about the principal point here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1102,7 +1104,7 @@ class _ModelBuilder:
                     "`AUTHENTICATED_USERS: download`",
                 )
                 continue
-            entries.append(AclEntry(principal, access, level))
+            entries.append(AclEntry(principal, access, level, here))
         return AclSpec(tuple(entries), self.at(path))
 
     @staticmethod

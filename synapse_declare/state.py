@@ -18,6 +18,7 @@ ids; an absent, differently-spelled or wrong-kind principal is a located error.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,14 @@ from typing import Any, TypeVar
 from . import acl_audit, storage
 from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
-from .errors import ApiError, Forbidden, PlanError, PolicyViolation, ResolutionError
+from .errors import (
+    ApiError,
+    Forbidden,
+    PlanError,
+    PolicyViolation,
+    ResolutionError,
+    ResolutionErrors,
+)
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
 from .storage import LiveStorage
@@ -116,11 +124,42 @@ def _principal_refs(manifest: Manifest) -> set[PrincipalRef]:
     return refs
 
 
+def _entries_of(manifest: Manifest, ref: PrincipalRef) -> list[Any]:
+    """Where ``ref`` is written: the location of each ACL entry that names it."""
+    found = []
+    for spec in manifest.walk():
+        if isinstance(spec.acl, AclSpec):
+            for entry in spec.acl.entries:
+                if entry.principal == ref:
+                    found.append(entry.location or spec.acl.location)
+    return found
+
+
+def _suggest(api: SynapseAPI, name: str, *, users: bool) -> str | None:
+    """The closest existing user (or team) name, for a did-you-mean (one prefix search)."""
+    prefix = name.strip()[:3]
+    if not prefix:
+        return None
+    try:
+        headers = api.headers_by_prefix(prefix, users=users)
+    except ApiError:
+        return None
+    names = [str(h.get("userName")) for h in headers if h.get("userName")]
+    lowered = {n.lower(): n for n in names}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
 def resolve_principals(
     api: SynapseAPI, manifest: Manifest, user_id: int
 ) -> dict[PrincipalRef, int]:
+    """Principal ids by reference. Every reference that does not resolve is reported, each at
+    every entry that writes it, in one :class:`ResolutionErrors`."""
     refs = _principal_refs(manifest)
     resolved: dict[PrincipalRef, int] = {}
+    problems: list[tuple[PrincipalRef, str, str]] = []  # (ref, message, hint)
     named = sorted((r for r in refs if r.kind in (PrincipalKind.USER, PrincipalKind.TEAM)), key=str)
     numeric = sorted({r.id for r in refs if r.kind is PrincipalKind.ID and r.id is not None})
     for ref in refs:
@@ -129,56 +168,61 @@ def resolve_principals(
         elif ref.kind in (PrincipalKind.PUBLIC, PrincipalKind.AUTHENTICATED_USERS):
             assert ref.id is not None
             resolved[ref] = ref.id
+    where = api.t.endpoints.repo
     if named:
         headers = api.headers_by_alias(sorted({str(r.name) for r in named}))
         for ref in named:
             want_individual = ref.kind is PrincipalKind.USER
+            kind = "user" if want_individual else "team"
             exact = [h for h in headers if h.get("userName") == ref.name]
             if not exact:
-                near = [
-                    h["userName"]
-                    for h in headers
-                    if str(h.get("userName", "")).lower() == str(ref.name).lower()
-                ]
-                kind = "user" if want_individual else "team"
+                near = _suggest(api, str(ref.name), users=want_individual)
                 hint = (
-                    f"Synapse names are exact: did you mean {kind}:{near[0]}?"
+                    f"Synapse names are exact: did you mean {kind}:{near}?"
                     if near
                     else f"check the spelling; the {kind} must exist on this Synapse"
                 )
-                raise ResolutionError(
-                    f"{ref} does not exist on {api.t.endpoints.repo}",
-                    location=_location_of(manifest, ref),
-                    hint=hint,
-                )
+                problems.append((ref, f"{ref} does not exist on {where}", hint))
+                continue
             header = exact[0]
             if bool(header.get("isIndividual")) != want_individual:
                 actual = "a user" if header.get("isIndividual") else "a team"
-                raise ResolutionError(
-                    f"{ref} names {actual}, not a {'user' if want_individual else 'team'}",
-                    location=_location_of(manifest, ref),
-                    hint=f"write {'user' if header.get('isIndividual') else 'team'}:{ref.name}",
+                problems.append(
+                    (
+                        ref,
+                        f"{ref} names {actual}, not a {kind}",
+                        f"write {'user' if header.get('isIndividual') else 'team'}:{ref.name}",
+                    )
                 )
+                continue
             resolved[ref] = int(header["ownerId"])
     if numeric:
         known = {int(h["ownerId"]) for h in api.group_headers_by_ids(numeric)}
-        for ref in refs:
+        for ref in sorted(refs, key=str):
             if ref.kind is PrincipalKind.ID and ref.id is not None:
                 if ref.id not in known:
-                    raise ResolutionError(
-                        f"principal id {ref.id} does not exist on {api.t.endpoints.repo}",
-                        location=_location_of(manifest, ref),
-                        hint="use user:NAME or team:NAME, or check the id",
+                    problems.append(
+                        (
+                            ref,
+                            f"principal id {ref.id} does not exist on {where}",
+                            "use user:NAME or team:NAME, or check the id",
+                        )
                     )
+                    continue
                 resolved[ref] = ref.id
+    if problems:
+        errors = [
+            ResolutionError(message, location=location, hint=hint)
+            for ref, message, hint in problems
+            for location in _entries_of(manifest, ref)
+        ]
+        errors.sort(
+            key=lambda e: (
+                (e.location.file, e.location.line, e.location.column) if e.location else ("", 0, 0)
+            )
+        )
+        raise ResolutionErrors(errors)
     return resolved
-
-
-def _location_of(manifest: Manifest, ref: PrincipalRef) -> Any:
-    for spec in manifest.walk():
-        if isinstance(spec.acl, AclSpec) and any(e.principal == ref for e in spec.acl.entries):
-            return spec.acl.location
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,22 @@ class SynapseAPI:
             found.extend(body.get("list", []))
         return found
 
+    def headers_by_prefix(
+        self, prefix: str, *, users: bool, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Users (or teams) whose name or a word of it starts with ``prefix``: one page."""
+        body = self.t.request(
+            "GET",
+            "/userGroupHeaders",
+            params={
+                "prefix": prefix,
+                "typeFilter": "USERS_ONLY" if users else "TEAMS_ONLY",
+                "offset": 0,
+                "limit": limit,
+            },
+        )
+        return list(body.get("children", [])) if isinstance(body, dict) else []
+
     def my_team_ids(self, user_id: int) -> list[int]:
         """Ids of the teams the user belongs to (offset paging)."""
         ids: list[int] = []
