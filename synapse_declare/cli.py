@@ -516,6 +516,7 @@ def _apply(args: argparse.Namespace) -> int:
     from .engine import plan_manifest
     from .errors import ApplyError, StalePlanError
     from .plan import load_plan, stale_reasons
+    from .preflight import check_verify_access
     from .progress import PlainProgress
     from .render import render_apply_summary
     from .validate import load_manifest
@@ -543,6 +544,7 @@ def _apply(args: argparse.Namespace) -> int:
         if not plan.has_changes:
             print("Nothing to apply.", file=sys.stderr)
             return EXIT_OK
+        check_verify_access(plan, manifest, args.verify)
         if saved is None and not args.auto_approve:
             if not sys.stdin.isatty():
                 raise UsageError(

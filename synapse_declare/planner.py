@@ -52,6 +52,8 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         adopting = project_live is not None and not project_live.managed_marker
         _plan_container(project, None, live, adopting, changes, warnings, public)
     ordered = _with_storage(manifest, live, changes, warnings)
+    if live.certified is False:
+        _refuse_uncertified(manifest, live, ordered)
     public.extend(live.exposures)
     created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
@@ -64,6 +66,49 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         warnings=tuple(dict.fromkeys(warnings)),
         created_at=created_at,
         public_access=tuple(dict.fromkeys(public)),
+    )
+
+
+def _needs_certified(change: Change) -> bool:
+    """What Synapse refuses to a user who has not passed its certification quiz: creating any
+    entity but a project, changing a folder, creating a wiki page (CREATE with no type), changing
+    a folder's wiki page, and letting AUTHENTICATED_USERS download."""
+    owner_is_folder = "/folder:" in change.address.split("#", 1)[0]
+    if change.resource is Resource.FOLDER:
+        if change.action is Action.CREATE:
+            return True
+        if change.desired.get("entity_update") or change.desired.get("annotations"):
+            return True
+    if change.resource is Resource.WIKI_PAGE:
+        if change.action is Action.CREATE or (change.action is Action.UPDATE and owner_is_folder):
+            return True
+    if change.resource in (Resource.PROJECT, Resource.FOLDER) and change.action is not (
+        Action.NO_OP
+    ):
+        for entry in change.desired.get("acl") or []:
+            if entry.get("principalId") == AUTHENTICATED_USERS_ID and "DOWNLOAD" in entry.get(
+                "accessType", []
+            ):
+                return any(f.path == "acl.AUTHENTICATED_USERS" for f in change.fields)
+    return False
+
+
+def _refuse_uncertified(manifest: Manifest, live: LiveState, changes: list[Change]) -> None:
+    refused = [c for c in changes if _needs_certified(c)]
+    if not refused:
+        return
+    specs = {spec.address: spec for spec in manifest.walk()}
+    first = specs.get(refused[0].address.split("#", 1)[0])
+    shown = ", ".join(c.address for c in refused[:3])
+    more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+    raise PolicyViolation(
+        f"you ({live.target.user_name}) are not a certified Synapse user, and Synapse lets only "
+        "certified users create or change folders and wiki pages (and let AUTHENTICATED_USERS "
+        f"download); this plan needs that for {shown}{more}",
+        location=first.location if first is not None else None,
+        hint="pass Synapse's certification quiz (synapse.org → your profile → Certification), "
+        "or have a certified user or CI bot apply the manifest; projects themselves need no "
+        "certification",
     )
 
 

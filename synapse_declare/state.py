@@ -102,6 +102,9 @@ class LiveState:
     principal_names: dict[int, str] = field(default_factory=dict)
     # PUBLIC / AUTHENTICATED_USERS grants found on entities whose ACL the manifest leaves alone.
     exposures: list[str] = field(default_factory=list)
+    # Certified user (read only when the manifest has folders or grants AUTHENTICATED_USERS
+    # download: what Synapse refuses to uncertified users); None when not read.
+    certified: bool | None = None
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -433,6 +436,7 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
                 next_level.append((child, child_live))
         level = next_level
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
+    certified = api.is_certified() if _needs_certification(manifest) else None
     exposures = acl_audit.find_exposures(api, manifest, containers, observed)
     names = acl_audit.principal_names(api, manifest, containers, exposures, target, principals)
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
@@ -448,7 +452,22 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         my_groups=my_groups,
         principal_names=names,
         exposures=[e.describe(names) for e in exposures],
+        certified=certified,
     )
+
+
+def _needs_certification(manifest: Manifest) -> bool:
+    """Folders (created or changed) and AUTHENTICATED_USERS download grants need a certified
+    user on Synapse; a manifest of bare projects does not."""
+    for spec in manifest.walk():
+        if spec.kind.value == "folder":
+            return True
+        if isinstance(spec.acl, AclSpec) and any(
+            e.principal.kind is PrincipalKind.AUTHENTICATED_USERS and "DOWNLOAD" in e.access
+            for e in spec.acl.entries
+        ):
+            return True
+    return False
 
 
 def creator_of(live: LiveContainer | None, operator_id: int) -> int:

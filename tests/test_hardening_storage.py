@@ -120,3 +120,72 @@ def test_sts_boto_format_carries_the_endpoint_of_an_s3_compatible_store(
     assert json.loads(boto.out)["endpoint_url"] == emulator.s3_endpoint
     shell = ws.run("sts", "Storage project/Pipelines", *ws.connection())
     assert f"export AWS_ENDPOINT_URL_S3={emulator.s3_endpoint}" in shell.out
+
+
+def test_verify_md5_without_read_access_is_refused_before_any_change(
+    ws: Workspace, emulator: Emulator, api_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_files(emulator, api_for)
+    endpoint = emulator.s3_endpoint
+    manifest = ws.manifest(
+        f"""
+        version: 1
+        storage_locations:
+          lab: {{type: external_s3, bucket: {BUCKET}, base_key: portal,
+                 endpoint_url: "{endpoint}"}}
+        projects:
+          - name: Storage project
+            migrate_existing: {{to: lab}}
+        """
+    )
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    before = emulator.state_version()
+    result = ws.run(
+        "apply", manifest, "--auto-approve", "--state-dir", ws.root / "state", *ws.connection()
+    )
+    assert result.code == 1, result.both
+    assert "--verify md5 reads every copy back from s3://lab-data" in result.err
+    assert "no AWS credentials found" in result.err
+    assert "manifest.yaml:3:3:" in result.err  # located at the destination's declaration
+    assert "--verify none" in result.err
+    assert emulator.state_version() == before  # nothing created, not even the location
+
+    # Without verification reading the bucket, the same apply goes ahead.
+    done = ws.run(
+        "apply",
+        manifest,
+        "--auto-approve",
+        "--verify",
+        "none",
+        "--state-dir",
+        ws.root / "state",
+        *ws.connection(),
+    )
+    assert done.code == 0, done.both
+
+
+def test_an_uncertified_user_is_refused_at_plan_time_not_half_way(
+    ws: Workspace, emulator: Emulator
+) -> None:
+    manifest = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: Carol's project
+            folders:
+              - name: Raw Data
+              - name: Results
+        """
+    )
+    before = emulator.state_version()
+    for result in (ws.plan(manifest, user="carol"), ws.apply(manifest, user="carol")):
+        assert result.code == 1, result.both
+        assert "you (carol) are not a certified Synapse user" in result.err
+        assert "folder:Raw Data" in result.err and "folder:Results" in result.err
+        assert "manifest.yaml:5:9:" in result.err  # the first folder that needs certification
+        assert "certification quiz" in result.err
+    assert emulator.state_version() == before
+    # A bare project needs no certification.
+    bare = ws.manifest("version: 1\nprojects:\n  - name: Carol's project\n", "bare.yaml")
+    assert ws.apply(bare, user="carol").code == 0

@@ -44,6 +44,11 @@ class SynapseAPI:
             found.extend(body.get("list", []))
         return found
 
+    def is_certified(self) -> bool:
+        """Whether the caller passed Synapse's certification quiz (user bundle, mask 0x8)."""
+        body = self.t.request("GET", "/user/bundle", params={"mask": 8})
+        return bool(body.get("isCertified")) if isinstance(body, dict) else False
+
     def headers_by_prefix(
         self, prefix: str, *, users: bool, limit: int = 50
     ) -> list[dict[str, Any]]:
