@@ -179,16 +179,15 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         "<!-- synapse-declare-plan -->",
         f"### synapse-declare plan: {summary_line(plan)}",
         "",
-        f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`",
-        "",
     ]
-    # Warnings come first, so that a size-capped comment never loses them; public access
-    # before anything else.
+    # Warnings come first, so that a size-capped comment never loses them; access for everyone
+    # right under the heading, before anything else.
     if plan.public_access:
         head.append("> [!WARNING]")
         head.append("> **Access for everyone (PUBLIC / AUTHENTICATED_USERS):**")
         head.extend(f"> - {_md(line)}" for line in plan.public_access)
         head.append("")
+    head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
     for warning in plan.warnings:
         head.extend([f"> **Warning:** {_md(warning)}", ""])
     if not plan.has_changes:
