@@ -38,6 +38,7 @@ class Resource(StrEnum):
     PROJECT = "project"
     FOLDER = "folder"
     WIKI_PAGE = "wiki_page"
+    WIKI_ORDER = "wiki_order"
     STORAGE_LOCATION = "storage_location"
     UPLOAD_DESTINATION = "upload_destination"
     MIGRATION = "migration"

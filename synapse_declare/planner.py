@@ -38,7 +38,15 @@ from .model import (
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
-from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState, creator_of
+from .state import (
+    FOLDER_TYPE,
+    MARKER_KEY,
+    PROJECT_TYPE,
+    LiveContainer,
+    LiveState,
+    creator_of,
+    orders_siblings,
+)
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
@@ -517,6 +525,7 @@ def _plan_container(
         )
         if spec.wiki is not None:
             _plan_wiki(spec, spec.wiki, None, (), True, changes)
+            _plan_wiki_order(spec, spec.wiki, None, changes)
         for child in spec.folders:
             _plan_container(child, spec, live, False, changes, warnings, public)
         return
@@ -610,6 +619,7 @@ def _plan_container(
     )
     if spec.wiki is not None:
         _plan_wiki(spec, spec.wiki, current, (), False, changes)
+        _plan_wiki_order(spec, spec.wiki, current, changes)
     for child in spec.folders:
         _plan_container(child, spec, live, adopting, changes, warnings, public)
 
@@ -737,6 +747,59 @@ def _plan_wiki(
         )
     for sub in page.pages:
         _plan_wiki(owner, sub, live, (*path, sub.title), owner_created, changes)
+
+
+def _sub_pages(page: WikiSpec, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Title paths of every sub-page, depth first, in manifest order."""
+    found: list[tuple[str, ...]] = []
+    for sub in page.pages:
+        found.append((*path, sub.title))
+        found.extend(_sub_pages(sub, (*path, sub.title)))
+    return found
+
+
+def _plan_wiki_order(
+    owner: ContainerSpec, wiki: WikiSpec, live: LiveContainer | None, changes: list[Change]
+) -> None:
+    """Sub-pages in the manifest's order, through Synapse's wiki order hint (``idList``: the
+    web UI lists sibling pages in its order). Pages not in the manifest keep their relative
+    order after the manifest's."""
+    if not orders_siblings(wiki):
+        return
+    paths = _sub_pages(wiki)
+    addresses = [f"{owner.address}#wiki/" + "/".join(p) for p in paths]
+    hint = live.wiki_order if live is not None else None
+    ids = [
+        live.wiki_pages["/".join(p)].id if live and "/".join(p) in live.wiki_pages else None
+        for p in paths
+    ]
+    current = [str(i) for i in (hint or {}).get("idList") or []]
+    known = [i for i in ids if i is not None]
+    in_live_order = [i for i in current if i in set(known)]
+    matches = None not in ids and in_live_order == known
+    titles = ["/".join(p) for p in paths]
+    before = None
+    if current:
+        by_id = {i: t for i, t in zip(ids, titles, strict=True) if i is not None}
+        before = [by_id[i] for i in in_live_order]
+    changes.append(
+        Change(
+            address=f"{owner.address}#wiki-order",
+            resource=Resource.WIKI_ORDER,
+            action=Action.NO_OP if matches else (Action.UPDATE if hint else Action.CREATE),
+            syn_id=None,
+            fields=() if matches else (FieldChange("order", before, titles),),
+            depends_on=(owner.address, *addresses),
+            desired={
+                "owner": owner.address,
+                "pages": addresses,
+                # Ids the manifest does not describe stay, after its pages, in their order.
+                "others": [i for i in current if i not in set(known)],
+            },
+            prior={"etag": hint.get("etag") if hint else None},
+            reason="matches the manifest" if matches else "sub-pages in the manifest's order",
+        )
+    )
 
 
 def _markdown_summary(markdown: str, source: str | None) -> str:

@@ -50,6 +50,7 @@ def change_label(change: Change) -> str:
         Resource.PROJECT: "project",
         Resource.FOLDER: "folder",
         Resource.WIKI_PAGE: "wiki page",
+        Resource.WIKI_ORDER: "wiki",
     }.get(change.resource, change.resource.value.replace("_", " "))
     where = f" ({change.syn_id})" if change.syn_id else ""
     return f"{symbol} {kind} {_address_display(change.address)}{where}"
@@ -60,6 +61,8 @@ def _address_display(address: str) -> str:
     path, _, wiki = address.partition("#")
     names = [part.split(":", 1)[1] if ":" in part else part for part in path.split("/")]
     shown = '"' + "/".join(names) + '"'
+    if wiki == "wiki-order":
+        return shown + " sub-page order"
     if wiki.startswith("wiki"):
         sub = wiki[len("wiki") :].lstrip("/")
         shown += f" wiki {json.dumps(sub) if sub else '(root)'}"

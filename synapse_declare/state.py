@@ -80,6 +80,7 @@ class LiveContainer:
     wiki_root_id: str | None = None
     wiki_headers: list[dict[str, Any]] | None = None
     wiki_pages: dict[str, LiveWikiPage] = field(default_factory=dict)
+    wiki_order: dict[str, Any] | None = None  # V2WikiOrderHint, read when sub-page order matters
     children: dict[str, dict[str, Any]] | None = None
     permissions: dict[str, Any] | None = None  # UserEntityPermissions, when a bundle was read
 
@@ -322,6 +323,13 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
 
     for path, page in _parallel(api, fetch, pages):
         live.wiki_pages["/".join(path)] = page
+    if orders_siblings(spec.wiki):
+        live.wiki_order = api.wiki_order_hint(live.syn_id)
+
+
+def orders_siblings(wiki: WikiSpec) -> bool:
+    """Whether the manifest gives an order to compare: some page has two or more sub-pages."""
+    return len(wiki.pages) > 1 or any(orders_siblings(page) for page in wiki.pages)
 
 
 def whoami(api: SynapseAPI) -> dict[str, Any]:
@@ -673,3 +681,5 @@ def _observe(
         observed[f"{spec.address}#wiki"] = live.wiki_root_id
         for path, page in sorted(live.wiki_pages.items()):
             observed[f"{spec.address}#wiki/{path}"] = page.etag
+        if live.wiki_order is not None:
+            observed[f"{spec.address}#wiki-order"] = str(live.wiki_order.get("etag"))

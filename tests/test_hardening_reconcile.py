@@ -388,3 +388,45 @@ def test_apply_plan_works_from_any_directory(
     assert result.code == 0, result.both
     again = ws.plan(project_dir / "manifest.yaml", "--detailed-exitcode")
     assert again.code == 0, again.both
+
+
+def wiki_order(api: Api, owner: str) -> list[str]:
+    hint = api.ok("GET", f"/entity/{owner}/wiki2orderhint")
+    titles = {
+        h["id"]: h["title"]
+        for h in api.ok("GET", f"/entity/{owner}/wikiheadertree", offset=0, limit=50)["results"]
+    }
+    return [titles[i] for i in hint.get("idList") or [] if i in titles]
+
+
+def test_wiki_sub_page_order_follows_the_manifest(
+    ws: Workspace, emu: Emulator, api_for: Any
+) -> None:
+    name = unique("H wiki order")
+    template = """
+        version: 1
+        projects:
+          - name: {name}
+            wiki:
+              title: Home
+              pages:
+                - title: {first}
+                - title: {second}
+                  pages: [{{title: Inner}}]
+        """
+    first = ws.manifest(template.format(name=name, first="Zeta", second="Alpha"))
+    assert ws.apply(first).code == 0
+    api = api_for(emu, "alice")
+    project = lookup(api, name)
+    assert project is not None
+    assert wiki_order(api, project) == ["Zeta", "Alpha", "Inner"]
+    assert ws.plan(first, "--detailed-exitcode").code == 0
+
+    swapped = ws.manifest(template.format(name=name, first="Alpha", second="Zeta"), "b.yaml")
+    result = ws.plan(swapped, "--detailed-exitcode")
+    assert result.code == 2, result.both
+    assert f'~ wiki "{name}" sub-page order' in result.out
+    assert 'order: ["Zeta", "Alpha"] -> ["Alpha", "Zeta", "Zeta/Inner"]' in result.out
+    assert ws.apply(swapped).code == 0
+    assert wiki_order(api, project)[:2] == ["Alpha", "Zeta"]
+    assert ws.plan(swapped, "--detailed-exitcode").code == 0

@@ -260,6 +260,13 @@ class SynapseAPI:
                 return headers
             offset += 50
 
+    def wiki_order_hint(self, owner_id: str) -> dict[str, Any]:
+        """The owner's V2WikiOrderHint: ``idList`` orders sibling pages; guarded by ``etag``."""
+        return dict(self.t.request("GET", f"/entity/{owner_id}/wiki2orderhint"))
+
+    def put_wiki_order_hint(self, owner_id: str, hint: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki2orderhint", body=hint))
+
     def get_wiki(self, owner_id: str, wiki_id: str) -> dict[str, Any]:
         return dict(self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}"))
 
