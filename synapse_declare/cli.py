@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -427,6 +428,59 @@ def _print_plan(plan: object, args: argparse.Namespace) -> None:
     sys.stdout.flush()
 
 
+PROGRESS_AFTER_SECONDS = 1.5
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+class _ReadingProgress:
+    """``reading Synapse: 120 requests, 3 s…`` on stderr while a plan reads for longer than
+    :data:`PROGRESS_AFTER_SECONDS` (a large tree or a slow link), so a quiet terminal is never
+    mistaken for a hang; nothing at all for a quick plan, and nothing with ``--quiet``."""
+
+    def __init__(self, api: object, *, quiet: bool) -> None:
+        self.api = api
+        self.quiet = quiet
+        self.stop = threading.Event()
+        self.spoke = False
+        self.thread = threading.Thread(target=self._run, name="plan-progress", daemon=True)
+        self.started = 0.0
+
+    def _calls(self) -> int:
+        transport = getattr(self.api, "t", None)
+        total = getattr(transport, "total_calls", None)
+        return int(total()) if callable(total) else 0
+
+    def _run(self) -> None:
+        wait = PROGRESS_AFTER_SECONDS
+        while not self.stop.wait(wait):
+            elapsed = time.monotonic() - self.started
+            print(
+                f"reading Synapse: {self._calls()} requests, {elapsed:.0f} s…",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.spoke = True
+            wait = PROGRESS_EVERY_SECONDS
+
+    def __enter__(self) -> _ReadingProgress:
+        self.started = time.monotonic()
+        if not self.quiet:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        if self.spoke and exc[0] is None:
+            elapsed = time.monotonic() - self.started
+            print(
+                f"read Synapse in {elapsed:.1f} s ({self._calls()} requests)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser = sub.add_parser(
         "plan",
@@ -455,7 +509,8 @@ def _plan(args: argparse.Namespace) -> int:
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
     try:
-        plan = plan_manifest(api, manifest)
+        with _ReadingProgress(api, quiet=args.quiet):
+            plan = plan_manifest(api, manifest)
     finally:
         api.t.close()
     _print_plan(plan, args)
@@ -531,7 +586,8 @@ def _apply(args: argparse.Namespace) -> int:
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
     try:
-        plan = plan_manifest(api, manifest)
+        with _ReadingProgress(api, quiet=args.quiet):
+            plan = plan_manifest(api, manifest)
         if saved is not None:
             reasons = stale_reasons(saved, plan)
             if reasons:

@@ -1104,6 +1104,18 @@ class _ModelBuilder:
                     "`AUTHENTICATED_USERS: download`",
                 )
                 continue
+            if principal.id == AUTHENTICATED_USERS_ID and access - {"READ", "DOWNLOAD"}:
+                # Synapse accepts it, but anyone can register an account: say so at the entry.
+                extra = ", ".join(sorted(access - {"READ", "DOWNLOAD"}))
+                self.warnings.append(
+                    ManifestWarning(
+                        f"{key} is given {extra}: every Synapse account (anyone can register "
+                        "one) could change, delete or re-share this",
+                        here,
+                        "give write access to a team (team:NAME: edit) and at most "
+                        "`AUTHENTICATED_USERS: download`",
+                    )
+                )
             entries.append(AclEntry(principal, access, level, here))
         return AclSpec(tuple(entries), self.at(path))
 

@@ -194,3 +194,28 @@ def test_lossy_plain_numbers_are_warned_with_the_quoting_fix(tmp_path: Path) -> 
     code, out, _ = run_cli("validate", "--json", str(path))
     assert code == 0
     assert out.count('"severity": "warning"') == 4
+
+
+def test_public_beyond_view_is_refused_authenticated_users_write_is_warned(tmp_path: Path) -> None:
+    refused = write(
+        tmp_path,
+        "version: 1\nprojects:\n  - name: P\n    acl:\n      self: administer\n"
+        "      PUBLIC: download\n",
+    )
+    report = validate_paths(refused)
+    assert [str(e).splitlines()[0] for e in report.errors] == [
+        f"{refused}:6:15: PUBLIC may only be given view (READ); Synapse rejects any other access "
+        "for the public group (at $.projects[0].acl.PUBLIC)"
+    ]
+    warned = write(
+        tmp_path,
+        "version: 1\nprojects:\n  - name: P\n    acl:\n      self: administer\n"
+        "      AUTHENTICATED_USERS: edit\n      team:x: download\n",
+        "w.yaml",
+    )
+    report = validate_paths(warned)
+    assert report.ok
+    (warning,) = report.warnings
+    assert (warning.location.line, warning.location.column) == (6, 7)
+    assert warning.message.startswith("AUTHENTICATED_USERS is given CREATE, UPDATE: every")
+    assert "team:NAME: edit" in warning.hint

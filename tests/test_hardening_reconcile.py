@@ -430,3 +430,22 @@ def test_wiki_sub_page_order_follows_the_manifest(
     assert ws.apply(swapped).code == 0
     assert wiki_order(api, project)[:2] == ["Alpha", "Zeta"]
     assert ws.plan(swapped, "--detailed-exitcode").code == 0
+
+
+def test_a_slow_plan_shows_progress_on_stderr_and_a_quick_one_does_not(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    slow = make_emulator(latency_ms=700)
+    ws = Workspace(slow, tmp_path / "slow")
+    folders = "".join(f"      - name: F{i}\n" for i in range(3))
+    path = ws.manifest(f"version: 1\nprojects:\n  - name: Slow\n    folders:\n{folders}")
+    result = ws.plan(path)
+    assert result.code == 0, result.err
+    assert "reading Synapse: " in result.err
+    assert "read Synapse in " in result.err
+    assert result.err.index("reading Synapse") < result.err.index("read Synapse in")
+    assert "reading Synapse" not in result.out  # stdout stays the plan alone
+    quiet = ws.run("-q", "plan", path, *ws.connection())
+    assert quiet.code == 0 and "Synapse:" not in quiet.err
+    quick = Workspace(make_emulator(), tmp_path / "quick")
+    assert "reading Synapse" not in quick.plan(quick.manifest("version: 1\n")).err
