@@ -189,3 +189,16 @@ def test_an_uncertified_user_is_refused_at_plan_time_not_half_way(
     # A bare project needs no certification.
     bare = ws.manifest("version: 1\nprojects:\n  - name: Carol's project\n", "bare.yaml")
     assert ws.apply(bare, user="carol").code == 0
+
+
+def test_an_unchecked_owner_txt_is_warned_once(
+    ws: Workspace, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    result = ws.plan(whole_project_manifest(ws))
+    assert result.code == 0, result.both
+    # Two locations, one warning each: not also a log line on stderr.
+    assert result.both.count("not checked here") == 2
+    assert result.both.count("storage location 'lab':") == 1
+    assert result.both.count("storage location 'lab-sts':") == 1
