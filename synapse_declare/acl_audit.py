@@ -75,18 +75,28 @@ def _own_acl(header: Mapping[str, Any]) -> bool:
     return str(header.get("benefactorId")) == syn_id.removeprefix("syn")
 
 
+def _is_folder(header: Mapping[str, Any]) -> bool:
+    return str(header.get("type", "")).endswith("Folder")
+
+
 def find_exposures(
     api: SynapseAPI,
     manifest: Manifest,
     containers: Mapping[str, LiveContainer | None],
     observed: dict[str, str | None],
+    *,
+    everywhere: bool = False,
 ) -> list[Exposure]:
     """PUBLIC / AUTHENTICATED_USERS grants on unmanaged ACLs under the manifest's projects.
 
+    By default: the declared projects and folders, and every other entity in the children pages
+    the plan reads anyway (no extra listing). With ``everywhere`` (``plan --audit-public``):
+    every entity under the managed projects, one children listing per folder not yet listed.
     Every ACL read here is recorded in ``observed`` (``<address>#acl`` or ``acl:<syn id>``), so a
     saved plan is stale when one of them changes.
     """
     jobs: list[tuple[str, str, str]] = []  # (observed key, display path, syn id)
+    unlisted: list[tuple[str, str]] = []  # (display path, folder id) to list (everywhere)
     for spec in manifest.walk():
         live = containers.get(spec.address)
         if live is None:
@@ -94,10 +104,30 @@ def find_exposures(
         path = "/".join(p.split(":", 1)[-1] for p in spec.address.split("/"))
         if spec.acl is None and live.own_acl:
             jobs.append((f"{spec.address}#acl", path, live.syn_id))
+        if live.children is None:
+            unlisted.append((path, live.syn_id))
+            continue
         declared = {child.name for child in spec.folders}
-        for name, header in sorted((live.children or {}).items()):
-            if name not in declared and _own_acl(header):
+        for name, header in sorted(live.children.items()):
+            if name in declared:
+                continue
+            if _own_acl(header):
                 jobs.append((f"acl:{header['id']}", f"{path}/{name}", str(header["id"])))
+            if _is_folder(header):
+                unlisted.append((f"{path}/{name}", str(header["id"])))
+    while everywhere and unlisted:
+
+        def listing(item: tuple[str, str]) -> tuple[str, list[dict[str, Any]]]:
+            return item[0], api.children(item[1])
+
+        level, unlisted = unlisted, []
+        for path, headers in _parallel(api, listing, level):
+            for header in headers:
+                child = f"{path}/{header.get('name')}"
+                if _own_acl(header):
+                    jobs.append((f"acl:{header['id']}", child, str(header["id"])))
+                if _is_folder(header):
+                    unlisted.append((child, str(header["id"])))
 
     def read(job: tuple[str, str, str]) -> tuple[str, str, str, Mapping[str, Any] | None]:
         key, path, syn_id = job

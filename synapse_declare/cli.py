@@ -490,6 +490,12 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
     parser.add_argument("--out", type=Path, help="save the plan here for 'apply --plan'")
     parser.add_argument(
+        "--audit-public",
+        action="store_true",
+        help="report PUBLIC / AUTHENTICATED_USERS grants on every entity under the managed "
+        "projects (one listing per folder), not only on those the plan reads",
+    )
+    parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
@@ -510,7 +516,7 @@ def _plan(args: argparse.Namespace) -> int:
     assert isinstance(api, SynapseAPI)
     try:
         with _ReadingProgress(api, quiet=args.quiet):
-            plan = plan_manifest(api, manifest)
+            plan = plan_manifest(api, manifest, audit_public=args.audit_public)
     finally:
         api.t.close()
     _print_plan(plan, args)
@@ -587,7 +593,8 @@ def _apply(args: argparse.Namespace) -> int:
     assert isinstance(api, SynapseAPI)
     try:
         with _ReadingProgress(api, quiet=args.quiet):
-            plan = plan_manifest(api, manifest)
+            # A saved plan is checked against the same reads it was made with.
+            plan = plan_manifest(api, manifest, audit_public=bool(saved and saved.audit_public))
         if saved is not None:
             reasons = stale_reasons(saved, plan)
             if reasons:

@@ -144,6 +144,8 @@ class Plan:
     public_access: tuple[str, ...] = ()
     """Grants to PUBLIC / AUTHENTICATED_USERS this plan makes, and such grants found on ACLs the
     manifest does not manage: shown first, in every format."""
+    audit_public: bool = False
+    """Made with ``plan --audit-public``: ``apply --plan`` re-reads the same (every) ACL."""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -175,6 +177,7 @@ class Plan:
             "applyable": self.has_changes,
             "summary": {k.replace("-", "_"): v for k, v in summary.items()},
             "public_access": list(self.public_access),
+            "audit_public": self.audit_public,
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
@@ -202,6 +205,7 @@ class Plan:
                 observed=dict(data.get("observed", {})),
                 warnings=tuple(data.get("warnings", [])),
                 public_access=tuple(data.get("public_access", [])),
+                audit_public=bool(data.get("audit_public", False)),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

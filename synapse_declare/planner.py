@@ -74,6 +74,7 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         warnings=tuple(dict.fromkeys(warnings)),
         created_at=created_at,
         public_access=tuple(dict.fromkeys(public)),
+        audit_public=live.audit_public,
     )
 
 

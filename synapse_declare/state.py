@@ -106,6 +106,7 @@ class LiveState:
     # Certified user (read only when the manifest has folders or grants AUTHENTICATED_USERS
     # download: what Synapse refuses to uncertified users); None when not read.
     certified: bool | None = None
+    audit_public: bool = False  # every ACL under the managed projects was checked
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -365,7 +366,7 @@ def whoami(api: SynapseAPI) -> dict[str, Any]:
     return profile
 
 
-def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
+def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = False) -> LiveState:
     profile = whoami(api)
     user_id, user_name = int(profile["ownerId"]), str(profile["userName"])
     if user_name == "anonymous":
@@ -445,7 +446,9 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         level = next_level
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
     certified = api.is_certified() if _needs_certification(manifest) else None
-    exposures = acl_audit.find_exposures(api, manifest, containers, observed)
+    exposures = acl_audit.find_exposures(
+        api, manifest, containers, observed, everywhere=audit_public
+    )
     names = acl_audit.principal_names(api, manifest, containers, exposures, target, principals)
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
     live_storage = _read_storage(api, manifest, containers, identities)
@@ -461,6 +464,7 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         principal_names=names,
         exposures=[e.describe(names) for e in exposures],
         certified=certified,
+        audit_public=audit_public,
     )
 
 

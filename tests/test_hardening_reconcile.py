@@ -449,3 +449,34 @@ def test_a_slow_plan_shows_progress_on_stderr_and_a_quick_one_does_not(
     assert quiet.code == 0 and "Synapse:" not in quiet.err
     quick = Workspace(make_emulator(), tmp_path / "quick")
     assert "reading Synapse" not in quick.plan(quick.manifest("version: 1\n")).err
+
+
+def test_audit_public_finds_grants_anywhere_under_a_managed_project(
+    ws: Workspace, emu: Emulator, api_for: Any
+) -> None:
+    name = unique("H audit")
+    manifest = ws.manifest(
+        f"version: 1\nprojects:\n  - name: {name}\n    folders:\n      - name: A\n"
+    )
+    assert ws.apply(manifest).code == 0
+    api = api_for(emu, "alice")
+    project = lookup(api, name)
+    assert project is not None
+    a = lookup(api, "A", project)
+    assert a is not None
+    deep = api.folder("deep", api.folder("hidden", a)["id"])["id"]
+    set_acl(
+        api, deep, {emu.principal_ids["alice"]: ["READ", "CHANGE_PERMISSIONS"], PUBLIC: ["READ"]}
+    )
+    plain = ws.plan(manifest)
+    assert "deep" not in plain.out  # A is a leaf of the manifest: its listing is not read
+    saved = ws.root / "audit.json"
+    audited = ws.plan(manifest, "--audit-public", "--out", saved, "--detailed-exitcode")
+    assert audited.code == 0, audited.both
+    assert f"{name}/A/hidden/deep ({deep}): PUBLIC has view" in audited.out
+    # apply --plan re-reads the same ACLs: unchanged, it applies (nothing to do)...
+    assert ws.run("apply", "--plan", saved, *ws.connection()).code == 0
+    # ... and a change to one of them makes the saved plan stale.
+    set_acl(api, deep, {emu.principal_ids["alice"]: ["READ", "CHANGE_PERMISSIONS"]})
+    stale = ws.run("apply", "--plan", saved, *ws.connection())
+    assert stale.code == 1 and f"acl:{deep} changed" in stale.err
