@@ -685,5 +685,11 @@ def _observe(
         observed[f"{spec.address}#wiki"] = live.wiki_root_id
         for path, page in sorted(live.wiki_pages.items()):
             observed[f"{spec.address}#wiki/{path}"] = page.etag
+        # A page the plan creates is "absent" too: one made meanwhile makes the plan stale
+        # instead of apply adding a second page with the same title.
+        for parts, _page in _wiki_paths(spec.wiki):
+            key = "/".join(parts)
+            if parts and key not in live.wiki_pages:
+                observed[f"{spec.address}#wiki/{key}"] = None
         if live.wiki_order is not None:
             observed[f"{spec.address}#wiki-order"] = str(live.wiki_order.get("etag"))

@@ -480,3 +480,31 @@ def test_audit_public_finds_grants_anywhere_under_a_managed_project(
     set_acl(api, deep, {emu.principal_ids["alice"]: ["READ", "CHANGE_PERMISSIONS"]})
     stale = ws.run("apply", "--plan", saved, *ws.connection())
     assert stale.code == 1 and f"acl:{deep} changed" in stale.err
+
+
+def test_a_wiki_page_made_after_the_plan_makes_it_stale(
+    ws: Workspace, emu: Emulator, api_for: Any
+) -> None:
+    name = unique("H wiki stale")
+    first = ws.manifest(f"version: 1\nprojects:\n  - name: {name}\n    wiki: {{title: Home}}\n")
+    assert ws.apply(first).code == 0
+    more = ws.manifest(
+        f"version: 1\nprojects:\n  - name: {name}\n    wiki:\n      title: Home\n"
+        "      pages: [{title: New, markdown: x}]\n",
+        "more.yaml",
+    )
+    saved = ws.root / "wiki.json"
+    assert ws.plan(more, "--out", saved).code == 0
+    api = api_for(emu, "alice")
+    project = lookup(api, name)
+    root = api.ok("GET", f"/entity/{project}/wiki")
+    api.ok(
+        "POST",
+        f"/entity/{project}/wiki",
+        {"title": "New", "markdown": "by hand", "parentWikiId": root["id"]},
+    )
+    version = emu.state_version()
+    result = ws.run("apply", "--plan", saved, *ws.connection())
+    assert result.code == 1
+    assert f"project:{name}#wiki/New appeared since the plan was made" in result.err
+    assert emu.state_version() == version
