@@ -730,10 +730,13 @@ def _sts_endpoint(api: object, entity_id: str) -> str | None:
     """The S3 endpoint of the folder's storage when it is not AWS's (an S3-compatible store):
     boto3 must be pointed at it, or the credentials are tried against AWS."""
     from .client.synapse import SynapseAPI
-    from .errors import Forbidden
+    from .errors import ApiError, Forbidden
 
     assert isinstance(api, SynapseAPI)
-    destination = api.upload_destination(entity_id)
+    try:
+        destination = api.upload_destination(entity_id)
+    except ApiError:
+        return None  # the credentials are still useful; boto3 then needs the endpoint given
     location_id = destination.get("storageLocationId")
     if location_id is None or "External" not in str(destination.get("concreteType")):
         return None

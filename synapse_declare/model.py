@@ -1110,7 +1110,7 @@ class _ModelBuilder:
                 self.warnings.append(
                     ManifestWarning(
                         f"{key} is given {extra}: every Synapse account (anyone can register "
-                        "one) could change, delete or re-share this",
+                        "one) gets these rights here",
                         here,
                         "give write access to a team (team:NAME: edit) and at most "
                         "`AUTHENTICATED_USERS: download`",

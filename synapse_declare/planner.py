@@ -91,14 +91,15 @@ def _needs_certified(change: Change) -> bool:
     if change.resource is Resource.WIKI_PAGE:
         if change.action is Action.CREATE or (change.action is Action.UPDATE and owner_is_folder):
             return True
-    if change.resource in (Resource.PROJECT, Resource.FOLDER) and change.action is not (
-        Action.NO_OP
+    if change.resource in (Resource.PROJECT, Resource.FOLDER) and any(
+        f.path == "acl.AUTHENTICATED_USERS" for f in change.fields
     ):
-        for entry in change.desired.get("acl") or []:
-            if entry.get("principalId") == AUTHENTICATED_USERS_ID and "DOWNLOAD" in entry.get(
-                "accessType", []
-            ):
-                return any(f.path == "acl.AUTHENTICATED_USERS" for f in change.fields)
+        granted = [
+            entry
+            for entry in change.desired.get("acl") or []
+            if entry.get("principalId") == AUTHENTICATED_USERS_ID
+        ]
+        return any("DOWNLOAD" in entry.get("accessType", []) for entry in granted)
     return False
 
 

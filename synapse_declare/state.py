@@ -350,7 +350,7 @@ def whoami(api: SynapseAPI) -> dict[str, Any]:
             hint=hint,
         ) from err
     except ApiError as err:
-        if err.status in (400, 404, 405) or not err.reason:
+        if err.status in (400, 404, 405) or (not err.reason and err.status < 500):
             raise PlanError(
                 f"{endpoint} does not answer like Synapse's REST API (GET /userProfile: "
                 f"{err.status or 'error'})",

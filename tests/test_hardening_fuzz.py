@@ -5,6 +5,7 @@ files) and malformed endpoint URLs. Bounded examples, so it fits CI."""
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import os
 import shutil
@@ -125,6 +126,7 @@ SHAPED = st.fixed_dictionaries(
 )
 
 
+@functools.cache
 def _world() -> Path:
     """A manifest folder with every adversarial file the strategies name."""
     root = Path(tempfile.mkdtemp(prefix="sd-fuzz-"))
@@ -144,11 +146,8 @@ def _world() -> Path:
     return site
 
 
-WORLD = _world()
-
-
 def _validate(text: str) -> tuple[int, str]:
-    path = WORLD / "m.yaml"
+    path = _world() / "m.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
