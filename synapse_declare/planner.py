@@ -62,6 +62,14 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
     ordered = _with_storage(manifest, live, changes, warnings)
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
+    for name, problem in sorted(live.unreadable.items()):
+        bucket = manifest.storage_locations[name].bucket
+        warnings.append(
+            f"storage location {name!r}: apply verifies each copy by reading s3://{bucket} with "
+            f"this machine's AWS credentials, which cannot read it ({problem}); apply refuses "
+            "before changing anything unless it runs where the bucket is readable or with "
+            "--verify none"
+        )
     public.extend(live.exposures)
     created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(

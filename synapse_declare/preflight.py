@@ -30,8 +30,7 @@ def check_verify_access(plan: Plan, manifest: Manifest, verify: str) -> None:
         spec = manifest.storage_locations.get(name)
         if spec is None or spec.type != "external_s3" or spec.bucket is None:
             continue  # Synapse's own storage is verified through Synapse, not read here
-        key = owner_txt_key(spec.base_key)
-        problem = _read_problem(spec.bucket, key, spec.endpoint_url)
+        problem = read_problem(spec.bucket, spec.base_key, spec.endpoint_url)
         if problem is not None:
             raise PolicyViolation(
                 f"--verify {verify} reads every copy back from s3://{spec.bucket} with this "
@@ -44,9 +43,11 @@ def check_verify_access(plan: Plan, manifest: Manifest, verify: str) -> None:
             )
 
 
-def _read_problem(bucket: str, key: str, endpoint_url: str | None) -> str | None:
+def read_problem(bucket: str, base_key: str | None, endpoint_url: str | None) -> str | None:
+    """Why this machine cannot read the location's bucket (HEAD of its owner.txt), or None."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    key = owner_txt_key(base_key)
     try:
         client = make_s3_client(endpoint_url)
         client.head_object(Bucket=bucket, Key=key)

@@ -107,6 +107,9 @@ class LiveState:
     # download: what Synapse refuses to uncertified users); None when not read.
     certified: bool | None = None
     audit_public: bool = False  # every ACL under the managed projects was checked
+    # Migration destinations this machine cannot read (apply's --verify md5/size would fail):
+    # location name → the reason, read only when a migration has files to copy there.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -453,6 +456,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
     live_storage = _read_storage(api, manifest, containers, identities)
     storage.observe(manifest, live_storage, observed)
+    unreadable = _unreadable_destinations(manifest, live_storage)
     return LiveState(
         target=target,
         principals=principals,
@@ -465,6 +469,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         exposures=[e.describe(names) for e in exposures],
         certified=certified,
         audit_public=audit_public,
+        unreadable=unreadable,
     )
 
 
@@ -608,6 +613,33 @@ def _read_storage(
             for address, found in _parallel(api, index, migrating)
         }
     return live
+
+
+def _unreadable_destinations(manifest: Manifest, live: LiveStorage) -> dict[str, str]:
+    """external_s3 destinations of migrations with files to copy that this machine's AWS
+    credentials cannot read (so that plan can say what apply's verification will refuse)."""
+    from .preflight import read_problem
+
+    names = {
+        spec.migrate_existing.to
+        for spec in manifest.walk()
+        if spec.migrate_existing is not None
+        and (index := live.migrations.get(spec.address)) is not None
+        and index.items
+    } | {
+        spec.storage[0]
+        for spec in manifest.walk()
+        if spec.storage and (found := live.moves.get(spec.address)) is not None and found[1].items
+    }
+    problems: dict[str, str] = {}
+    for name in sorted(names):
+        declared = manifest.storage_locations.get(name)
+        if declared is None or declared.type != "external_s3" or declared.bucket is None:
+            continue
+        problem = read_problem(declared.bucket, declared.base_key, declared.endpoint_url)
+        if problem is not None:
+            problems[name] = problem
+    return problems
 
 
 STS_SKIP_REASON = "in an STS-enabled folder (it keeps that folder's storage)"

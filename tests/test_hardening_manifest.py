@@ -219,3 +219,34 @@ def test_public_beyond_view_is_refused_authenticated_users_write_is_warned(tmp_p
     assert (warning.location.line, warning.location.column) == (6, 7)
     assert warning.message.startswith("AUTHENTICATED_USERS is given CREATE, UPDATE: every")
     assert "team:NAME: edit" in warning.hint
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read --token-file '{path}': No such file or directory"),
+        ("", "--token-file '{path}' is empty"),
+        ("s3cr3t-part-one\nsecond-line-9z\n", "--token-file '{path}' holds more than one word"),
+        ("dir", "--token-file '{path}' is a directory"),
+        ("fifo", "--token-file '{path}' is not a regular file"),
+    ],
+)
+def test_token_file_errors_are_whole_and_never_show_the_content(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    # A path ending in "token": the redactor's `token: <value>` rule must not eat the message.
+    path = tmp_path / "ci.token"
+    if content == "dir":
+        path.mkdir()
+    elif content == "fifo":
+        os.mkfifo(path)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    manifest = write(tmp_path, "version: 1\n")
+    code, out, err = run_cli(
+        "plan", str(manifest), "--endpoint", "http://127.0.0.1:9", "--token-file", str(path)
+    )
+    assert code == 1 and out == ""
+    assert expected.format(path=path) in err
+    assert "***" not in err
+    assert "s3cr3t" not in err and "second-line" not in err

@@ -141,6 +141,10 @@ def test_verify_md5_without_read_access_is_refused_before_any_change(
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     before = emulator.state_version()
+    planned = ws.plan(manifest)
+    assert planned.code == 0, planned.both
+    assert "apply verifies each copy by reading s3://lab-data" in planned.out
+    assert "cannot read it (no AWS credentials found)" in planned.out
     result = ws.run(
         "apply", manifest, "--auto-approve", "--state-dir", ws.root / "state", *ws.connection()
     )
