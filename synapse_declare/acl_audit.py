@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import Forbidden, NotFound
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -131,7 +132,12 @@ def find_exposures(
 
     def read(job: tuple[str, str, str]) -> tuple[str, str, str, Mapping[str, Any] | None]:
         key, path, syn_id = job
-        return key, path, syn_id, api.get_acl(syn_id)
+        try:
+            return key, path, syn_id, api.get_acl(syn_id)
+        except (Forbidden, NotFound):
+            # Not ours to read (or gone meanwhile): the report cannot cover it, the plan can
+            # still be made; the observed "unreadable" marker keeps a saved plan honest.
+            return key, path, syn_id, {"etag": "unreadable"}
 
     found: list[Exposure] = []
     for key, path, syn_id, acl in _parallel(api, read, jobs):
