@@ -35,6 +35,7 @@ from .errors import (
     PolicyViolation,
     ResolutionError,
     ResolutionErrors,
+    SourceLocation,
 )
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
@@ -132,15 +133,19 @@ def _principal_refs(manifest: Manifest) -> set[PrincipalRef]:
     return refs
 
 
-def _entries_of(manifest: Manifest, ref: PrincipalRef) -> list[Any]:
+def _entries_of(manifest: Manifest, ref: PrincipalRef) -> list[SourceLocation]:
     """Where ``ref`` is written: the location of each ACL entry that names it."""
-    found = []
+    found: list[SourceLocation] = []
     for spec in manifest.walk():
         if isinstance(spec.acl, AclSpec):
             for entry in spec.acl.entries:
                 if entry.principal == ref:
                     found.append(entry.location or spec.acl.location)
     return found
+
+
+def _entries_or_nowhere(manifest: Manifest, ref: PrincipalRef) -> list[SourceLocation | None]:
+    return list(_entries_of(manifest, ref)) or [None]
 
 
 def _suggest(api: SynapseAPI, name: str, *, users: bool) -> str | None:
@@ -222,7 +227,7 @@ def resolve_principals(
         errors = [
             ResolutionError(message, location=location, hint=hint)
             for ref, message, hint in problems
-            for location in _entries_of(manifest, ref)
+            for location in _entries_or_nowhere(manifest, ref)
         ]
         errors.sort(
             key=lambda e: (
