@@ -829,7 +829,10 @@ def _sts(args: argparse.Namespace) -> int:
 
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
+    from .state import whoami
+
     try:
+        whoami(api)  # a non-Synapse --endpoint is named as such, not a confusing 404 later
         target = args.entity.strip()
         if re.fullmatch(r"(?i)syn\d+", target):
             entity_id = target

@@ -310,6 +310,9 @@ def test_an_endpoint_that_is_not_synapse_says_so(ws: Workspace, not_synapse: str
     assert result.code == 1
     assert f"{not_synapse}/repo/v1 does not answer like Synapse's REST API" in result.err
     assert "--endpoint takes the server root" in result.err
+    sts = ws.run("sts", "P/F", *ws.connection(endpoint=not_synapse))
+    assert sts.code == 1 and sts.out == ""
+    assert "does not answer like Synapse's REST API" in sts.err
 
 
 # ---------------------------------------------------------------------------------------------
