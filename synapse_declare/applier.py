@@ -330,6 +330,34 @@ class _Run:
             self.wiki_ids[change.address] = str(result["id"])
         return f"wiki {result['id']}"
 
+    def set_wiki_order(self, change: Change) -> str:
+        """Put the owner's wiki order hint; etag-guarded (the plan's, or for a root this apply
+        created, the one read now)."""
+        owner_id = self._id(str(change.desired["owner"]))
+        with self.lock:
+            pages = [self.wiki_ids[str(a)] for a in change.desired["pages"]]
+        wanted = [*pages, *[str(i) for i in change.desired.get("others", [])]]
+        prior = change.prior.get("etag")
+        etag = prior if prior is not None else self.api.wiki_order_hint(owner_id).get("etag")
+        body = {"ownerId": owner_id, "ownerObjectType": "ENTITY", "idList": wanted, "etag": etag}
+
+        def attempt() -> dict[str, Any]:
+            try:
+                return self.api.put_wiki_order_hint(owner_id, body)
+            except PreconditionFailed as err:
+                raise self._conflict(change, "the wiki page order changed (412)") from err
+
+        def check() -> dict[str, Any] | None:
+            current = self.api.wiki_order_hint(owner_id)
+            if [str(i) for i in current.get("idList") or []] == wanted:
+                return current
+            if current.get("etag") == etag:
+                return None
+            raise self._conflict(change, "the wiki page order changed while unconfirmed")
+
+        self._resolve(f"order wiki pages of {change.address}", attempt, check)
+        return f"{len(pages)} page(s) ordered"
+
     # -- dispatch --------------------------------------------------------------------------
 
     def record_noop(self, change: Change) -> None:
@@ -462,6 +490,8 @@ class _Run:
             if change.action is Action.CREATE:
                 return self.create_wiki(change)
             return self.update_wiki(change)
+        if change.resource is Resource.WIKI_ORDER:
+            return self.set_wiki_order(change)
         if change.resource is Resource.STORAGE_LOCATION:
             return self.create_location(change)
         if change.resource is Resource.UPLOAD_DESTINATION:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,46 @@ def _config_endpoints(parser: configparser.RawConfigParser | None) -> Endpoints 
     )
 
 
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+
+
+def _read_token_file(token_file: Path) -> str:
+    """The token in ``token_file``: one line, no spaces. Errors quote the path (so the
+    redactor's ``token: <value>`` rule never eats the message of a path ending in "token") and
+    never show the file's content."""
+    shown = repr(str(token_file))
+    hint = "the file should hold only the personal access token, on one line"
+    try:
+        info = os.stat(token_file)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(f"--token-file {shown} is {kind}", hint=hint)
+        with open(token_file, "rb") as handle:
+            raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --token-file {shown}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TOKEN_FILE_BYTES:
+        raise ConfigError(f"--token-file {shown} is far too large for a token", hint=hint)
+    try:
+        token = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"--token-file {shown} is not a text file (not UTF-8)", hint=hint
+        ) from None
+    if not token:
+        raise ConfigError(f"--token-file {shown} is empty", hint=hint)
+    if any(c.isspace() or ord(c) < 0x20 for c in token):
+        # Register it anyway: the content may be a token plus junk, and must never be shown.
+        register_secret(token)
+        for part in token.split():
+            register_secret(part)
+        raise ConfigError(
+            f"--token-file {shown} holds more than one word or line (its content is not shown)",
+            hint=hint,
+        )
+    return token
+
+
 def _config_token(
     parser: configparser.RawConfigParser | None, profile: str | None, path: Path
 ) -> tuple[str, str, str | None] | None:
@@ -140,17 +181,7 @@ def resolve_credentials(
     source = ""
     username: str | None = None
     if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"--token-file {token_file}: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"--token-file {token_file} is not a text file (not UTF-8)",
-                hint="the file should hold only the personal access token",
-            ) from exc
-        if not token:
-            raise ConfigError(f"--token-file {token_file} is empty")
+        token = _read_token_file(token_file)
         source = f"--token-file {token_file}"
     if token is None:
         found = _config_token(parser, profile, path)

@@ -16,10 +16,11 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
 from .errors import SynapseDeclareError
@@ -163,13 +164,15 @@ def _json_output(args: argparse.Namespace) -> bool:
 
 def _diagnostics(err: SynapseDeclareError) -> list[dict[str, object]]:
     """engineering.md §B.3: severity, summary, detail, file, line, column, json_path."""
-    from .errors import ManifestError, ManifestErrors
+    from .errors import ManifestError, ManifestErrors, ResolutionErrors
     from .validate import diagnostics_to_json
 
     if isinstance(err, ManifestErrors):
         return diagnostics_to_json(err.errors)
     if isinstance(err, ManifestError):
         return diagnostics_to_json([err])
+    if isinstance(err, ResolutionErrors):
+        return [d for each in err.errors for d in _diagnostics(each)]
     location = getattr(err, "location", None)
     return [
         {
@@ -299,7 +302,7 @@ def _register_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from .validate import diagnostics_to_json, validate_paths
+    from .validate import diagnostics_to_json, validate_paths, warnings_to_json
 
     report = validate_paths(list(args.paths))
     if args.json:
@@ -308,12 +311,15 @@ def _validate(args: argparse.Namespace) -> int:
                 {
                     "valid": report.ok,
                     "files": list(report.files),
-                    "diagnostics": diagnostics_to_json(report.errors),
+                    "diagnostics": diagnostics_to_json(report.errors)
+                    + warnings_to_json(report.warnings),
                 },
                 indent=2,
             )
         )
         return EXIT_OK if report.ok else EXIT_ERROR
+    for warning in report.warnings:
+        print(str(warning), file=sys.stderr)
     if report.ok:
         assert report.manifest is not None
         containers = list(report.manifest.walk())
@@ -424,6 +430,59 @@ def _print_plan(plan: object, args: argparse.Namespace) -> None:
     sys.stdout.flush()
 
 
+PROGRESS_AFTER_SECONDS = 1.5
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+class _ReadingProgress:
+    """``reading Synapse: 120 requests, 3 s…`` on stderr while a plan reads for longer than
+    :data:`PROGRESS_AFTER_SECONDS` (a large tree or a slow link), so a quiet terminal is never
+    mistaken for a hang; nothing at all for a quick plan, and nothing with ``--quiet``."""
+
+    def __init__(self, api: object, *, quiet: bool) -> None:
+        self.api = api
+        self.quiet = quiet
+        self.stop = threading.Event()
+        self.spoke = False
+        self.thread = threading.Thread(target=self._run, name="plan-progress", daemon=True)
+        self.started = 0.0
+
+    def _calls(self) -> int:
+        transport = getattr(self.api, "t", None)
+        total = getattr(transport, "total_calls", None)
+        return int(total()) if callable(total) else 0
+
+    def _run(self) -> None:
+        wait = PROGRESS_AFTER_SECONDS
+        while not self.stop.wait(wait):
+            elapsed = time.monotonic() - self.started
+            print(
+                f"reading Synapse: {self._calls()} requests, {elapsed:.0f} s…",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.spoke = True
+            wait = PROGRESS_EVERY_SECONDS
+
+    def __enter__(self) -> _ReadingProgress:
+        self.started = time.monotonic()
+        if not self.quiet:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        if self.spoke and exc[0] is None:
+            elapsed = time.monotonic() - self.started
+            print(
+                f"read Synapse in {elapsed:.1f} s ({self._calls()} requests)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser = sub.add_parser(
         "plan",
@@ -432,6 +491,12 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
     parser.add_argument("--out", type=Path, help="save the plan here for 'apply --plan'")
+    parser.add_argument(
+        "--audit-public",
+        action="store_true",
+        help="report PUBLIC / AUTHENTICATED_USERS grants on every entity under the managed "
+        "projects (one listing per folder), not only on those the plan reads",
+    )
     parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -452,7 +517,8 @@ def _plan(args: argparse.Namespace) -> int:
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
     try:
-        plan = plan_manifest(api, manifest)
+        with _ReadingProgress(api, quiet=args.quiet):
+            plan = plan_manifest(api, manifest, audit_public=args.audit_public)
     finally:
         api.t.close()
     _print_plan(plan, args)
@@ -513,6 +579,7 @@ def _apply(args: argparse.Namespace) -> int:
     from .engine import plan_manifest
     from .errors import ApplyError, StalePlanError
     from .plan import load_plan, stale_reasons
+    from .preflight import check_verify_access
     from .progress import PlainProgress
     from .render import render_apply_summary
     from .validate import load_manifest
@@ -527,12 +594,14 @@ def _apply(args: argparse.Namespace) -> int:
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
     try:
-        plan = plan_manifest(api, manifest)
+        with _ReadingProgress(api, quiet=args.quiet):
+            # A saved plan is checked against the same reads it was made with.
+            plan = plan_manifest(api, manifest, audit_public=bool(saved and saved.audit_public))
         if saved is not None:
             reasons = stale_reasons(saved, plan)
             if reasons:
                 raise StalePlanError(
-                    "the saved plan is stale; nothing was changed:\n  - " + "\n  - ".join(reasons),
+                    _stale_summary(reasons),
                     hint="run 'synapse-declare plan --out FILE' again and review it",
                 )
         else:
@@ -540,6 +609,7 @@ def _apply(args: argparse.Namespace) -> int:
         if not plan.has_changes:
             print("Nothing to apply.", file=sys.stderr)
             return EXIT_OK
+        check_verify_access(plan, manifest, args.verify)
         if saved is None and not args.auto_approve:
             if not sys.stdin.isatty():
                 raise UsageError(
@@ -547,7 +617,12 @@ def _apply(args: argparse.Namespace) -> int:
                     hint="review the plan above and pass --auto-approve, or apply a saved plan "
                     "with --plan FILE",
                 )
-            answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+            try:
+                answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+            except EOFError:
+                # Ctrl-D or a closed stdin is an answer too: not "yes".
+                print("", file=sys.stderr)
+                answer = ""
             if answer != "yes":
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
                 return EXIT_ERROR
@@ -576,6 +651,22 @@ def _apply(args: argparse.Namespace) -> int:
             not_attempted=result.not_attempted,
         )
     return EXIT_OK
+
+
+STALE_SHOWN = 5
+
+
+def _stale_summary(reasons: Sequence[str]) -> str:
+    """The count and the first few reasons: a moved project can make hundreds of objects stale,
+    and the first few say what happened."""
+    shown = list(reasons[:STALE_SHOWN])
+    if len(reasons) > STALE_SHOWN:
+        shown.append(f"… and {len(reasons) - STALE_SHOWN} more")
+    noun = "difference" if len(reasons) == 1 else "differences"
+    return (
+        f"the saved plan is stale ({len(reasons)} {noun} from Synapse now); nothing was "
+        "changed:\n  - " + "\n  - ".join(shown)
+    )
 
 
 def _storage_options(args: argparse.Namespace) -> StorageOptions:
@@ -634,6 +725,75 @@ def _demo(args: argparse.Namespace) -> int:
 # sts
 
 
+_AWS_S3_ENDPOINTS = ("https://s3.amazonaws.com", "https://s3.amazonaws.com/")
+
+
+def _sts_endpoint(api: object, entity_id: str) -> str | None:
+    """The S3 endpoint of the folder's storage when it is not AWS's (an S3-compatible store):
+    boto3 must be pointed at it, or the credentials are tried against AWS."""
+    from .client.synapse import SynapseAPI
+    from .errors import ApiError, Forbidden
+
+    assert isinstance(api, SynapseAPI)
+    try:
+        destination = api.upload_destination(entity_id)
+    except ApiError:
+        return None  # the credentials are still useful; boto3 then needs the endpoint given
+    location_id = destination.get("storageLocationId")
+    if location_id is None or "External" not in str(destination.get("concreteType")):
+        return None
+    try:
+        # Synapse leaves endpointUrl out of an ExternalS3UploadDestination; the location has it.
+        location = api.get_storage_location(int(location_id))
+    except Forbidden:
+        print(
+            f"note: storage location {location_id} belongs to another user, so its endpoint "
+            "is not shown; if it is not AWS S3, give boto3 its endpoint_url yourself",
+            file=sys.stderr,
+        )
+        return None
+    endpoint = location.get("endpointUrl")
+    if not endpoint or str(endpoint) in _AWS_S3_ENDPOINTS:
+        return None
+    return str(endpoint)
+
+
+def _sts_credentials(api: object, entity_id: str, permission: str, target: str) -> dict[str, Any]:
+    """STS credentials, with Synapse's refusals explained (what to change, where)."""
+    from .client.synapse import SynapseAPI
+    from .errors import ApiError, BadRequest, Forbidden
+
+    assert isinstance(api, SynapseAPI)
+    try:
+        return api.sts_credentials(entity_id, permission)
+    except BadRequest as err:
+        reason = err.reason
+        if "project setting" in reason or "STS-enabled storage location" in reason:
+            raise ApiError(
+                f"{target} ({entity_id}) is not in an STS-enabled folder",
+                status=400,
+                hint="STS credentials exist only for a folder whose upload destination is an "
+                "STS-enabled location: in the manifest, give the folder `storage: <location with "
+                "sts_enabled: true>` and apply, then ask for that folder (or anything inside it)",
+            ) from err
+        if "write access is not allowed" in reason:
+            raise ApiError(
+                f"{target} ({entity_id}) uses Synapse's own storage, where STS is read-only",
+                status=400,
+                hint="use --permission read_only, or an external_s3 location (your bucket) with "
+                "sts_enabled: true for read_write",
+            ) from err
+        raise
+    except Forbidden as err:
+        need = "DOWNLOAD" if permission == "read_only" else "DOWNLOAD, UPDATE, CREATE and DELETE"
+        raise ApiError(
+            f"you may not get {permission} STS credentials for {target} ({entity_id})",
+            status=403,
+            hint=f"{permission} needs {need} on the folder: ask its administrator, or use "
+            "--permission read_only",
+        ) from err
+
+
 def _register_sts(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser = sub.add_parser(
         "sts",
@@ -671,7 +831,10 @@ def _sts(args: argparse.Namespace) -> int:
 
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
+    from .state import whoami
+
     try:
+        whoami(api)  # a non-Synapse --endpoint is named as such, not a confusing 404 later
         target = args.entity.strip()
         if re.fullmatch(r"(?i)syn\d+", target):
             entity_id = target
@@ -690,7 +853,8 @@ def _sts(args: argparse.Namespace) -> int:
             if found is None:
                 raise UsageError("give a Synapse id or a path such as 'Project/Folder'")
             entity_id = found
-        creds = api.sts_credentials(entity_id, args.permission)
+        creds = _sts_credentials(api, entity_id, args.permission, target)
+        endpoint_url = _sts_endpoint(api, entity_id)
     finally:
         api.t.close()
     if args.format == "json":
@@ -701,6 +865,8 @@ def _sts(args: argparse.Namespace) -> int:
             "aws_secret_access_key": creds["secretAccessKey"],
             "aws_session_token": creds["sessionToken"],
         }
+        if endpoint_url:
+            boto["endpoint_url"] = endpoint_url
         sys.stdout.write(json.dumps(boto, indent=2) + "\n")
     else:
         location = f"s3://{creds['bucket']}" + (
@@ -712,6 +878,9 @@ def _sts(args: argparse.Namespace) -> int:
             f"export AWS_SECRET_ACCESS_KEY={shlex.quote(creds['secretAccessKey'])}",
             f"export AWS_SESSION_TOKEN={shlex.quote(creds['sessionToken'])}",
         ]
+        if endpoint_url:
+            # boto3 >= 1.28 and the AWS CLI v2 read the S3 endpoint from this variable.
+            lines.append(f"export AWS_ENDPOINT_URL_S3={shlex.quote(endpoint_url)}")
         sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     print(

@@ -245,12 +245,14 @@ def _storage_chapter(
     if code != 0:
         raise DemoError(f"'synapse-declare sts' exited {code}")
     credentials = json.loads(captured.getvalue())
-    out.write("    (credentials printed on stdout only; not shown here)\n")
+    out.write(
+        "    (credentials printed on stdout only; not shown here; they carry the location's "
+        "endpoint_url)\n"
+    )
     import boto3
 
-    sts_s3 = boto3.client(
-        "s3", endpoint_url=emulator.s3_endpoint, region_name="us-east-1", **credentials
-    )
+    # `--format boto` includes the S3-compatible endpoint of the location: nothing to add.
+    sts_s3 = boto3.client("s3", region_name="us-east-1", **credentials)
     sts_s3.put_object(Bucket="demo-lab-data", Key="pipelines/run-1/output.txt", Body=b"result\n")
     listed = sts_s3.list_objects_v2(Bucket="demo-lab-data", Prefix="pipelines/run-1/")
     keys = [item["Key"] for item in listed.get("Contents", [])]

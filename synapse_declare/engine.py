@@ -25,6 +25,10 @@ def connect(credentials: Credentials, options: ClientOptions | None = None) -> S
     return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
 
 
-def plan_manifest(api: SynapseAPI, manifest: Manifest) -> Plan:
-    """Read exactly the live state the manifest addresses and diff it. Never writes."""
-    return build_plan(manifest, read_state(api, manifest))
+def plan_manifest(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = False) -> Plan:
+    """Read exactly the live state the manifest addresses and diff it. Never writes.
+
+    ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
+    the managed projects (one children listing per folder), not only on what the plan reads.
+    """
+    return build_plan(manifest, read_state(api, manifest, audit_public=audit_public))

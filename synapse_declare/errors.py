@@ -22,6 +22,7 @@ codes). Anything else reaching the CLI is a bug: exit code 3 and a traceback in 
     ├── TransportError           connection dropped / timed out after the retry budget
     │   └── RequestTimeout       no answer within the read timeout (never retried)
     ├── ResolutionError          a principal or storage location in the manifest is absent
+    │   └── ResolutionErrors     several at once (every bad principal of a manifest)
     ├── PlanError                the plan cannot be built or used
     │   ├── StalePlanError       a saved plan no longer matches live Synapse / manifest / target
     │   └── PolicyViolation      the manifest asks for something Synapse (or our guardrails) forbid
@@ -196,6 +197,18 @@ class _Located:
 
 class ResolutionError(_Located, SynapseDeclareError):
     """A name in the manifest (user, team, storage location) resolved to nothing or to many."""
+
+
+class ResolutionErrors(ResolutionError):
+    """Every principal of a manifest that did not resolve, each at its own entry."""
+
+    def __init__(self, errors: Sequence[ResolutionError]) -> None:
+        self.errors = tuple(errors)
+        first = self.errors[0]
+        super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
 
 
 class PlanError(SynapseDeclareError):

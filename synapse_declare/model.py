@@ -30,14 +30,15 @@ import hashlib
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 from synapse_declare.errors import ManifestError, ManifestErrors, SourceLocation
+from synapse_declare.files import ConfinedFileError, read_confined
 from synapse_declare.manifest import (
-    MAX_FILE_BYTES,
     JsonPath,
     Locator,
     SourceMap,
@@ -246,6 +247,8 @@ class AclEntry:
     access: frozenset[str]
     level: str | None
     """The permission level name when the manifest gave a level (for display)."""
+    location: SourceLocation | None = field(default=None, compare=False)
+    """Where the entry's principal is written (errors about the principal point here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,12 +327,29 @@ class StorageLocationSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestWarning:
+    """Something valid but probably not meant (``00123`` read as the number 123): located."""
+
+    message: str
+    location: SourceLocation
+    hint: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.location}: warning: {self.message} (at {self.location.json_path})\n"
+            f"  hint: {self.hint}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     projects: tuple[ContainerSpec, ...]
     storage_locations: Mapping[str, StorageLocationSpec]
     files: tuple[str, ...]
     digest: str
     """sha256 of the canonical JSON of the model; unchanged by file order, key order, layout."""
+    warnings: tuple[ManifestWarning, ...] = ()
+    """Located warnings (not part of the digest): shown by validate and in every plan."""
 
     def walk(self) -> Iterator[ContainerSpec]:
         """Every project and folder, parents before children, in manifest order."""
@@ -362,6 +382,38 @@ def synapse_name_problem(name: str) -> tuple[str, str] | None:
             f"invalid Synapse name {trimmed!r}: character(s) {shown} not allowed",
             f"names may only contain {NAME_CHARACTERS}",
         )
+    return None
+
+
+def endpoint_url_problem(url: str) -> tuple[str, str] | None:
+    """``(message, hint)`` when ``url`` is not an http(s) URL boto3 can use as an S3 endpoint.
+
+    Checked offline so that plan never meets it first (botocore raises a bare ``ValueError``
+    for a malformed endpoint); credentials in the URL are refused, as they would be printed
+    wherever the manifest is shown.
+    """
+    hint = "write the S3-compatible service's URL, e.g. https://s3.example.org or http://host:9000"
+    if url != url.strip() or any(c.isspace() or ord(c) < 0x20 for c in url):
+        return f"endpoint_url {url!r} contains whitespace or control characters", hint
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"endpoint_url is not a valid URL ({exc})", hint
+    if parts.username is not None or parts.password is not None:
+        return (
+            f"endpoint_url for host {parts.hostname!r} contains credentials",
+            "remove user:password@ from the URL; AWS credentials come from the environment or "
+            "a profile, never from the manifest",
+        )
+    if parts.scheme not in ("http", "https"):
+        return f"endpoint_url {url!r} must start with https:// or http://", hint
+    if not parts.hostname:
+        return f"endpoint_url {url!r} has no host name", hint
+    if parts.query or parts.fragment:
+        return f"endpoint_url {url!r} has a query or fragment", hint
+    if port == 0:
+        return f"endpoint_url {url!r} has port 0", hint
     return None
 
 
@@ -491,6 +543,23 @@ def _coerce(value: Any, target: AnnotationType) -> str:
     )
 
 
+_PLAIN_TOKEN_RE = re.compile(r"[-+]?[0-9A-Za-z_.:]+(?:[eE][-+]?[0-9_]+)?")
+_LEADING_ZERO_RE = re.compile(r"^[-+]?0[0-9_]")
+_TRAILING_ZERO_RE = re.compile(r"\.[0-9_]*[0-9]0+$")
+
+
+def _is_lossy(written: str, value: int | float) -> bool:
+    """True when the number a plain scalar becomes does not show what was written: leading
+    zeros (``00123``), trailing decimal zeros beyond the first (``1.10``, ``2.50``), digit
+    separators (``1_000``), sexagesimal or other bases."""
+    if _LEADING_ZERO_RE.match(written) or "_" in written or ":" in written:
+        return True
+    if isinstance(value, int):
+        return written.lstrip("+") != str(value)
+    mantissa = re.split(r"[eE]", written)[0]
+    return bool(_TRAILING_ZERO_RE.search(mantissa))
+
+
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     if not close:
@@ -511,6 +580,8 @@ class _ModelBuilder:
         self.storage_names: frozenset[str] = frozenset()
         self.storage_specs: dict[str, Mapping[str, Any]] = {}
         self.sts_above: list[str] = []
+        self.warnings: list[ManifestWarning] = []
+        self.texts: dict[str, list[str] | None] = {}
 
     def at(self, path: JsonPath, *, key: bool = False) -> SourceLocation:
         return self.locator.locate(path, key=key)
@@ -519,6 +590,43 @@ class _ModelBuilder:
         self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
     ) -> None:
         self.errors.append(ManifestError(message, location=self.at(path, key=key), hint=hint))
+
+    def written(self, path: JsonPath) -> str | None:
+        """The characters of the plain scalar at ``path`` as written in its file, if readable."""
+        source = self.locator.source_for(path)
+        if source.path is None:
+            return None
+        key = str(source.path)
+        if key not in self.texts:
+            try:
+                self.texts[key] = source.path.read_text(encoding="utf-8-sig").splitlines()
+            except (OSError, UnicodeDecodeError):
+                self.texts[key] = None
+        lines = self.texts[key]
+        loc = self.at(path)
+        if lines is None or not 1 <= loc.line <= len(lines):
+            return None
+        match = _PLAIN_TOKEN_RE.match(lines[loc.line - 1][loc.column - 1 :])
+        return match.group(0) if match else None
+
+    def check_lossy(self, key: str, value: Any, path: JsonPath) -> None:
+        """Warn when a plain number's stored form loses what was written (``00123``, ``1.10``):
+        almost always a code or a version meant as text."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        written = self.written(path)
+        if written is None or not _is_lossy(written, value):
+            return
+        stored = _double_wire(value) if isinstance(value, float) else str(value)
+        self.warnings.append(
+            ManifestWarning(
+                f"annotation {key!r}: {written} is read as the number {stored}, which loses "
+                "how it was written",
+                self.at(path),
+                f'quote it ("{written}") to keep it as text, or write {stored} if the number '
+                "is meant",
+            )
+        )
 
     # -- top level ---------------------------------------------------------------------------
 
@@ -562,7 +670,9 @@ class _ModelBuilder:
             raise ManifestErrors(_sorted(self.errors))
         frozen_storage: FrozenMap[str, StorageLocationSpec] = FrozenMap(storage)
         digest = _digest(projects, frozen_storage)
-        return Manifest(tuple(projects), frozen_storage, self.locator.files, digest)
+        return Manifest(
+            tuple(projects), frozen_storage, self.locator.files, digest, tuple(self.warnings)
+        )
 
     def storage_locations(self, raw: Mapping[str, Any]) -> dict[str, StorageLocationSpec]:
         out: dict[str, StorageLocationSpec] = {}
@@ -604,6 +714,11 @@ class _ModelBuilder:
                         f"{field} cannot be set on a synapse_s3 location: Synapse chooses it",
                         "remove it, or use type: external_s3 for your own bucket",
                     )
+        endpoint = spec.get("endpoint_url")
+        if endpoint is not None:
+            problem = endpoint_url_problem(str(endpoint))
+            if problem is not None:
+                self.error((*path, "endpoint_url"), *problem)
         if kind == "external_object_store" and not spec.get("endpoint_url"):
             self.error(
                 path,
@@ -879,6 +994,8 @@ class _ModelBuilder:
             ok = True
             for i, item in enumerate(items):
                 ipath = (*vpath, i) if isinstance(raw_values, list) else vpath
+                if target is AnnotationType.STRING:
+                    self.check_lossy(key, item, ipath)
                 try:
                     wires.append(_coerce(item, target))
                 except _ValueProblem as problem:
@@ -893,6 +1010,7 @@ class _ModelBuilder:
         ok = True
         for i, item in enumerate(items):
             ipath = (*path, i) if isinstance(value, list) else path
+            self.check_lossy(key, item, ipath)
             try:
                 inferred.append(_infer_plain(item))
             except _ValueProblem as problem:
@@ -986,7 +1104,19 @@ class _ModelBuilder:
                     "`AUTHENTICATED_USERS: download`",
                 )
                 continue
-            entries.append(AclEntry(principal, access, level))
+            if principal.id == AUTHENTICATED_USERS_ID and access - {"READ", "DOWNLOAD"}:
+                # Synapse accepts it, but anyone can register an account: say so at the entry.
+                extra = ", ".join(sorted(access - {"READ", "DOWNLOAD"}))
+                self.warnings.append(
+                    ManifestWarning(
+                        f"{key} is given {extra}: every Synapse account (anyone can register "
+                        "one) gets these rights here",
+                        here,
+                        "give write access to a team (team:NAME: edit) and at most "
+                        "`AUTHENTICATED_USERS: download`",
+                    )
+                )
+            entries.append(AclEntry(principal, access, level, here))
         return AclSpec(tuple(entries), self.at(path))
 
     @staticmethod
@@ -1065,32 +1195,15 @@ class _ModelBuilder:
 
     def read_markdown(self, written: str, path: JsonPath) -> str | None:
         base = self.locator.source_for(path).base_dir
-        resolved = (base / written).resolve()
-        shown = f"{written!r} (resolved to {resolved})"
-        hint = "markdown_file paths are relative to the manifest file that names them"
         try:
-            if resolved.is_dir():
-                self.error(path, f"markdown_file {shown} is a directory", hint)
-                return None
-            size = resolved.stat().st_size
-            if size > MAX_FILE_BYTES:
-                self.error(
-                    path,
-                    f"markdown_file {shown} is too large ({size} bytes; limit {MAX_FILE_BYTES})",
-                    "split the page into sub-pages",
-                )
-                return None
-            data = resolved.read_bytes()
-        except FileNotFoundError:
-            self.error(path, f"markdown_file not found: {shown}", hint)
-            return None
-        except OSError as exc:
-            self.error(path, f"cannot read markdown_file {shown}: {exc.strerror or exc}", hint)
+            data = read_confined(written, base)
+        except ConfinedFileError as problem:
+            self.error(path, problem.message, problem.hint)
             return None
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            self.error(path, f"markdown_file {shown} is not UTF-8 text", "save it as UTF-8")
+            self.error(path, f"markdown_file {written!r} is not UTF-8 text", "save it as UTF-8")
             return None
         return text.replace("\r\n", "\n")
 
@@ -1202,6 +1315,7 @@ __all__ = [
     "FrozenMap",
     "Inherit",
     "Manifest",
+    "ManifestWarning",
     "MigrationSpec",
     "PrincipalKind",
     "PrincipalRef",

@@ -38,6 +38,7 @@ class Resource(StrEnum):
     PROJECT = "project"
     FOLDER = "folder"
     WIKI_PAGE = "wiki_page"
+    WIKI_ORDER = "wiki_order"
     STORAGE_LOCATION = "storage_location"
     UPLOAD_DESTINATION = "upload_destination"
     MIGRATION = "migration"
@@ -140,6 +141,11 @@ class Plan:
     warnings: tuple[str, ...] = ()
     created_at: str = ""
     tool_version: str = __version__
+    public_access: tuple[str, ...] = ()
+    """Grants to PUBLIC / AUTHENTICATED_USERS this plan makes, and such grants found on ACLs the
+    manifest does not manage: shown first, in every format."""
+    audit_public: bool = False
+    """Made with ``plan --audit-public``: ``apply --plan`` re-reads the same (every) ACL."""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -170,6 +176,8 @@ class Plan:
             "manifest": {"digest": self.manifest_digest, "files": list(self.manifest_files)},
             "applyable": self.has_changes,
             "summary": {k.replace("-", "_"): v for k, v in summary.items()},
+            "public_access": list(self.public_access),
+            "audit_public": self.audit_public,
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
@@ -196,6 +204,8 @@ class Plan:
                 changes=tuple(Change.from_json(c) for c in data["changes"]),
                 observed=dict(data.get("observed", {})),
                 warnings=tuple(data.get("warnings", [])),
+                public_access=tuple(data.get("public_access", [])),
+                audit_public=bool(data.get("audit_public", False)),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

@@ -29,26 +29,48 @@ from .model import (
     AUTHENTICATED_USERS_ID,
     INHERIT,
     PUBLIC_ID,
+    AclEntry,
     AclSpec,
     ContainerSpec,
     Manifest,
+    PrincipalKind,
     WikiSpec,
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
-from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, LiveContainer, LiveState
+from .state import (
+    FOLDER_TYPE,
+    MARKER_KEY,
+    PROJECT_TYPE,
+    LiveContainer,
+    LiveState,
+    creator_of,
+    orders_siblings,
+)
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
 
 def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = None) -> Plan:
     changes: list[Change] = []
-    warnings: list[str] = []
+    warnings: list[str] = [f"{w.location}: {w.message}; {w.hint}" for w in manifest.warnings]
+    public: list[str] = []
     for project in manifest.projects:
         project_live = live.containers.get(project.address)
         adopting = project_live is not None and not project_live.managed_marker
-        _plan_container(project, None, live, adopting, changes, warnings)
+        _plan_container(project, None, live, adopting, changes, warnings, public)
     ordered = _with_storage(manifest, live, changes, warnings)
+    if live.certified is False:
+        _refuse_uncertified(manifest, live, ordered)
+    for name, problem in sorted(live.unreadable.items()):
+        bucket = manifest.storage_locations[name].bucket
+        warnings.append(
+            f"storage location {name!r}: apply verifies each copy by reading s3://{bucket} with "
+            f"this machine's AWS credentials, which cannot read it ({problem}); apply refuses "
+            "before changing anything unless it runs where the bucket is readable or with "
+            "--verify none"
+        )
+    public.extend(live.exposures)
     created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
         target=live.target,
@@ -56,8 +78,55 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         manifest_files=manifest.files,
         changes=tuple(ordered),
         observed=dict(live.observed),
-        warnings=tuple(warnings),
+        # One warning per line however many places produce it (warnings are printed once).
+        warnings=tuple(dict.fromkeys(warnings)),
         created_at=created_at,
+        public_access=tuple(dict.fromkeys(public)),
+        audit_public=live.audit_public,
+    )
+
+
+def _needs_certified(change: Change) -> bool:
+    """What Synapse refuses to a user who has not passed its certification quiz: creating any
+    entity but a project, changing a folder, creating a wiki page (CREATE with no type), changing
+    a folder's wiki page, and letting AUTHENTICATED_USERS download."""
+    owner_is_folder = "/folder:" in change.address.split("#", 1)[0]
+    if change.resource is Resource.FOLDER:
+        if change.action is Action.CREATE:
+            return True
+        if change.desired.get("entity_update") or change.desired.get("annotations"):
+            return True
+    if change.resource is Resource.WIKI_PAGE:
+        if change.action is Action.CREATE or (change.action is Action.UPDATE and owner_is_folder):
+            return True
+    if change.resource in (Resource.PROJECT, Resource.FOLDER) and any(
+        f.path == "acl.AUTHENTICATED_USERS" for f in change.fields
+    ):
+        granted = [
+            entry
+            for entry in change.desired.get("acl") or []
+            if entry.get("principalId") == AUTHENTICATED_USERS_ID
+        ]
+        return any("DOWNLOAD" in entry.get("accessType", []) for entry in granted)
+    return False
+
+
+def _refuse_uncertified(manifest: Manifest, live: LiveState, changes: list[Change]) -> None:
+    refused = [c for c in changes if _needs_certified(c)]
+    if not refused:
+        return
+    specs = {spec.address: spec for spec in manifest.walk()}
+    first = specs.get(refused[0].address.split("#", 1)[0])
+    shown = ", ".join(c.address for c in refused[:3])
+    more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+    raise PolicyViolation(
+        f"you ({live.target.user_name}) are not a certified Synapse user, and Synapse lets only "
+        "certified users create or change folders and wiki pages (and let AUTHENTICATED_USERS "
+        f"download); this plan needs that for {shown}{more}",
+        location=first.location if first is not None else None,
+        hint="pass Synapse's certification quiz (synapse.org → your profile → Certification), "
+        "or have a certified user or CI bot apply the manifest; projects themselves need no "
+        "certification",
     )
 
 
@@ -290,21 +359,81 @@ def _desired_annotations(spec: ContainerSpec) -> dict[str, Any] | None:
     }
 
 
+def _principal_id(entry: AclEntry, spec: ContainerSpec, live: LiveState) -> int:
+    if entry.principal.kind is PrincipalKind.SELF:
+        return creator_of(live.containers.get(spec.address), live.target.user_id)
+    return live.principals[entry.principal]
+
+
 def _desired_acl(spec: ContainerSpec, live: LiveState) -> dict[int, frozenset[str]] | None:
     if not isinstance(spec.acl, AclSpec):
         return None
     entries: dict[int, set[str]] = {}
     for entry in spec.acl.entries:
-        entries.setdefault(live.principals[entry.principal], set()).update(entry.access)
+        entries.setdefault(_principal_id(entry, spec, live), set()).update(entry.access)
     return {k: frozenset(v) for k, v in entries.items()}
 
 
-def _acl_display(entries: Mapping[int, frozenset[str]], names: Mapping[int, str]) -> dict[str, str]:
-    shown: dict[str, str] = {}
-    for principal, access in sorted(entries.items()):
+def _level_text(access: frozenset[str]) -> str:
+    return level_for(access) or ",".join(sorted(access))
+
+
+def acl_field_changes(
+    before: Mapping[int, frozenset[str]] | None,
+    after: Mapping[int, frozenset[str]],
+    names: Mapping[int, str],
+) -> list[FieldChange]:
+    """One field per principal whose access changes: ``acl.team:Curators`` (none) → ``edit``
+    (added), ``edit`` → (none) (removed), ``view`` → ``download`` (changed); sorted by name."""
+    old = before or {}
+    out: list[tuple[str, FieldChange]] = []
+    for principal in set(old) | set(after):
+        was, now = old.get(principal), after.get(principal)
+        if was == now:
+            continue
         label = names.get(principal, str(principal))
-        shown[label] = level_for(access) or ",".join(sorted(access))
-    return shown
+        out.append(
+            (
+                label,
+                FieldChange(
+                    f"acl.{label}",
+                    None if was is None else _level_text(was),
+                    None if now is None else _level_text(now),
+                ),
+            )
+        )
+    return [change for _, change in sorted(out, key=lambda item: item[0])]
+
+
+_EVERYONE = {
+    PUBLIC_ID: ("PUBLIC", "anyone on the internet, logged in or not,"),
+    AUTHENTICATED_USERS_ID: (
+        "AUTHENTICATED_USERS",
+        "every Synapse account (anyone can register one)",
+    ),
+}
+
+
+def public_grants(
+    address: str,
+    before: Mapping[int, frozenset[str]] | None,
+    after: Mapping[int, frozenset[str]],
+) -> list[str]:
+    """A line per access this ACL newly gives to PUBLIC or AUTHENTICATED_USERS."""
+    lines = []
+    for principal, (label, who) in _EVERYONE.items():
+        added = after.get(principal, frozenset()) - (before or {}).get(principal, frozenset())
+        if added:
+            level = _level_text(after[principal])
+            lines.append(
+                f"{_display_path(address)}: this plan grants {label} {level} — {who} gets "
+                f"{', '.join(sorted(added))}"
+            )
+    return lines
+
+
+def _display_path(address: str) -> str:
+    return "/".join(part.split(":", 1)[-1] for part in address.split("#", 1)[0].split("/"))
 
 
 def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
@@ -312,7 +441,10 @@ def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
 
 
 def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
-    names = {pid: str(ref) for ref, pid in live.principals.items()}
+    names = dict(live.principal_names)
+    for ref, pid in live.principals.items():
+        if ref.kind in (PrincipalKind.USER, PrincipalKind.TEAM):
+            names[pid] = str(ref)
     names.setdefault(live.target.user_id, f"user:{live.target.user_name}")
     # Groups every Synapse has, named even when the manifest does not mention them.
     names.setdefault(PUBLIC_ID, "PUBLIC")
@@ -320,7 +452,12 @@ def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
     names.setdefault(ANONYMOUS_ID, "anonymous")
     if isinstance(spec.acl, AclSpec):
         for entry in spec.acl.entries:
-            names[live.principals[entry.principal]] = str(entry.principal)
+            pid = _principal_id(entry, spec, live)
+            if entry.principal.kind is PrincipalKind.SELF:
+                # `self` is this entity's creator: show who that is.
+                names[pid] = f"{names.get(pid, pid)} (self)"
+            elif entry.principal.kind is not PrincipalKind.ID or pid not in names:
+                names[pid] = str(entry.principal)
     return names
 
 
@@ -331,6 +468,7 @@ def _plan_container(
     adopting: bool,
     changes: list[Change],
     warnings: list[str],
+    public: list[str],
 ) -> None:
     current = live.containers.get(spec.address)
     is_project = parent is None
@@ -353,9 +491,10 @@ def _plan_container(
         for key, value in (desired_annotations or {}).items():
             fields.append(FieldChange(f"annotations.{key}", None, _annotation_display(value)))
         if desired_acl is not None:
-            fields.append(FieldChange("acl", None, _acl_display(desired_acl, names)))
+            fields.extend(acl_field_changes(None, desired_acl, names))
+            public.extend(public_grants(spec.address, None, desired_acl))
         elif is_project:
-            fields.append(FieldChange("acl", None, {f"user:{live.target.user_name}": "administer"}))
+            fields.append(FieldChange(f"acl.user:{live.target.user_name}", None, "administer"))
         entity: dict[str, Any] = {
             "concreteType": PROJECT_TYPE if is_project else FOLDER_TYPE,
             "name": spec.name,
@@ -396,8 +535,9 @@ def _plan_container(
         )
         if spec.wiki is not None:
             _plan_wiki(spec, spec.wiki, None, (), True, changes)
+            _plan_wiki_order(spec, spec.wiki, None, changes)
         for child in spec.folders:
-            _plan_container(child, spec, live, False, changes, warnings)
+            _plan_container(child, spec, live, False, changes, warnings, public)
         return
 
     fields = []
@@ -433,16 +573,13 @@ def _plan_container(
     acl_op: str | None = None
     if desired_acl is not None:
         if not current.own_acl:
-            fields.append(FieldChange("acl", "(inherited)", _acl_display(desired_acl, names)))
+            fields.append(FieldChange("acl", "(inherited)", "(own ACL)"))
+            fields.extend(acl_field_changes(None, desired_acl, names))
+            public.extend(public_grants(spec.address, None, desired_acl))
             acl_op = "create"
         elif current.acl is not None and current.acl.entries != desired_acl:
-            fields.append(
-                FieldChange(
-                    "acl",
-                    _acl_display(current.acl.entries, names),
-                    _acl_display(desired_acl, names),
-                )
-            )
+            fields.extend(acl_field_changes(current.acl.entries, desired_acl, names))
+            public.extend(public_grants(spec.address, current.acl.entries, desired_acl))
             acl_op = "update"
     elif spec.acl is INHERIT and current.own_acl:
         fields.append(FieldChange("acl", "(own ACL)", "(inherited)"))
@@ -492,8 +629,9 @@ def _plan_container(
     )
     if spec.wiki is not None:
         _plan_wiki(spec, spec.wiki, current, (), False, changes)
+        _plan_wiki_order(spec, spec.wiki, current, changes)
     for child in spec.folders:
-        _plan_container(child, spec, live, adopting, changes, warnings)
+        _plan_container(child, spec, live, adopting, changes, warnings, public)
 
 
 def _same_annotation(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
@@ -619,6 +757,59 @@ def _plan_wiki(
         )
     for sub in page.pages:
         _plan_wiki(owner, sub, live, (*path, sub.title), owner_created, changes)
+
+
+def _sub_pages(page: WikiSpec, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Title paths of every sub-page, depth first, in manifest order."""
+    found: list[tuple[str, ...]] = []
+    for sub in page.pages:
+        found.append((*path, sub.title))
+        found.extend(_sub_pages(sub, (*path, sub.title)))
+    return found
+
+
+def _plan_wiki_order(
+    owner: ContainerSpec, wiki: WikiSpec, live: LiveContainer | None, changes: list[Change]
+) -> None:
+    """Sub-pages in the manifest's order, through Synapse's wiki order hint (``idList``: the
+    web UI lists sibling pages in its order). Pages not in the manifest keep their relative
+    order after the manifest's."""
+    if not orders_siblings(wiki):
+        return
+    paths = _sub_pages(wiki)
+    addresses = [f"{owner.address}#wiki/" + "/".join(p) for p in paths]
+    hint = live.wiki_order if live is not None else None
+    ids = [
+        live.wiki_pages["/".join(p)].id if live and "/".join(p) in live.wiki_pages else None
+        for p in paths
+    ]
+    current = [str(i) for i in (hint or {}).get("idList") or []]
+    known = [i for i in ids if i is not None]
+    in_live_order = [i for i in current if i in set(known)]
+    matches = None not in ids and in_live_order == known
+    titles = ["/".join(p) for p in paths]
+    before = None
+    if current:
+        by_id = {i: t for i, t in zip(ids, titles, strict=True) if i is not None}
+        before = [by_id[i] for i in in_live_order]
+    changes.append(
+        Change(
+            address=f"{owner.address}#wiki-order",
+            resource=Resource.WIKI_ORDER,
+            action=Action.NO_OP if matches else (Action.UPDATE if hint else Action.CREATE),
+            syn_id=None,
+            fields=() if matches else (FieldChange("order", before, titles),),
+            depends_on=(owner.address, *addresses),
+            desired={
+                "owner": owner.address,
+                "pages": addresses,
+                # Ids the manifest does not describe stay, after its pages, in their order.
+                "others": [i for i in current if i not in set(known)],
+            },
+            prior={"etag": hint.get("etag") if hint else None},
+            reason="matches the manifest" if matches else "sub-pages in the manifest's order",
+        )
+    )
 
 
 def _markdown_summary(markdown: str, source: str | None) -> str:

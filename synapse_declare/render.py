@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
-from .plan import SYMBOLS, Action, Change, Plan, Resource
+from .plan import SYMBOLS, Action, Change, FieldChange, Plan, Resource
 from .redact import redact_text
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
@@ -50,6 +50,7 @@ def change_label(change: Change) -> str:
         Resource.PROJECT: "project",
         Resource.FOLDER: "folder",
         Resource.WIKI_PAGE: "wiki page",
+        Resource.WIKI_ORDER: "wiki",
     }.get(change.resource, change.resource.value.replace("_", " "))
     where = f" ({change.syn_id})" if change.syn_id else ""
     return f"{symbol} {kind} {_address_display(change.address)}{where}"
@@ -60,6 +61,8 @@ def _address_display(address: str) -> str:
     path, _, wiki = address.partition("#")
     names = [part.split(":", 1)[1] if ":" in part else part for part in path.split("/")]
     shown = '"' + "/".join(names) + '"'
+    if wiki == "wiki-order":
+        return shown + " sub-page order"
     if wiki.startswith("wiki"):
         sub = wiki[len("wiki") :].lstrip("/")
         shown += f" wiki {json.dumps(sub) if sub else '(root)'}"
@@ -89,6 +92,13 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
         f"({plan.target.user_id})"
     )
     lines.append("")
+    if plan.public_access:
+        # Before the changes, in bold red: the one thing a reviewer must not miss.
+        lines.append(
+            c("\x1b[1;31m", "WARNING: access for everyone (PUBLIC / AUTHENTICATED_USERS):")
+        )
+        lines.extend(c("\x1b[31m", f"  ! {line}") for line in plan.public_access)
+        lines.append("")
     shown = [ch for ch in plan.changes if show_unchanged or ch.action is not Action.NO_OP]
     if not plan.has_changes:
         lines.append("No changes. Synapse matches the manifest.")
@@ -97,7 +107,15 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
         lines.append(
             c(COLORS[change.action], header) + (f"  # {change.reason}" if change.reason else "")
         )
+        acl_header = False
         for item in change.fields:
+            acl_line = acl_change_text(item)
+            if acl_line is not None:
+                if not acl_header:
+                    lines.append("      acl:")
+                    acl_header = True
+                lines.append(f"        {acl_line}")
+                continue
             if item.before is None:
                 mark = "+"
             elif item.after is None:
@@ -118,6 +136,19 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
     lines.append("")
     lines.append(c(BOLD, summary_line(plan)))
     return redact_text("\n".join(lines)) + "\n"
+
+
+def acl_change_text(item: FieldChange) -> str | None:
+    """``+ team:Curators: edit``, ``- user:jdoe``, ``~ AUTHENTICATED_USERS: view → download``
+    for a per-principal ACL field (``acl.<principal>``); ``None`` for any other field."""
+    if not item.path.startswith("acl."):
+        return None
+    principal = item.path[len("acl.") :]
+    if item.before is None:
+        return f"+ {principal}: {item.after}"
+    if item.after is None:
+        return f"- {principal}"
+    return f"~ {principal}: {item.before} → {item.after}"
 
 
 def summary_line(plan: Plan) -> str:
@@ -151,10 +182,15 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         "<!-- synapse-declare-plan -->",
         f"### synapse-declare plan: {summary_line(plan)}",
         "",
-        f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`",
-        "",
     ]
-    # Warnings come first, so that a size-capped comment never loses them.
+    # Warnings come first, so that a size-capped comment never loses them; access for everyone
+    # right under the heading, before anything else.
+    if plan.public_access:
+        head.append("> [!WARNING]")
+        head.append("> **Access for everyone (PUBLIC / AUTHENTICATED_USERS):**")
+        head.extend(f"> - {_md(line)}" for line in plan.public_access)
+        head.append("")
+    head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
     for warning in plan.warnings:
         head.extend([f"> **Warning:** {_md(warning)}", ""])
     if not plan.has_changes:
@@ -163,7 +199,9 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     body: list[str] = ["| | resource | id | changes |", "|---|---|---|---|"]
     for change in plan.actionable:
         fields = "<br>".join(
-            f"`{f.path}`: {_md(_value(f.before))} → {_md(_value(f.after))}"
+            f"acl `{_md(acl_line)}`"
+            if (acl_line := acl_change_text(f)) is not None
+            else f"`{f.path}`: {_md(_value(f.before))} → {_md(_value(f.after))}"
             if change.action is not Action.CREATE
             else f"`{f.path}` = {_md(_value(f.after))}"
             for f in change.fields
@@ -211,5 +249,11 @@ def render_apply_summary(done: int, failed: list[tuple[str, str]], not_attempted
     for address in not_attempted:
         lines.append(f"  not attempted: {_address_display(address)}")
     if failed or not_attempted:
-        lines.append("Re-run 'synapse-declare plan' to see what remains; apply converges.")
+        # No promise that a re-run converges: that holds only for transient failures (timeouts,
+        # throttling, server errors), and plan already refuses what Synapse refuses predictably.
+        lines.append(
+            "Run 'synapse-declare plan' to see what remains. A failure caused by the network or "
+            "by Synapse being unavailable clears on a re-run; any other needs the cause above "
+            "fixed first."
+        )
     return redact_text("\n".join(lines)) + "\n"

@@ -17,16 +17,26 @@ ids; an absent, differently-spelled or wrong-kind principal is a located error.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import storage
+from . import acl_audit, storage
 from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
-from .errors import Forbidden, PlanError, PolicyViolation, ResolutionError
+from .errors import (
+    ApiError,
+    Forbidden,
+    PlanError,
+    PolicyViolation,
+    ResolutionError,
+    ResolutionErrors,
+    SourceLocation,
+)
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
 from .storage import LiveStorage
@@ -71,6 +81,7 @@ class LiveContainer:
     wiki_root_id: str | None = None
     wiki_headers: list[dict[str, Any]] | None = None
     wiki_pages: dict[str, LiveWikiPage] = field(default_factory=dict)
+    wiki_order: dict[str, Any] | None = None  # V2WikiOrderHint, read when sub-page order matters
     children: dict[str, dict[str, Any]] | None = None
     permissions: dict[str, Any] | None = None  # UserEntityPermissions, when a bundle was read
 
@@ -89,6 +100,17 @@ class LiveState:
     identities: tuple[str, ...] = ()  # user id, user name, emails (owner.txt checks)
     # The principals an ACL entry can grant the user rights through (lock-out checks).
     my_groups: frozenset[int] = frozenset()
+    # Display names ("user:jdoe", "team:Curators") of principal ids seen in live ACLs.
+    principal_names: dict[int, str] = field(default_factory=dict)
+    # PUBLIC / AUTHENTICATED_USERS grants found on entities whose ACL the manifest leaves alone.
+    exposures: list[str] = field(default_factory=list)
+    # Certified user (read only when the manifest has folders or grants AUTHENTICATED_USERS
+    # download: what Synapse refuses to uncertified users); None when not read.
+    certified: bool | None = None
+    audit_public: bool = False  # every ACL under the managed projects was checked
+    # Migration destinations this machine cannot read (apply's --verify md5/size would fail):
+    # location name → the reason, read only when a migration has files to copy there.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -111,11 +133,46 @@ def _principal_refs(manifest: Manifest) -> set[PrincipalRef]:
     return refs
 
 
+def _entries_of(manifest: Manifest, ref: PrincipalRef) -> list[SourceLocation]:
+    """Where ``ref`` is written: the location of each ACL entry that names it."""
+    found: list[SourceLocation] = []
+    for spec in manifest.walk():
+        if isinstance(spec.acl, AclSpec):
+            for entry in spec.acl.entries:
+                if entry.principal == ref:
+                    found.append(entry.location or spec.acl.location)
+    return found
+
+
+def _entries_or_nowhere(manifest: Manifest, ref: PrincipalRef) -> list[SourceLocation | None]:
+    return list(_entries_of(manifest, ref)) or [None]
+
+
+def _suggest(api: SynapseAPI, name: str, *, users: bool) -> str | None:
+    """The closest existing user (or team) name, for a did-you-mean (one prefix search)."""
+    prefix = name.strip()[:3]
+    if not prefix:
+        return None
+    try:
+        headers = api.headers_by_prefix(prefix, users=users)
+    except ApiError:
+        return None
+    names = [str(h.get("userName")) for h in headers if h.get("userName")]
+    lowered = {n.lower(): n for n in names}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
 def resolve_principals(
     api: SynapseAPI, manifest: Manifest, user_id: int
 ) -> dict[PrincipalRef, int]:
+    """Principal ids by reference. Every reference that does not resolve is reported, each at
+    every entry that writes it, in one :class:`ResolutionErrors`."""
     refs = _principal_refs(manifest)
     resolved: dict[PrincipalRef, int] = {}
+    problems: list[tuple[PrincipalRef, str, str]] = []  # (ref, message, hint)
     named = sorted((r for r in refs if r.kind in (PrincipalKind.USER, PrincipalKind.TEAM)), key=str)
     numeric = sorted({r.id for r in refs if r.kind is PrincipalKind.ID and r.id is not None})
     for ref in refs:
@@ -124,56 +181,61 @@ def resolve_principals(
         elif ref.kind in (PrincipalKind.PUBLIC, PrincipalKind.AUTHENTICATED_USERS):
             assert ref.id is not None
             resolved[ref] = ref.id
+    where = api.t.endpoints.repo
     if named:
         headers = api.headers_by_alias(sorted({str(r.name) for r in named}))
         for ref in named:
             want_individual = ref.kind is PrincipalKind.USER
+            kind = "user" if want_individual else "team"
             exact = [h for h in headers if h.get("userName") == ref.name]
             if not exact:
-                near = [
-                    h["userName"]
-                    for h in headers
-                    if str(h.get("userName", "")).lower() == str(ref.name).lower()
-                ]
-                kind = "user" if want_individual else "team"
+                near = _suggest(api, str(ref.name), users=want_individual)
                 hint = (
-                    f"Synapse names are exact: did you mean {kind}:{near[0]}?"
+                    f"Synapse names are exact: did you mean {kind}:{near}?"
                     if near
                     else f"check the spelling; the {kind} must exist on this Synapse"
                 )
-                raise ResolutionError(
-                    f"{ref} does not exist on {api.t.endpoints.repo}",
-                    location=_location_of(manifest, ref),
-                    hint=hint,
-                )
+                problems.append((ref, f"{ref} does not exist on {where}", hint))
+                continue
             header = exact[0]
             if bool(header.get("isIndividual")) != want_individual:
                 actual = "a user" if header.get("isIndividual") else "a team"
-                raise ResolutionError(
-                    f"{ref} names {actual}, not a {'user' if want_individual else 'team'}",
-                    location=_location_of(manifest, ref),
-                    hint=f"write {'user' if header.get('isIndividual') else 'team'}:{ref.name}",
+                problems.append(
+                    (
+                        ref,
+                        f"{ref} names {actual}, not a {kind}",
+                        f"write {'user' if header.get('isIndividual') else 'team'}:{ref.name}",
+                    )
                 )
+                continue
             resolved[ref] = int(header["ownerId"])
     if numeric:
         known = {int(h["ownerId"]) for h in api.group_headers_by_ids(numeric)}
-        for ref in refs:
+        for ref in sorted(refs, key=str):
             if ref.kind is PrincipalKind.ID and ref.id is not None:
                 if ref.id not in known:
-                    raise ResolutionError(
-                        f"principal id {ref.id} does not exist on {api.t.endpoints.repo}",
-                        location=_location_of(manifest, ref),
-                        hint="use user:NAME or team:NAME, or check the id",
+                    problems.append(
+                        (
+                            ref,
+                            f"principal id {ref.id} does not exist on {where}",
+                            "use user:NAME or team:NAME, or check the id",
+                        )
                     )
+                    continue
                 resolved[ref] = ref.id
+    if problems:
+        errors = [
+            ResolutionError(message, location=location, hint=hint)
+            for ref, message, hint in problems
+            for location in _entries_or_nowhere(manifest, ref)
+        ]
+        errors.sort(
+            key=lambda e: (
+                (e.location.file, e.location.line, e.location.column) if e.location else ("", 0, 0)
+            )
+        )
+        raise ResolutionErrors(errors)
     return resolved
-
-
-def _location_of(manifest: Manifest, ref: PrincipalRef) -> Any:
-    for spec in manifest.walk():
-        if isinstance(spec.acl, AclSpec) and any(e.principal == ref for e in spec.acl.entries):
-            return spec.acl.location
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,20 +332,61 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
 
     for path, page in _parallel(api, fetch, pages):
         live.wiki_pages["/".join(path)] = page
+    if orders_siblings(spec.wiki):
+        live.wiki_order = api.wiki_order_hint(live.syn_id)
 
 
-def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
-    profile = api.my_profile()
+def orders_siblings(wiki: WikiSpec) -> bool:
+    """Whether the manifest gives an order to compare: some page has two or more sub-pages."""
+    return len(wiki.pages) > 1 or any(orders_siblings(page) for page in wiki.pages)
+
+
+def whoami(api: SynapseAPI) -> dict[str, Any]:
+    """The caller's profile, or a :class:`PlanError` that says the endpoint is not a Synapse
+    server (a web page, another API, a wrong path) instead of a raw HTTP status."""
+    endpoint = api.t.endpoints.repo
+    hint = (
+        "--endpoint takes the server root (https://repo-prod.prod.sagebase.org) or its repo URL "
+        "(.../repo/v1); check it and the [endpoints] section of ~/.synapseConfig"
+    )
+    try:
+        profile = api.my_profile()
+    except (ValueError, TypeError) as err:  # a body that is not a JSON object
+        raise PlanError(
+            f"{endpoint} does not answer like Synapse's REST API (GET /userProfile did not "
+            "return a user profile)",
+            hint=hint,
+        ) from err
+    except ApiError as err:
+        if err.status in (400, 404, 405) or (not err.reason and err.status < 500):
+            raise PlanError(
+                f"{endpoint} does not answer like Synapse's REST API (GET /userProfile: "
+                f"{err.status or 'error'})",
+                hint=hint,
+            ) from err
+        raise
+    if not isinstance(profile, dict) or "ownerId" not in profile or "userName" not in profile:
+        raise PlanError(
+            f"{endpoint} does not answer like Synapse's REST API (GET /userProfile did not "
+            "return a user profile)",
+            hint=hint,
+        )
+    return profile
+
+
+def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = False) -> LiveState:
+    profile = whoami(api)
     user_id, user_name = int(profile["ownerId"]), str(profile["userName"])
     if user_name == "anonymous":
         raise PlanError("Synapse treats this request as anonymous; a token is required")
     target = Target(endpoint=api.t.endpoints.repo, user_id=user_id, user_name=user_name)
     principals = resolve_principals(api, manifest, user_id)
-    my_groups = _my_groups(api, manifest, principals, user_id)
     containers: dict[str, LiveContainer | None] = {}
+    # `self` is the entity's creator, not the operator (see creator_of): no observed id for it.
     observed: dict[str, str | None] = {
         f"principal:{ref}": str(pid)
         for ref, pid in sorted(principals.items(), key=lambda x: str(x[0]))
+        if ref.kind is not PrincipalKind.SELF
     }
 
     # Level 0: projects by name lookup.
@@ -349,9 +452,16 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
                         )
                 next_level.append((child, child_live))
         level = next_level
+    my_groups = _my_groups(api, manifest, principals, containers, user_id)
+    certified = api.is_certified() if _needs_certification(manifest) else None
+    exposures = acl_audit.find_exposures(
+        api, manifest, containers, observed, everywhere=audit_public
+    )
+    names = acl_audit.principal_names(api, manifest, containers, exposures, target, principals)
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
     live_storage = _read_storage(api, manifest, containers, identities)
     storage.observe(manifest, live_storage, observed)
+    unreadable = _unreadable_destinations(manifest, live_storage)
     return LiveState(
         target=target,
         principals=principals,
@@ -360,11 +470,46 @@ def read_state(api: SynapseAPI, manifest: Manifest) -> LiveState:
         storage=live_storage,
         identities=identities,
         my_groups=my_groups,
+        principal_names=names,
+        exposures=[e.describe(names) for e in exposures],
+        certified=certified,
+        audit_public=audit_public,
+        unreadable=unreadable,
     )
 
 
+def _needs_certification(manifest: Manifest) -> bool:
+    """Folders (created or changed) and AUTHENTICATED_USERS download grants need a certified
+    user on Synapse; a manifest of bare projects does not."""
+    for spec in manifest.walk():
+        if spec.kind.value == "folder":
+            return True
+        if isinstance(spec.acl, AclSpec) and any(
+            e.principal.kind is PrincipalKind.AUTHENTICATED_USERS and "DOWNLOAD" in e.access
+            for e in spec.acl.entries
+        ):
+            return True
+    return False
+
+
+def creator_of(live: LiveContainer | None, operator_id: int) -> int:
+    """Who ``self`` means in an entity's ACL: the user who created it. For an entity this plan
+    creates, that is the operator; for an existing one, its ``createdBy`` — so the desired ACL is
+    the same whoever plans (two admins, or a person and a CI bot, never swap each other out)."""
+    if live is None or not live.created_by:
+        return operator_id
+    try:
+        return int(live.created_by)
+    except ValueError:
+        return operator_id
+
+
 def _my_groups(
-    api: SynapseAPI, manifest: Manifest, principals: dict[PrincipalRef, int], user_id: int
+    api: SynapseAPI,
+    manifest: Manifest,
+    principals: dict[PrincipalRef, int],
+    containers: dict[str, LiveContainer | None],
+    user_id: int,
 ) -> frozenset[int]:
     """The user, PUBLIC and AUTHENTICATED_USERS, plus the user's teams — read (one call) only
     when some ACL in the manifest names a team or id and does not already give the user the
@@ -377,6 +522,8 @@ def _my_groups(
         others = False
         for entry in spec.acl.entries:
             pid = principals[entry.principal]
+            if entry.principal.kind is PrincipalKind.SELF:
+                pid = creator_of(containers.get(spec.address), user_id)
             if pid in base:
                 granted |= entry.access
             else:
@@ -405,27 +552,8 @@ def _read_storage(
         if check.checked:
             live.owner_checks[name] = None if check.ok else check.error
         else:
-            log.warning("owner.txt of storage location %r not checked here: %s", name, check.error)
-    migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
-    if migrating:
-        from .migration import Strategy, index_migration
-
-        def index(spec: ContainerSpec) -> tuple[str, Any]:
-            assert spec.migrate_existing is not None
-            own = {
-                str(ids[d.address])
-                for d in _descendants(spec)
-                if d.migrate_existing is not None and ids.get(d.address)
-            }
-            return spec.address, index_migration(
-                api,
-                str(ids[spec.address]),
-                Strategy(spec.migrate_existing.versions),
-                live.matched.get(spec.migrate_existing.to),
-                exclude=frozenset(own),
-            )
-
-        live.migrations = dict(_parallel(api, index, migrating))
+            # The plan shows this as a warning; logging it too would print it twice.
+            log.info("owner.txt of storage location %r not checked here: %s", name, check.error)
     moving = [s for s in manifest.walk() if s.move_files_from]
     if moving:
         from .migration import Strategy, index_migration
@@ -455,7 +583,111 @@ def _read_storage(
             )
 
         live.moves = dict(m for m in _parallel(api, index_move, moving) if m is not None)
+    migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
+    if migrating:
+        from .migration import Strategy, index_migration
+
+        def index(spec: ContainerSpec) -> tuple[str, Any]:
+            assert spec.migrate_existing is not None
+            # Not entered: subfolders with their own migration, and STS folders — Synapse only
+            # accepts files of an STS folder's own storage there, so repointing them elsewhere
+            # would fail on every apply.
+            own = {
+                str(ids[d.address])
+                for d in _descendants(spec)
+                if (d.migrate_existing is not None or _is_sts(manifest, d)) and ids.get(d.address)
+            }
+            return spec.address, index_migration(
+                api,
+                str(ids[spec.address]),
+                Strategy(spec.migrate_existing.versions),
+                live.matched.get(spec.migrate_existing.to),
+                exclude=frozenset(own),
+            )
+
+        moved = {item.entity_id for _, found in live.moves.values() for item in found.items} | {
+            item.entity_id for _, found in live.moves.values() for item in found.skipped
+        }
+        sts_ids = {int(i) for i, loc in live.locations.items() if loc.get("stsEnabled")} | {
+            live.matched[n]
+            for n, s in manifest.storage_locations.items()
+            if s.sts_enabled and n in live.matched
+        }
+        live.migrations = {
+            address: _outside_sts(found, moved, frozenset(sts_ids))
+            for address, found in _parallel(api, index, migrating)
+        }
     return live
+
+
+def _unreadable_destinations(manifest: Manifest, live: LiveStorage) -> dict[str, str]:
+    """external_s3 destinations of migrations with files to copy that this machine's AWS
+    credentials cannot read (so that plan can say what apply's verification will refuse)."""
+    from .preflight import read_problem
+
+    names = {
+        spec.migrate_existing.to
+        for spec in manifest.walk()
+        if spec.migrate_existing is not None
+        and (index := live.migrations.get(spec.address)) is not None
+        and index.items
+    } | {
+        spec.storage[0]
+        for spec in manifest.walk()
+        if spec.storage and (found := live.moves.get(spec.address)) is not None and found[1].items
+    }
+    problems: dict[str, str] = {}
+    for name in sorted(names):
+        declared = manifest.storage_locations.get(name)
+        if declared is None or declared.type != "external_s3" or declared.bucket is None:
+            continue
+        problem = read_problem(declared.bucket, declared.base_key, declared.endpoint_url)
+        if problem is not None:
+            problems[name] = problem
+    return problems
+
+
+STS_SKIP_REASON = "in an STS-enabled folder (it keeps that folder's storage)"
+
+
+def _is_sts(manifest: Manifest, spec: ContainerSpec) -> bool:
+    return any(
+        (manifest.storage_locations.get(name) is not None)
+        and bool(manifest.storage_locations[name].sts_enabled)
+        for name in spec.storage or ()
+    )
+
+
+def _outside_sts(index: Any, moved: set[str], sts_ids: frozenset[int]) -> Any:
+    """A container migration without the files a ``move_files_from`` moves (the move copies
+    them into its STS folder; migrating them too would race it) and with files already in an
+    STS location listed as skipped: Synapse refuses any other storage for them."""
+    from .migration import SkippedItem
+
+    kept = []
+    skipped = list(index.skipped)
+    for item in index.items:
+        if item.entity_id in moved:
+            continue
+        if item.from_location is not None and int(item.from_location) in sts_ids:
+            skipped.append(
+                SkippedItem(
+                    entity_id=item.entity_id,
+                    version=item.version,
+                    file_handle_id=item.file_handle_id,
+                    reason=STS_SKIP_REASON,
+                    file_name=item.file_name,
+                    size=item.size,
+                )
+            )
+            continue
+        kept.append(item)
+    return dataclasses.replace(
+        index,
+        items=tuple(kept),
+        already=tuple(i for i in index.already if i.entity_id not in moved),
+        skipped=tuple(i for i in skipped if i.entity_id not in moved),
+    )
 
 
 def _find_by_path(api: SynapseAPI, project_id: str | None, path: str) -> str | None:
@@ -490,3 +722,11 @@ def _observe(
         observed[f"{spec.address}#wiki"] = live.wiki_root_id
         for path, page in sorted(live.wiki_pages.items()):
             observed[f"{spec.address}#wiki/{path}"] = page.etag
+        # A page the plan creates is "absent" too: one made meanwhile makes the plan stale
+        # instead of apply adding a second page with the same title.
+        for parts, _page in _wiki_paths(spec.wiki):
+            key = "/".join(parts)
+            if parts and key not in live.wiki_pages:
+                observed[f"{spec.address}#wiki/{key}"] = None
+        if live.wiki_order is not None:
+            observed[f"{spec.address}#wiki-order"] = str(live.wiki_order.get("etag"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from synapse_declare.errors import ManifestError, ManifestErrors
 from synapse_declare.manifest import LoadedDocument, discover, merge_documents, read_file
-from synapse_declare.model import Manifest, build_model
+from synapse_declare.model import Manifest, ManifestWarning, build_model
 from synapse_declare.schema import schema_errors
 
 PathArg = str | os.PathLike[str]
@@ -26,6 +26,7 @@ class ValidationReport:
     files: tuple[str, ...]
     errors: tuple[ManifestError, ...]
     manifest: Manifest | None
+    warnings: tuple[ManifestWarning, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -82,7 +83,8 @@ def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
     elif not errors:
         errors.append(ManifestError("no manifest files given", hint="pass a file or directory"))
     ordered = tuple(_flatten(errors))
-    return ValidationReport(files, ordered, None if ordered else manifest)
+    warnings = manifest.warnings if manifest is not None else ()
+    return ValidationReport(files, ordered, None if ordered else manifest, warnings)
 
 
 def _by_position(errors: Iterable[ManifestError], files: tuple[str, ...]) -> list[ManifestError]:
@@ -103,6 +105,23 @@ def load_manifest(paths: PathArg | Sequence[PathArg]) -> Manifest:
     if report.errors or report.manifest is None:
         raise ManifestErrors(report.errors)
     return report.manifest
+
+
+def warnings_to_json(warnings: Iterable[ManifestWarning]) -> list[dict[str, object]]:
+    """The ``--json`` form of manifest warnings: as :func:`diagnostics_to_json`, severity
+    ``"warning"``."""
+    return [
+        {
+            "severity": "warning",
+            "summary": w.message,
+            "detail": w.hint,
+            "file": w.location.file,
+            "line": w.location.line,
+            "column": w.location.column,
+            "json_path": w.location.json_path,
+        }
+        for w in warnings
+    ]
 
 
 def diagnostics_to_json(errors: Iterable[ManifestError]) -> list[dict[str, object]]:

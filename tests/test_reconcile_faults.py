@@ -19,6 +19,7 @@ from reconcile_support import (
     actionable,
     annotations,
     lookup,
+    mutating_exchanges,
     own_acl,
     tree,
 )
@@ -258,23 +259,19 @@ def test_partial_apply_reports_and_converges(
     _check_converged(ws, manifest, name, alice)
 
 
-def test_uncertified_user_fails_part_way_and_reports(
+def test_uncertified_user_is_refused_before_any_write(
     make_emulator: Any, tmp_path: Path, api_for: Any
 ) -> None:
-    """carol is not certified: Synapse lets her create a project but not folders."""
+    """carol is not certified: Synapse would let her create the project and then refuse every
+    folder, so the plan refuses up front (issue 8) — no write at all, not a half-built tree.
+    (A 403 that does happen is never retried: test_client_errors_are_attempted_exactly_once.)"""
     emulator = make_emulator()
     ws = Workspace(emulator, tmp_path)
     manifest = ws.manifest(TREE.format(name="Carol partial").replace("team:Curators: edit", ""))
     result = ws.apply(manifest, user="carol")
     assert result.code == 1
-    assert "Only certified users may create or update content" in result.err
-    assert "not attempted:" in result.err
-    writes = Counter(
-        (e["method"], e["path"], str(e["request"]), e["status"])
-        for e in _writes(read_exchanges(emulator))
-    )
-    refused = [k for k in writes if k[3] == 403]
-    assert refused and all(writes[k] == 1 for k in refused), "a 403 is never retried"
+    assert "you (carol) are not a certified Synapse user" in result.err
+    assert mutating_exchanges(read_exchanges(emulator)) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -194,6 +194,7 @@ def test_sts_command_formats_and_boto3_access(
         "export AWS_ACCESS_KEY_ID",
         "export AWS_SECRET_ACCESS_KEY",
         "export AWS_SESSION_TOKEN",
+        "export AWS_ENDPOINT_URL_S3",  # the location's endpoint_url (moto here)
     ]
     assert lines[0] == f"export SYNAPSE_STS_S3_LOCATION=s3://{BUCKET}/pipes"
 
@@ -213,13 +214,17 @@ def test_sts_command_formats_and_boto3_access(
         *conn,
     )
     credentials = json.loads(boto.out)
-    assert set(credentials) == {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+    assert set(credentials) == {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "endpoint_url",
+    }
+    assert credentials["endpoint_url"] == emulator.s3_endpoint
     # Only the credentials reach stdout; nothing secret reaches stderr (even at -vv).
-    for secret in credentials.values():
-        assert secret not in boto.err
-    s3 = boto3.client(
-        "s3", endpoint_url=emulator.s3_endpoint, region_name="us-east-1", **credentials
-    )
+    for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+        assert credentials[key] not in boto.err
+    s3 = boto3.client("s3", region_name="us-east-1", **credentials)
     s3.put_object(Bucket=BUCKET, Key="pipes/run/out.txt", Body=b"ok")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pipes/run/")["Contents"]]
     assert keys == ["pipes/run/out.txt"]
@@ -231,7 +236,7 @@ def test_sts_command_formats_and_boto3_access(
 
     not_sts = ws.run("sts", "Storage project", *conn)
     assert not_sts.code == 1
-    assert "Entity must have an STS-enabled storage location" in not_sts.err
+    assert "is not in an STS-enabled folder" in not_sts.err
     assert not_sts.out == ""
 
 

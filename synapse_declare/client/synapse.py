@@ -44,6 +44,27 @@ class SynapseAPI:
             found.extend(body.get("list", []))
         return found
 
+    def is_certified(self) -> bool:
+        """Whether the caller passed Synapse's certification quiz (user bundle, mask 0x8)."""
+        body = self.t.request("GET", "/user/bundle", params={"mask": 8})
+        return bool(body.get("isCertified")) if isinstance(body, dict) else False
+
+    def headers_by_prefix(
+        self, prefix: str, *, users: bool, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Users (or teams) whose name or a word of it starts with ``prefix``: one page."""
+        body = self.t.request(
+            "GET",
+            "/userGroupHeaders",
+            params={
+                "prefix": prefix,
+                "typeFilter": "USERS_ONLY" if users else "TEAMS_ONLY",
+                "offset": 0,
+                "limit": limit,
+            },
+        )
+        return list(body.get("children", [])) if isinstance(body, dict) else []
+
     def my_team_ids(self, user_id: int) -> list[int]:
         """Ids of the teams the user belongs to (offset paging)."""
         ids: list[int] = []
@@ -238,6 +259,13 @@ class SynapseAPI:
             if len(page) < 50:
                 return headers
             offset += 50
+
+    def wiki_order_hint(self, owner_id: str) -> dict[str, Any]:
+        """The owner's V2WikiOrderHint: ``idList`` orders sibling pages; guarded by ``etag``."""
+        return dict(self.t.request("GET", f"/entity/{owner_id}/wiki2orderhint"))
+
+    def put_wiki_order_hint(self, owner_id: str, hint: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki2orderhint", body=hint))
 
     def get_wiki(self, owner_id: str, wiki_id: str) -> dict[str, Any]:
         return dict(self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}"))
