@@ -8,10 +8,11 @@ but returns the :class:`~synapse_declare.model.Manifest` or raises
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from synapse_declare.errors import ManifestError, ManifestErrors
+from synapse_declare.fanout import Expansion, expand
 from synapse_declare.manifest import LoadedDocument, discover, merge_documents, read_file
 from synapse_declare.model import Manifest, build_model
 from synapse_declare.schema import schema_errors
@@ -26,6 +27,8 @@ class ValidationReport:
     files: tuple[str, ...]
     errors: tuple[ManifestError, ...]
     manifest: Manifest | None
+    warnings: tuple[ManifestError, ...] = ()
+    expansion: Expansion | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,26 +51,44 @@ def _flatten(errors: Iterable[ManifestError]) -> list[ManifestError]:
     return out
 
 
-def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
+def validate_paths(
+    paths: PathArg | Sequence[PathArg],
+    *,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ValidationReport:
     """Validate the manifest made of ``paths`` (files and/or directories).
 
+    ``variables`` (``--var``) and ``environ`` (``SYNAPSE_DECLARE_VAR_*``; default: the process
+    environment) override the manifest's variables; see :mod:`synapse_declare.fanout`.
+
     Files that fail the schema are reported and left out of the semantic checks (their shape is
-    unknown); semantic checks, including cross-file ones, run over all the others.
+    unknown); semantic checks, including cross-file ones, run over all the others. Templates
+    and variables are expanded first (across all files), so the schema and the model judge
+    what plan will see, and a problem inside an instantiated template is located at the
+    template's line and at the use.
 
     Order of ``errors``: paths that cannot be found; then file by file (in the order read) the
-    YAML problems by position and the schema problems with jsonschema's ``best_match`` first and
-    the rest by decreasing relevance; then cross-file and semantic problems by file and position.
-    So the first error is always the most useful one to fix first.
+    YAML problems by position; then fan-out problems; then file by file the schema problems
+    with jsonschema's ``best_match`` first and the rest by decreasing relevance; then
+    cross-file and semantic problems by file and position. So the first error is always the
+    most useful one to fix first.
     """
     found, errors = discover(_as_list(paths))
     files = tuple(display for display, _ in found)
-    valid: list[LoadedDocument] = []
+    parsed: list[LoadedDocument] = []
     for display, path in found:
         doc, problems = read_file(display, path)
         errors.extend(problems)
-        if doc is None:
-            continue
-        shape_problems = schema_errors(doc.data, doc.source)
+        if doc is not None:
+            parsed.append(doc)
+    expansion = expand(parsed, variables, environ)
+    if expansion.errors:
+        ordered = tuple(_flatten([*errors, *_by_position(expansion.errors, files)]))
+        return ValidationReport(files, ordered, None, expansion.warnings, expansion)
+    valid: list[LoadedDocument] = []
+    for doc in expansion.documents:
+        shape_problems = schema_errors(doc.data, doc.locator)
         errors.extend(shape_problems)
         if not shape_problems:
             valid.append(doc)
@@ -82,7 +103,9 @@ def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
     elif not errors:
         errors.append(ManifestError("no manifest files given", hint="pass a file or directory"))
     ordered = tuple(_flatten(errors))
-    return ValidationReport(files, ordered, None if ordered else manifest)
+    return ValidationReport(
+        files, ordered, None if ordered else manifest, expansion.warnings, expansion
+    )
 
 
 def _by_position(errors: Iterable[ManifestError], files: tuple[str, ...]) -> list[ManifestError]:
@@ -97,15 +120,22 @@ def _by_position(errors: Iterable[ManifestError], files: tuple[str, ...]) -> lis
     return sorted(errors, key=key)
 
 
-def load_manifest(paths: PathArg | Sequence[PathArg]) -> Manifest:
+def load_manifest(
+    paths: PathArg | Sequence[PathArg],
+    *,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Manifest:
     """Validate and return the manifest; raise :class:`ManifestErrors` listing every problem."""
-    report = validate_paths(paths)
+    report = validate_paths(paths, variables=variables, environ=environ)
     if report.errors or report.manifest is None:
         raise ManifestErrors(report.errors)
     return report.manifest
 
 
-def diagnostics_to_json(errors: Iterable[ManifestError]) -> list[dict[str, object]]:
+def diagnostics_to_json(
+    errors: Iterable[ManifestError], *, severity: str = "error"
+) -> list[dict[str, object]]:
     """JSON-able diagnostics for ``--json`` output, one dict per error.
 
     Keys: ``severity`` ("error"), ``summary`` (the message), ``detail`` (the hint or ``None``),
@@ -117,7 +147,7 @@ def diagnostics_to_json(errors: Iterable[ManifestError]) -> list[dict[str, objec
         loc = error.location
         out.append(
             {
-                "severity": "error",
+                "severity": severity,
                 "summary": error.message,
                 "detail": error.hint,
                 "file": loc.file if loc else None,
