@@ -52,6 +52,7 @@ Each instantiation has a *fan-out key* (``center[Alpha]``: the template and the 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -73,6 +74,7 @@ from synapse_declare.manifest import (
     YamlTimestamp,
     parse_bytes,
 )
+from synapse_declare.model import java_trim
 
 ENV_PREFIX = "SYNAPSE_DECLARE_VAR_"
 """``SYNAPSE_DECLARE_VAR_bucket=...`` overrides the variable ``bucket``."""
@@ -102,6 +104,7 @@ _INSTANCE_MARK = "\0instances"  # cannot clash: YAML keys never hold NUL
 _USE_KEYS = frozenset({"use", "with", "for_each", "key"})
 _TEMPLATE_KEYS = frozenset({"description", "parameters", "project", "folder", "folders"})
 _BODY_KEYS = ("project", "folder", "folders")
+_BODY_NAMES = {"project": "a project", "folder": "a folder", "folders": "a list of folders"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,9 @@ class Expansion:
     variables: Mapping[str, Any]
     # Which instantiation produced each expanded project/folder address (outermost first).
     instances: Mapping[str, tuple[Instance, ...]]
+    # YAML files read as for_each tables: data, not manifest documents, even when they lie in
+    # the manifest's directory.
+    data_files: frozenset[Path] = frozenset()
 
     @property
     def used(self) -> bool:
@@ -225,6 +231,7 @@ class _Expander:
         self.templates: dict[str, _Template] = {}
         self.nodes = 0
         self.instances: dict[str, tuple[Instance, ...]] = {}
+        self.data_files: set[Path] = set()
 
     # -- collection ------------------------------------------------------------------------
 
@@ -238,6 +245,7 @@ class _Expander:
             try:
                 for doc in self.documents:
                     out.append(self._expand_document(doc))
+                out = [doc for doc in out if not self._is_table(doc)]
                 self.instances = _pop_instances(out)
             except _Stop as stop:
                 self.errors.append(stop.error)
@@ -251,6 +259,7 @@ class _Expander:
             warnings=tuple(self.warnings),
             variables=variables,
             instances=dict(self.instances),
+            data_files=frozenset(self.data_files),
         )
 
     def _error(
@@ -261,8 +270,12 @@ class _Expander:
         hint: str | None,
         *,
         key: bool = False,
+        via: tuple[str, ...] = (),
     ) -> None:
-        self.errors.append(ManifestError(message, location=source.locate(path, key=key), hint=hint))
+        location = source.locate(path, key=key)
+        if via:
+            location = dataclasses.replace(location, via=via)
+        self.errors.append(ManifestError(message, location=location, hint=hint))
 
     def _collect(self, doc: LoadedDocument) -> None:
         data: dict[str, Any] = doc.data
@@ -529,6 +542,9 @@ class _Expander:
                 out[key] = self._value(value, doc.source, (key,), (key,), frame, routes)
         return LoadedDocument(doc.file, out, doc.source, routes)
 
+    def _is_table(self, doc: LoadedDocument) -> bool:
+        return doc.source.path is not None and doc.source.path.resolve() in self.data_files
+
     def _global_scope(self) -> dict[str, Any]:
         return {name: var.value for name, var in self.variables.items()}
 
@@ -569,6 +585,7 @@ class _Expander:
                         f"after substitution, key {new_key!r} appears twice in this mapping",
                         "two keys became equal once their ${var.…} references were replaced",
                         key=True,
+                        via=frame.via,
                     )
                     continue
                 if new_key != key:
@@ -628,6 +645,7 @@ class _Expander:
                     "a use item has use, with, for_each and key; put the entity's own fields "
                     "in the template",
                     key=True,
+                    via=frame.via,
                 )
                 return
         name = item["use"]
@@ -639,6 +657,7 @@ class _Expander:
                 f"no template named {name!r}"
                 + (_did_you_mean(name, self.templates) if isinstance(name, str) else ""),
                 "define it under `templates:` in any file of the manifest",
+                via=frame.via,
             )
             return
         template = self.templates[name]
@@ -652,6 +671,7 @@ class _Expander:
                 (*path, "use"),
                 f"template {name!r} uses itself ({chain})",
                 "templates may use other templates, but not in a cycle",
+                via=frame.via,
             )
             return
         wanted = "project" if kind == "projects" else "folder"
@@ -660,14 +680,22 @@ class _Expander:
             self._error(
                 source,
                 (*path, "use"),
-                f"template {name!r} declares a {template.body_key}, which cannot stand in {where}",
+                f"template {name!r} declares {_BODY_NAMES[template.body_key]}, which cannot "
+                f"stand in {where}",
                 "use a template with `project:` in projects:, and one with `folder:` or "
                 "`folders:` in folders:",
+                via=frame.via,
             )
             return
         common = item.get("with", {})
         if not isinstance(common, dict):
-            self._error(source, (*path, "with"), "with: must be a mapping of parameters", None)
+            self._error(
+                source,
+                (*path, "with"),
+                "with: must be a mapping of parameters",
+                None,
+                via=frame.via,
+            )
             return
         common = {
             k: self._value(v, source, (*path, "with", k), (), frame, Locator())
@@ -687,10 +715,11 @@ class _Expander:
                     row_path,
                     f"parameter {clash[0]!r} is given both by with: and by this for_each item",
                     "give each parameter in one place",
+                    via=frame.via,
                 )
                 continue
             params = {**common, **row}
-            scope = self._bind(template, params, source, path, row_source, row_path)
+            scope = self._bind(template, params, row_source, row_path, frame)
             if scope is None:
                 continue
             key = self._fanout_key(item, template, params, source, path, frame)
@@ -699,7 +728,7 @@ class _Expander:
                     ManifestError(
                         f"template {name!r} is instantiated twice with the key {key!r} "
                         f"(first at {seen_keys[key]})",
-                        location=row_source.locate(row_path),
+                        location=_via(row_source.locate(row_path), frame),
                         hint="fan-out keys must be unique: set `key:` on the use item",
                     )
                 )
@@ -730,10 +759,9 @@ class _Expander:
         self,
         template: _Template,
         params: dict[str, Any],
-        source: SourceMap,
-        path: JsonPath,
         row_source: SourceMap,
         row_path: JsonPath,
+        frame: _Frame,
     ) -> dict[str, Any] | None:
         ok = True
         for pname in params:
@@ -742,7 +770,7 @@ class _Expander:
                     ManifestError(
                         f"template {template.name!r} has no parameter {pname!r}"
                         + _did_you_mean(pname, template.parameters),
-                        location=row_source.locate(row_path),
+                        location=_via(row_source.locate(row_path), frame),
                         hint="its parameters are "
                         + (", ".join(sorted(template.parameters)) or "none"),
                     )
@@ -756,7 +784,7 @@ class _Expander:
                 ManifestError(
                     f"template {template.name!r} needs the parameter"
                     f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                    location=row_source.locate(row_path),
+                    location=_via(row_source.locate(row_path), frame),
                     hint="give "
                     + ", ".join(f"{p}: ..." for p in missing)
                     + " under with: (or as a for_each column)",
@@ -796,6 +824,7 @@ class _Expander:
                         (*path, i),
                         "each for_each item must be a mapping of parameters",
                         "write `- {center: Alpha, team: Alpha Team}`",
+                        via=frame.via,
                     )
                     continue
                 rows.append(
@@ -808,22 +837,20 @@ class _Expander:
                         (*path, i),
                     )
                 )
-            return self._capped(rows, source, path)
+            return self._capped(rows, source, path, frame)
         if isinstance(spec, str):
-            return self._capped(self._read_table(spec, source, path), source, path)
+            return self._capped(self._read_table(spec, source, path, frame), source, path, frame)
         self._error(
             source,
             path,
             "for_each takes a list of parameter mappings or the path of a CSV/YAML file",
             "write `for_each: centers.csv` or `for_each: [{center: Alpha}, ...]`",
+            via=frame.via,
         )
         return []
 
     def _capped(
-        self,
-        rows: list[_Row],
-        source: SourceMap,
-        path: JsonPath,
+        self, rows: list[_Row], source: SourceMap, path: JsonPath, frame: _Frame
     ) -> list[_Row]:
         if len(rows) > MAX_FOR_EACH_ITEMS:
             self._error(
@@ -831,19 +858,23 @@ class _Expander:
                 path,
                 f"for_each has {len(rows)} items; at most {MAX_FOR_EACH_ITEMS} are allowed",
                 "split the table across several use items",
+                via=frame.via,
             )
             return []
         return rows
 
-    def _read_table(self, relative: str, source: SourceMap, path: JsonPath) -> list[_Row]:
+    def _read_table(
+        self, relative: str, source: SourceMap, path: JsonPath, frame: _Frame
+    ) -> list[_Row]:
         raw, problem = read_confined(source, relative)
         if raw is None:
-            self._error(source, path, f"for_each: {problem}", _TABLE_HINT)
+            self._error(source, path, f"for_each: {problem}", _TABLE_HINT, via=frame.via)
             return []
         display = str(Path(os.path.dirname(source.file)) / relative)
         if relative.lower().endswith(".csv"):
-            return self._csv_rows(raw, display, source, path)
+            return self._csv_rows(raw, display, source, path, frame)
         if relative.lower().endswith((".yaml", ".yml")):
+            self.data_files.add((source.base_dir / relative).resolve())
             doc, errors = parse_bytes(raw, display, source.base_dir / relative)
             self.errors.extend(errors)
             if doc is None:
@@ -870,14 +901,24 @@ class _Expander:
                     continue
                 rows.append((row, doc.source, (i,)))
             return rows
-        self._error(source, path, f"for_each: {relative!r} is neither .csv nor .yaml", _TABLE_HINT)
+        self._error(
+            source,
+            path,
+            f"for_each: {relative!r} is neither .csv nor .yaml",
+            _TABLE_HINT,
+            via=frame.via,
+        )
         return []
 
-    def _csv_rows(self, raw: bytes, display: str, source: SourceMap, path: JsonPath) -> list[_Row]:
+    def _csv_rows(
+        self, raw: bytes, display: str, source: SourceMap, path: JsonPath, frame: _Frame
+    ) -> list[_Row]:
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            self._error(source, path, f"for_each: {display} is not UTF-8 text", _TABLE_HINT)
+            self._error(
+                source, path, f"for_each: {display} is not UTF-8 text", _TABLE_HINT, via=frame.via
+            )
             return []
         # A synthetic SourceMap gives each CSV row its line, so errors point into the table.
         table = SourceMap(display, source.base_dir / Path(display).name)
@@ -885,7 +926,9 @@ class _Expander:
         try:
             header = next(reader, None)
             if header is None:
-                self._error(source, path, f"for_each: {display} is empty", _TABLE_HINT)
+                self._error(
+                    source, path, f"for_each: {display} is empty", _TABLE_HINT, via=frame.via
+                )
                 return []
             columns = [h.strip() for h in header]
             for column in columns:
@@ -948,6 +991,7 @@ class _Expander:
                 f"malformed reference {malformed.group(0)!r}",
                 "write ${var.NAME} (letters, digits and _), or $${var.…} for the literal text",
                 key=is_key,
+                via=frame.via,
             )
             return text
         in_markdown = bool(path) and path[-1] == "markdown"
@@ -963,6 +1007,7 @@ class _Expander:
                     f"{bare.group(0)} is not a reference",
                     f"write ${{var.{bare.group(1)}}}",
                     key=is_key,
+                    via=frame.via,
                 )
                 return text
         whole = _WHOLE.match(text)
@@ -999,6 +1044,7 @@ class _Expander:
                     else f"declare it under `variables:` (e.g. `{name}: value`)"
                 ),
                 key=is_key,
+                via=frame.via,
             )
             return ""
         if frame.template is not None and name in frame.template.parameters:
@@ -1014,6 +1060,7 @@ class _Expander:
                 f"${{var.{name}}} is a list or mapping and cannot be part of a text",
                 "use it as the whole value (`members: ${var.members}`)",
                 key=is_key,
+                via=frame.via,
             )
             return ""
         return value
@@ -1059,6 +1106,10 @@ def read_confined(source: SourceMap, relative: str) -> tuple[bytes | None, str]:
     return raw, ""
 
 
+def _via(location: SourceLocation, frame: _Frame) -> SourceLocation:
+    return dataclasses.replace(location, via=frame.via) if frame.via else location
+
+
 def _with_scope(frame: _Frame, params: Mapping[str, Any]) -> _Frame:
     return _Frame(
         {**frame.scope, **params}, frame.template, frame.via, frame.instances, frame.depth
@@ -1094,7 +1145,7 @@ def _pop_instances(documents: Sequence[LoadedDocument]) -> dict[str, tuple[Insta
     """Remove the instance marks the expansion left and map each address to its chain."""
     found: dict[str, tuple[Instance, ...]] = {}
 
-    def walk(items: Any, prefix: str, inherited: tuple[Instance, ...]) -> None:
+    def walk(items: Any, prefix: str, kind: str, inherited: tuple[Instance, ...]) -> None:
         if not isinstance(items, list):
             return
         for item in items:
@@ -1102,14 +1153,18 @@ def _pop_instances(documents: Sequence[LoadedDocument]) -> dict[str, tuple[Insta
                 continue
             chain = item.pop(_INSTANCE_MARK, None) or inherited
             name = item.get("name")
-            address = f"{prefix}/{name}" if prefix else str(name)
-            if chain and isinstance(name, str):
+            if not isinstance(name, str):
+                continue
+            # The model's address (model.py): kind:name segments, names trimmed as Synapse does.
+            segment = f"{kind}:{java_trim(name)}"
+            address = f"{prefix}/{segment}" if prefix else segment
+            if chain:
                 found[address] = chain
-            walk(item.get("folders"), address, chain)
+            walk(item.get("folders"), address, "folder", chain)
 
     for doc in documents:
         if isinstance(doc.data, dict):
-            walk(doc.data.get("projects"), "", ())
+            walk(doc.data.get("projects"), "", "project", ())
     return found
 
 

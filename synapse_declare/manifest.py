@@ -441,6 +441,11 @@ def _offset_to_position(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
+def _line_at(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
 def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
     if isinstance(exc, yaml.reader.ReaderError):
         line, column = _offset_to_position(text, exc.position)
@@ -461,6 +466,9 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
             hint = "YAML does not allow tabs for indentation; use spaces"
         elif "expected a single document" in f"{exc.context} {problem}":
             hint = "put one document per file (remove '---' separators) or split the file"
+        elif "flow" in str(exc.context) and "${" in _line_at(text, line):
+            # `{name: P ${var.x}}`: inside { } or [ ], braces end the value unless quoted.
+            hint = 'inside { } or [ ], quote text that contains ${var.…}: {name: "P ${var.x}"}'
         return ManifestError(message, location=SourceLocation(file, line, column), hint=hint)
     return ManifestError(f"invalid YAML: {exc}", location=SourceLocation(file, 1, 1))
 

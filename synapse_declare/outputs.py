@@ -7,9 +7,9 @@ fan-out key::
 
     {
       "format_version": 1,
-      "ids": {"HTAN Alpha": "syn123", "HTAN Alpha/Raw Data": "syn124"},
+      "ids": {"project:HTAN Alpha": "syn123", "project:HTAN Alpha/folder:Raw Data": "syn124"},
       "storage_locations": {"lab-bucket": 10234},
-      "instances": {"center-project[Alpha]": {"HTAN Alpha": "syn123", ...}}
+      "instances": {"center-project[Alpha]": {"project:HTAN Alpha": "syn123", ...}}
     }
 
 A declared entity that does not exist yet has ``null``. Reading costs one lookup per project and
@@ -116,8 +116,10 @@ _ENV_UNSAFE = re.compile(r"[^A-Z0-9]+")
 
 
 def env_name(prefix: str, address: str) -> str:
-    """``HTAN Alpha/Raw Data`` → ``SYNAPSE_ID_HTAN_ALPHA__RAW_DATA`` (``/`` becomes ``__``)."""
-    parts = [_ENV_UNSAFE.sub("_", part.upper()).strip("_") for part in address.split("/")]
+    """``project:HTAN Alpha/folder:Raw Data`` → ``SYNAPSE_ID_HTAN_ALPHA__RAW_DATA``: kinds
+    dropped, ``/`` becomes ``__``, anything else not a letter or digit ``_``."""
+    segments = [part.split(":", 1)[-1] for part in address.split("/")]
+    parts = [_ENV_UNSAFE.sub("_", part.upper()).strip("_") for part in segments]
     return f"{prefix}_" + "__".join(parts)
 
 

@@ -77,17 +77,25 @@ def validate_paths(
     found, errors = discover(_as_list(paths))
     files = tuple(display for display, _ in found)
     parsed: list[LoadedDocument] = []
+    reading: dict[str, list[ManifestError]] = {}
     for display, path in found:
         doc, problems = read_file(display, path)
-        errors.extend(problems)
+        reading[display] = problems
         if doc is not None:
             parsed.append(doc)
     expansion = expand(parsed, variables, environ)
     if expansion.errors:
-        ordered = tuple(_flatten([*errors, *_by_position(expansion.errors, files)]))
+        problems = [p for display in files for p in reading[display]]
+        ordered = tuple(_flatten([*errors, *problems, *_by_position(expansion.errors, files)]))
         return ValidationReport(files, ordered, None, expansion.warnings, expansion)
+    expanded = {doc.file: doc for doc in expansion.documents}
     valid: list[LoadedDocument] = []
-    for doc in expansion.documents:
+    for display in files:
+        # File by file, as a person reads them: its YAML problems, then its schema problems.
+        errors.extend(reading[display])
+        doc = expanded.get(display)
+        if doc is None:
+            continue
         shape_problems = schema_errors(doc.data, doc.locator)
         errors.extend(shape_problems)
         if not shape_problems:
