@@ -27,6 +27,9 @@ from .errors import SynapseDeclareError
 
 if TYPE_CHECKING:
     from .applier import StorageOptions
+    from .client.synapse import SynapseAPI
+    from .plan import Plan
+    from .validate import ValidationReport
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -79,8 +82,10 @@ def build_parser() -> _Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _register_validate(sub)
+    _register_expand(sub)
     _register_plan(sub)
     _register_apply(sub)
+    _register_output(sub)
     _register_show(sub)
     _register_schema(sub)
     _register_emulator(sub)
@@ -296,15 +301,48 @@ def _register_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
     parser.add_argument("--json", action="store_true", help="print diagnostics as JSON")
+    _add_variables(parser)
     parser.set_defaults(handler=_validate)
+
+
+def _add_variables(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--var",
+        dest="variables",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a manifest variable (repeatable; overrides SYNAPSE_DECLARE_VAR_NAME and the "
+        "manifest's default)",
+    )
+
+
+def _report(args: argparse.Namespace, paths: Sequence[Path]) -> ValidationReport:
+    """Validate with the command's --var values; print fan-out warnings once, on stderr."""
+    from .fanout import parse_overrides
+    from .validate import validate_paths
+
+    return validate_paths(list(paths), variables=parse_overrides(args.variables))
+
+
+def _load(args: argparse.Namespace, paths: Sequence[Path]) -> ValidationReport:
+    """The manifest for plan/apply/output: errors raised, warnings printed once."""
+    from .errors import ManifestErrors
+
+    report = _report(args, paths)
+    if report.errors or report.manifest is None:
+        raise ManifestErrors(report.errors)
+    for warning in report.warnings:
+        print(str(warning), file=sys.stderr)
+    return report
 
 
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from .validate import diagnostics_to_json, validate_paths, warnings_to_json
+    from .validate import diagnostics_to_json, warnings_to_json
 
-    report = validate_paths(list(args.paths))
+    report = _report(args, args.paths)
     if args.json:
         print(
             json.dumps(
@@ -333,6 +371,72 @@ def _validate(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
     print(f"{len(report.errors)} error(s) in {len(report.files)} file(s)", file=sys.stderr)
     return EXIT_ERROR
+
+
+def _register_expand(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "expand",
+        help="print the manifest with templates and variables expanded (what plan sees)",
+        description="Expand templates, for_each tables and ${var.NAME} references and print "
+        "the resulting manifest as YAML (or JSON). Offline; no credentials needed.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    _add_variables(parser)
+    parser.set_defaults(handler=_expand)
+
+
+def _expand(args: argparse.Namespace) -> int:
+    from .errors import ManifestErrors
+    from .manifest import merge_documents
+
+    report = _report(args, args.paths)
+    if report.errors or report.expansion is None:
+        raise ManifestErrors(report.errors)
+    for warning in report.warnings:
+        print(str(warning), file=sys.stderr)
+    from .fanout import dump_yaml
+
+    merged, _, _ = merge_documents(list(report.expansion.documents))
+    if not merged.get("storage_locations"):
+        merged.pop("storage_locations", None)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(merged, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        sys.stdout.write(dump_yaml(merged))
+    return EXIT_OK
+
+
+def _register_output(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "output",
+        help="print the Synapse ids of everything the manifest declares (reads, never writes)",
+        description="Read the ids of every declared project, folder and storage location and "
+        "print them by address and by fan-out key, for CI to commit or pass on. Entities not "
+        "created yet are null.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    parser.add_argument("--format", choices=("json", "yaml", "env"), default="json")
+    _add_variables(parser)
+    _add_connection(parser)
+    parser.set_defaults(handler=_output)
+
+
+def _output(args: argparse.Namespace) -> int:
+    from .client.synapse import SynapseAPI
+    from .outputs import read_outputs, render_outputs
+
+    report = _load(args, args.paths)
+    assert report.manifest is not None
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        instances = report.expansion.instances if report.expansion is not None else {}
+        outputs = read_outputs(api, report.manifest, instances)
+    finally:
+        api.t.close()
+    sys.stdout.write(render_outputs(outputs, args.format))
+    return EXIT_OK
 
 
 def _register_schema(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -491,6 +595,7 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
     parser.add_argument("--out", type=Path, help="save the plan here for 'apply --plan'")
+    _add_variables(parser)
     parser.add_argument(
         "--audit-public",
         action="store_true",
@@ -511,16 +616,17 @@ def _plan(args: argparse.Namespace) -> int:
     from .client.synapse import SynapseAPI
     from .engine import plan_manifest
     from .plan import save_plan
-    from .validate import load_manifest
 
-    manifest = load_manifest(list(args.paths))
+    report = _load(args, args.paths)
+    assert report.manifest is not None
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
     try:
         with _ReadingProgress(api, quiet=args.quiet):
-            plan = plan_manifest(api, manifest, audit_public=args.audit_public)
+            plan = plan_manifest(api, report.manifest, audit_public=args.audit_public)
     finally:
         api.t.close()
+    plan = _with_variables(plan, report)
     _print_plan(plan, args)
     if args.out:
         save_plan(plan, args.out)
@@ -544,6 +650,14 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser.add_argument("paths", nargs="*", type=Path, help="manifest files or directories")
     parser.add_argument("--plan", dest="plan_file", type=Path, help="a plan saved by 'plan --out'")
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking (for CI)")
+    _add_variables(parser)
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        metavar="FILE",
+        help="after a successful apply, write the ids of everything declared here "
+        "(format by suffix: .json, .yaml/.yml, .env)",
+    )
     migration = parser.add_argument_group("storage migrations")
     migration.add_argument(
         "--continue-on-error",
@@ -582,21 +696,33 @@ def _apply(args: argparse.Namespace) -> int:
     from .preflight import check_verify_access
     from .progress import PlainProgress
     from .render import render_apply_summary
-    from .validate import load_manifest
 
     if args.plan_file and args.paths:
         raise UsageError("give either manifest paths or --plan FILE, not both")
     if not args.plan_file and not args.paths:
         raise UsageError("nothing to apply", hint="give manifest paths, or --plan FILE")
+    if args.outputs is not None:
+        _outputs_format(args.outputs)  # refuse a bad suffix before anything is written
     saved = load_plan(args.plan_file) if args.plan_file else None
     paths = [Path(p) for p in saved.manifest_files] if saved else list(args.paths)
-    manifest = load_manifest(paths)
+    if saved is not None:
+        if args.variables:
+            raise UsageError(
+                "--var cannot change a saved plan",
+                hint="the plan keeps the variables it was made with; plan again to change them",
+            )
+        # The plan's variables, not the environment's: apply exactly what was reviewed.
+        args.variables = [f"{k}={_var_text(v)}" for k, v in saved.variables.items()]
+    report = _load(args, paths)
+    assert report.manifest is not None
+    manifest = report.manifest
     api = _connect(args)
     assert isinstance(api, SynapseAPI)
     try:
         with _ReadingProgress(api, quiet=args.quiet):
             # A saved plan is checked against the same reads it was made with.
             plan = plan_manifest(api, manifest, audit_public=bool(saved and saved.audit_public))
+        plan = _with_variables(plan, report)
         if saved is not None:
             reasons = stale_reasons(saved, plan)
             if reasons:
@@ -608,6 +734,8 @@ def _apply(args: argparse.Namespace) -> int:
             _print_plan(plan, args)
         if not plan.has_changes:
             print("Nothing to apply.", file=sys.stderr)
+            if args.outputs is not None:
+                _write_outputs(api, report, args.outputs)
             return EXIT_OK
         check_verify_access(plan, manifest, args.verify)
         if saved is None and not args.auto_approve:
@@ -639,6 +767,8 @@ def _apply(args: argparse.Namespace) -> int:
             sys.stderr.write(render_apply_summary(len(done.done), done.failed, done.not_attempted))
             print("interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        if result.ok and args.outputs is not None:
+            _write_outputs(api, report, args.outputs)
     finally:
         api.t.close()
     sys.stderr.write(render_apply_summary(len(result.done), result.failed, result.not_attempted))
@@ -667,6 +797,45 @@ def _stale_summary(reasons: Sequence[str]) -> str:
         f"the saved plan is stale ({len(reasons)} {noun} from Synapse now); nothing was "
         "changed:\n  - " + "\n  - ".join(shown)
     )
+
+
+def _var_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _with_variables(plan: Plan, report: ValidationReport) -> Plan:
+    """The plan with the manifest's resolved variables (saved plans re-expand with them)."""
+    import dataclasses
+
+    if report.expansion is None or not report.expansion.variables:
+        return plan
+    return dataclasses.replace(plan, variables=dict(report.expansion.variables))
+
+
+def _outputs_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    formats = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".env": "env"}
+    if suffix not in formats:
+        raise UsageError(
+            f"--outputs {path}: unknown format {suffix or '(no suffix)'}",
+            hint="name the file *.json, *.yaml or *.env",
+        )
+    return formats[suffix]
+
+
+def _write_outputs(api: SynapseAPI, report: ValidationReport, path: Path) -> None:
+    from .outputs import read_outputs, render_outputs
+
+    assert report.manifest is not None
+    instances = report.expansion.instances if report.expansion is not None else {}
+    text = render_outputs(read_outputs(api, report.manifest, instances), _outputs_format(path))
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--outputs {path}: {exc.strerror or exc}") from exc
+    print(f"Outputs written to {path}", file=sys.stderr)
 
 
 def _storage_options(args: argparse.Namespace) -> StorageOptions:

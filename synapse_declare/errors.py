@@ -63,6 +63,9 @@ class SourceLocation:
     line: int
     column: int
     json_path: str = "$"
+    # For a value written in a template: each instantiation that led here, outermost first
+    # ("in template 'center' instantiated at projects.yaml:4:5 as center[Alpha]").
+    via: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -85,6 +88,9 @@ class ManifestError(SynapseDeclareError):
         where = f"{self.location}: " if self.location else ""
         path = f" (at {self.location.json_path})" if self.location else ""
         text = f"{where}{self.message}{path}"
+        if self.location is not None:
+            # Innermost first: the template line above, then each use that led to it.
+            text += "".join(f"\n  {note}" for note in reversed(self.location.via))
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text

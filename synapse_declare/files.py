@@ -47,20 +47,27 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_confined(written: str, base_dir: Path, *, limit: int = MAX_MARKDOWN_BYTES) -> bytes:
+def read_confined(
+    written: str,
+    base_dir: Path,
+    *,
+    limit: int = MAX_MARKDOWN_BYTES,
+    field: str = "markdown_file",
+) -> bytes:
     """The bytes of ``written`` (a path relative to ``base_dir``), or :class:`ConfinedFileError`.
 
     ``base_dir`` is the directory of the manifest file; the file must resolve inside it.
+    ``field`` names the manifest key in messages (``markdown_file``, ``for_each``).
     """
-    relative = "markdown_file paths are relative to the manifest file that names them"
+    relative = f"{field} paths are relative to the manifest file that names them"
     inside = f"{relative}, and must stay inside its folder"
     if not written.strip():
-        raise ConfinedFileError("markdown_file is empty", "give a path such as wikis/home.md")
+        raise ConfinedFileError(f"{field} is empty", "give a path such as wikis/home.md")
     if "\x00" in written:
-        raise ConfinedFileError("markdown_file contains a NUL character", inside)
+        raise ConfinedFileError(f"{field} contains a NUL character", inside)
     if PurePosixPath(written).is_absolute() or PureWindowsPath(written).is_absolute():
         raise ConfinedFileError(
-            f"markdown_file {written!r} is an absolute path",
+            f"{field} {written!r} is an absolute path",
             f"{inside}: copy the file next to the manifest and write its relative path",
         )
     root = base_dir.resolve()
@@ -68,17 +75,15 @@ def read_confined(written: str, base_dir: Path, *, limit: int = MAX_MARKDOWN_BYT
         resolved = (root / written).resolve(strict=True)
     except FileNotFoundError:
         raise ConfinedFileError(
-            f"markdown_file not found: {written!r} (resolved to {(root / written).resolve()})",
+            f"{field} not found: {written!r} (resolved to {(root / written).resolve()})",
             relative,
         ) from None
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-        raise ConfinedFileError(
-            f"cannot resolve markdown_file {written!r}: {exc}", inside
-        ) from None
+        raise ConfinedFileError(f"cannot resolve {field} {written!r}: {exc}", inside) from None
     if not resolved.is_relative_to(root):
         via = " (through a symlink)" if ".." not in PurePosixPath(written).parts else ""
         raise ConfinedFileError(
-            f"markdown_file {written!r} resolves to {resolved}, outside the manifest's folder "
+            f"{field} {written!r} resolves to {resolved}, outside the manifest's folder "
             f"{root}{via}",
             f"{inside}; files elsewhere are refused so a manifest cannot publish arbitrary "
             "files of the machine that runs it",
@@ -87,15 +92,13 @@ def read_confined(written: str, base_dir: Path, *, limit: int = MAX_MARKDOWN_BYT
     try:
         before = os.stat(resolved)
     except OSError as exc:
-        raise ConfinedFileError(
-            f"cannot read markdown_file {shown}: {exc.strerror}", inside
-        ) from None
+        raise ConfinedFileError(f"cannot read {field} {shown}: {exc.strerror}", inside) from None
     if not stat.S_ISREG(before.st_mode):
         raise ConfinedFileError(
-            f"markdown_file {shown} is {_kind(before.st_mode)}", "point it at a regular file"
+            f"{field} {shown} is {_kind(before.st_mode)}", "point it at a regular file"
         )
     too_large = ConfinedFileError(
-        f"markdown_file {shown} is larger than {limit} bytes",
+        f"{field} {shown} is larger than {limit} bytes",
         "split the page into sub-pages",
     )
     if before.st_size > limit:
@@ -106,13 +109,11 @@ def read_confined(written: str, base_dir: Path, *, limit: int = MAX_MARKDOWN_BYT
     try:
         fd = os.open(resolved, flags)
     except OSError as exc:
-        raise ConfinedFileError(
-            f"cannot read markdown_file {shown}: {exc.strerror}", inside
-        ) from None
+        raise ConfinedFileError(f"cannot read {field} {shown}: {exc.strerror}", inside) from None
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise ConfinedFileError(
-                f"markdown_file {shown} changed into a special file while it was read",
+                f"{field} {shown} changed into a special file while it was read",
                 "point it at a regular file",
             )
         data = handle.read(limit + 1)

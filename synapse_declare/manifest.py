@@ -16,6 +16,7 @@ Duplicate mapping keys, non-text keys, unknown tags, recursive aliases and alias
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -110,6 +111,13 @@ class LoadedDocument:
     file: str
     data: Any
     source: SourceMap
+    # After fan-out (fanout.py): where each expanded value was written, when not in ``source``
+    # at the same path (a template body, a shifted list index, a substituted key).
+    routes: Locator | None = None
+
+    @property
+    def locator(self) -> SourceMap | Locator:
+        return self.routes if self.routes is not None else self.source
 
 
 class Locator:
@@ -121,7 +129,7 @@ class Locator:
 
     def __init__(self, default: SourceMap | None = None) -> None:
         self._default = default if default is not None else SourceMap("<manifest>")
-        self._routes: dict[JsonPath, tuple[SourceMap, JsonPath]] = {}
+        self._routes: dict[JsonPath, tuple[SourceMap | Locator, JsonPath, tuple[str, ...]]] = {}
         self._sources: list[SourceMap] = [] if default is None else [default]
 
     @classmethod
@@ -133,28 +141,43 @@ class Locator:
         if all(s is not source for s in self._sources):
             self._sources.append(source)
 
-    def add_route(self, merged_prefix: JsonPath, source: SourceMap, file_prefix: JsonPath) -> None:
-        self._routes[merged_prefix] = (source, file_prefix)
-        self.add_source(source)
+    def add_route(
+        self,
+        merged_prefix: JsonPath,
+        source: SourceMap | Locator,
+        file_prefix: JsonPath,
+        via: tuple[str, ...] = (),
+    ) -> None:
+        self._routes[merged_prefix] = (source, file_prefix, via)
+        if isinstance(source, SourceMap):
+            self.add_source(source)
+        else:
+            for inner in source._sources:
+                self.add_source(inner)
 
     @property
     def files(self) -> tuple[str, ...]:
         return tuple(s.file for s in self._sources)
 
-    def _resolve(self, path: JsonPath) -> tuple[SourceMap, JsonPath]:
+    def _resolve(self, path: JsonPath) -> tuple[SourceMap | Locator, JsonPath, tuple[str, ...]]:
         for cut in range(len(path), -1, -1):
             route = self._routes.get(path[:cut])
             if route is not None:
-                source, prefix = route
-                return source, prefix + path[cut:]
-        return self._default, path
+                source, prefix, via = route
+                return source, prefix + path[cut:], via
+        return self._default, path, ()
 
     def locate(self, path: JsonPath, *, key: bool = False) -> SourceLocation:
-        source, file_path = self._resolve(path)
-        return source.locate(file_path, key=key)
+        source, file_path, via = self._resolve(path)
+        location = source.locate(file_path, key=key)
+        if via and not location.via:
+            location = dataclasses.replace(location, via=via)
+        return location
 
     def source_for(self, path: JsonPath) -> SourceMap:
-        return self._resolve(path)[0]
+        """The file a value was written in (relative paths in it are resolved from there)."""
+        source, file_path, _ = self._resolve(path)
+        return source.source_for(file_path) if isinstance(source, Locator) else source
 
 
 class _Loader(yaml.SafeLoader):
@@ -418,6 +441,11 @@ def _offset_to_position(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
+def _line_at(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
 def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
     if isinstance(exc, yaml.reader.ReaderError):
         line, column = _offset_to_position(text, exc.position)
@@ -438,6 +466,9 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
             hint = "YAML does not allow tabs for indentation; use spaces"
         elif "expected a single document" in f"{exc.context} {problem}":
             hint = "put one document per file (remove '---' separators) or split the file"
+        elif "flow" in str(exc.context) and "${" in _line_at(text, line):
+            # `{name: P ${var.x}}`: inside { } or [ ], braces end the value unless quoted.
+            hint = 'inside { } or [ ], quote text that contains ${var.…}: {name: "P ${var.x}"}'
         return ManifestError(message, location=SourceLocation(file, line, column), hint=hint)
     return ManifestError(f"invalid YAML: {exc}", location=SourceLocation(file, 1, 1))
 
@@ -626,10 +657,10 @@ def merge_documents(
     for doc in docs:
         data = doc.data
         for j, project in enumerate(data.get("projects") or []):
-            locator.add_route(("projects", len(projects)), doc.source, ("projects", j))
+            locator.add_route(("projects", len(projects)), doc.locator, ("projects", j))
             projects.append(project)
         for name, spec in (data.get("storage_locations") or {}).items():
-            here = doc.source.locate(("storage_locations", name), key=True)
+            here = doc.locator.locate(("storage_locations", name), key=True)
             if name in storage_origin:
                 errors.append(
                     ManifestError(
@@ -641,7 +672,7 @@ def merge_documents(
                 )
                 continue
             storage_origin[name] = here
-            locator.add_route(("storage_locations", name), doc.source, ("storage_locations", name))
+            locator.add_route(("storage_locations", name), doc.locator, ("storage_locations", name))
             storage[name] = spec
         locator.add_source(doc.source)
     merged: dict[str, Any] = {"version": 1, "projects": projects, "storage_locations": storage}

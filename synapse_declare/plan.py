@@ -139,6 +139,8 @@ class Plan:
     changes: tuple[Change, ...]
     observed: Mapping[str, str | None]
     warnings: tuple[str, ...] = ()
+    # The manifest's resolved variables (fan-out), so `apply --plan` expands it the same way.
+    variables: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     created_at: str = ""
     tool_version: str = __version__
     public_access: tuple[str, ...] = ()
@@ -173,7 +175,11 @@ class Plan:
                 "user_id": self.target.user_id,
                 "user_name": self.target.user_name,
             },
-            "manifest": {"digest": self.manifest_digest, "files": list(self.manifest_files)},
+            "manifest": {
+                "digest": self.manifest_digest,
+                "files": list(self.manifest_files),
+                **({"variables": dict(self.variables)} if self.variables else {}),
+            },
             "applyable": self.has_changes,
             "summary": {k.replace("-", "_"): v for k, v in summary.items()},
             "public_access": list(self.public_access),
@@ -201,6 +207,7 @@ class Plan:
                 ),
                 manifest_digest=str(data["manifest"]["digest"]),
                 manifest_files=tuple(data["manifest"]["files"]),
+                variables=dict(data["manifest"].get("variables", {})),
                 changes=tuple(Change.from_json(c) for c in data["changes"]),
                 observed=dict(data.get("observed", {})),
                 warnings=tuple(data.get("warnings", [])),

@@ -20,7 +20,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from synapse_declare.errors import ManifestError
-from synapse_declare.manifest import JsonPath, SourceMap, YamlTimestamp
+from synapse_declare.manifest import JsonPath, Locator, SourceMap, YamlTimestamp
 
 SCHEMA_ID = "https://synapse-declare.dev/schemas/manifest.schema.json"
 SCHEMA_RESOURCE = "schemas/manifest.schema.json"
@@ -340,7 +340,7 @@ def _quote_hint(instance: object) -> str:
     return f'quote the value to make it text: "{text}"'
 
 
-def schema_errors(document: Any, source: SourceMap) -> list[ManifestError]:
+def schema_errors(document: Any, source: SourceMap | Locator) -> list[ManifestError]:
     """Validate one manifest document; every problem, located in its file."""
     raw = sorted(validator().iter_errors(document), key=relevance, reverse=True)
     if not raw:

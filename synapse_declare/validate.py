@@ -8,10 +8,11 @@ but returns the :class:`~synapse_declare.model.Manifest` or raises
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from synapse_declare.errors import ManifestError, ManifestErrors
+from synapse_declare.fanout import Expansion, expand
 from synapse_declare.manifest import LoadedDocument, discover, merge_documents, read_file
 from synapse_declare.model import Manifest, ManifestWarning, build_model
 from synapse_declare.schema import schema_errors
@@ -27,6 +28,7 @@ class ValidationReport:
     errors: tuple[ManifestError, ...]
     manifest: Manifest | None
     warnings: tuple[ManifestWarning, ...] = ()
+    expansion: Expansion | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,26 +51,52 @@ def _flatten(errors: Iterable[ManifestError]) -> list[ManifestError]:
     return out
 
 
-def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
+def validate_paths(
+    paths: PathArg | Sequence[PathArg],
+    *,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ValidationReport:
     """Validate the manifest made of ``paths`` (files and/or directories).
 
+    ``variables`` (``--var``) and ``environ`` (``SYNAPSE_DECLARE_VAR_*``; default: the process
+    environment) override the manifest's variables; see :mod:`synapse_declare.fanout`.
+
     Files that fail the schema are reported and left out of the semantic checks (their shape is
-    unknown); semantic checks, including cross-file ones, run over all the others.
+    unknown); semantic checks, including cross-file ones, run over all the others. Templates
+    and variables are expanded first (across all files), so the schema and the model judge
+    what plan will see, and a problem inside an instantiated template is located at the
+    template's line and at the use.
 
     Order of ``errors``: paths that cannot be found; then file by file (in the order read) the
-    YAML problems by position and the schema problems with jsonschema's ``best_match`` first and
-    the rest by decreasing relevance; then cross-file and semantic problems by file and position.
-    So the first error is always the most useful one to fix first.
+    YAML problems by position; then fan-out problems; then file by file the schema problems
+    with jsonschema's ``best_match`` first and the rest by decreasing relevance; then
+    cross-file and semantic problems by file and position. So the first error is always the
+    most useful one to fix first.
     """
     found, errors = discover(_as_list(paths))
     files = tuple(display for display, _ in found)
-    valid: list[LoadedDocument] = []
+    parsed: list[LoadedDocument] = []
+    reading: dict[str, list[ManifestError]] = {}
     for display, path in found:
         doc, problems = read_file(display, path)
-        errors.extend(problems)
+        reading[display] = problems
+        if doc is not None:
+            parsed.append(doc)
+    expansion = expand(parsed, variables, environ)
+    if expansion.errors:
+        problems = [p for display in files for p in reading[display]]
+        ordered = tuple(_flatten([*errors, *problems, *_by_position(expansion.errors, files)]))
+        return ValidationReport(files, ordered, None, _warnings(expansion), expansion)
+    expanded = {doc.file: doc for doc in expansion.documents}
+    valid: list[LoadedDocument] = []
+    for display in files:
+        # File by file, as a person reads them: its YAML problems, then its schema problems.
+        errors.extend(reading[display])
+        doc = expanded.get(display)
         if doc is None:
             continue
-        shape_problems = schema_errors(doc.data, doc.source)
+        shape_problems = schema_errors(doc.data, doc.locator)
         errors.extend(shape_problems)
         if not shape_problems:
             valid.append(doc)
@@ -83,8 +111,16 @@ def validate_paths(paths: PathArg | Sequence[PathArg]) -> ValidationReport:
     elif not errors:
         errors.append(ManifestError("no manifest files given", hint="pass a file or directory"))
     ordered = tuple(_flatten(errors))
-    warnings = manifest.warnings if manifest is not None else ()
-    return ValidationReport(files, ordered, None if ordered else manifest, warnings)
+    warnings = _warnings(expansion) + (manifest.warnings if manifest is not None else ())
+    return ValidationReport(files, ordered, None if ordered else manifest, warnings, expansion)
+
+
+def _warnings(expansion: Expansion) -> tuple[ManifestWarning, ...]:
+    return tuple(
+        ManifestWarning(w.message, w.location, w.hint or "")
+        for w in expansion.warnings
+        if w.location is not None
+    )
 
 
 def _by_position(errors: Iterable[ManifestError], files: tuple[str, ...]) -> list[ManifestError]:
@@ -99,9 +135,14 @@ def _by_position(errors: Iterable[ManifestError], files: tuple[str, ...]) -> lis
     return sorted(errors, key=key)
 
 
-def load_manifest(paths: PathArg | Sequence[PathArg]) -> Manifest:
+def load_manifest(
+    paths: PathArg | Sequence[PathArg],
+    *,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Manifest:
     """Validate and return the manifest; raise :class:`ManifestErrors` listing every problem."""
-    report = validate_paths(paths)
+    report = validate_paths(paths, variables=variables, environ=environ)
     if report.errors or report.manifest is None:
         raise ManifestErrors(report.errors)
     return report.manifest
