@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS revisions (
     modified_by INTEGER NOT NULL,
     PRIMARY KEY (node_id, rev)
 );
+-- Children pages sort by name (the UNIQUE (parent_id, name) index), creation or modification.
+CREATE INDEX IF NOT EXISTS nodes_parent_created ON nodes(parent_id, created_on, id);
+CREATE INDEX IF NOT EXISTS nodes_parent_modified ON nodes(parent_id, modified_on, id);
 CREATE UNIQUE INDEX IF NOT EXISTS revisions_label ON revisions(node_id, label COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS acls (
     node_id INTEGER PRIMARY KEY,
