@@ -32,8 +32,11 @@ from . import (
     acl,
     bundles,
     control,
+    downloads,
     entities,
+    filecopy,
     files,
+    md5,
     multipart,
     nodes,
     principals,
@@ -63,6 +66,9 @@ MODULES: Sequence[Any] = (
     files,
     multipart,
     sts,
+    filecopy,
+    md5,
+    downloads,
     control,
 )
 
