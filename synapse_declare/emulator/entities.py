@@ -213,6 +213,8 @@ def create_node(ctx: Ctx, body: dict[str, Any]) -> int:
                 json.dumps([{"principalId": caller.id, "accessType": nodes.ADMIN_ACCESS}]),
             ),
         )
+    for hook in nodes.WRITE_HOOKS:
+        hook(ctx, new_id, None)
     return new_id
 
 
@@ -341,6 +343,8 @@ def update_node(ctx: Ctx, body: dict[str, Any], *, new_version: bool) -> int:
             ),
         )
     nodes.touch(store, node_id, caller)
+    for hook in nodes.WRITE_HOOKS:
+        hook(ctx, node_id, int(row["current_rev"]))
     return node_id
 
 

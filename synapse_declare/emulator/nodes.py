@@ -135,6 +135,9 @@ CREATE_VALIDATORS: list[Callable[..., None]] = []
 FILE_VALIDATORS: list[Callable[..., None]] = []
 MOVE_VALIDATORS: list[Callable[..., None]] = []
 ACL_OVERRIDE_VALIDATORS: list[Callable[..., None]] = []
+# WRITE_HOOKS(ctx, node_id, previous_rev) run after an entity's create (previous_rev None) or
+# update, in the same transaction (raising rolls the write back): provenance's ?generatedBy=.
+WRITE_HOOKS: list[Callable[..., None]] = []
 
 
 def bootstrap(store: Store) -> None:

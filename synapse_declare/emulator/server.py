@@ -40,6 +40,7 @@ from . import (
     multipart,
     nodes,
     principals,
+    provenance,
     s3gate,
     storage,
     sts,
@@ -69,6 +70,7 @@ MODULES: Sequence[Any] = (
     filecopy,
     md5,
     downloads,
+    provenance,
     control,
 )
 
