@@ -306,6 +306,8 @@ def test_wiki_attachment_preview_is_served(
         headers={"Authorization": f"Bearer {emu.users['alice']}"},
         timeout=30,
     ).text
-    assert download(url) == b"attachment text\n"
+    served = requests.get(url, timeout=30)
+    assert served.content == b"attachment text\n"
+    assert served.headers["Content-Disposition"] == "attachment; filename=preview.txt"
     handles = alice.ok("GET", f"/entity/{project['id']}/wiki2/{page['id']}/attachmenthandles")
     assert [h["fileName"] for h in handles["list"]] == ["notes.txt", "preview.txt"]

@@ -155,3 +155,33 @@ def test_generated_by_needs_an_existing_readable_activity(
     assert bob.error(
         403, "PUT", f"/entity/{private['id']}/generatedBy", generatedBy=hers["id"]
     ) == ("You lack UPDATE access to the requested entity.")
+
+
+def test_used_entities_get_current_versions_and_urls_must_parse(
+    emu: Emulator, alice: Any, project: dict[str, Any]
+) -> None:
+    target = _file(emu, alice, project["id"], "input.txt")
+    unlabelled = {k: v for k, v in target.items() if k != "versionLabel"}
+    alice.ok("PUT", f"/entity/{target['id']}", unlabelled, newVersion="true")
+    created = _activity(
+        alice,
+        used=[
+            {"concreteType": USED_ENTITY, "reference": {"targetId": target["id"]}},
+            {
+                "concreteType": USED_ENTITY,
+                "reference": {"targetId": target["id"], "targetVersionNumber": 1},
+            },
+            {"concreteType": USED_URL, "url": "https://example.org/x", "wasExecuted": False},
+        ],
+    )
+    references = [u.get("reference") for u in created["used"]]
+    assert references[0] == {"targetId": target["id"], "targetVersionNumber": 2}
+    assert references[1] == {"targetId": target["id"], "targetVersionNumber": 1}
+    bad = {"name": "x", "used": [{"concreteType": USED_URL, "url": "not a url"}]}
+    assert alice.error(400, "POST", "/activity", bad) == (
+        "UsedURL url field is malformed: not a url"
+    )
+    # A non-numeric id matches no activity (MySQL's comparison with a BIGINT column).
+    assert alice.error(404, "GET", "/activity/syn999999999") == (
+        "Activity with id 'syn999999999' could not be found."
+    )

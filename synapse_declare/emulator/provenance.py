@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import nodes
 from .routing import Reply, Route
 from .util import (
+    SynapseError,
     bad_request,
     forbidden,
     new_etag,
@@ -81,7 +83,12 @@ def _row(store: Store, activity_id: int) -> sqlite3.Row | None:
 
 
 def _activity_id(text: str) -> int:
-    return parse_int(text, "activityId")
+    """The id as MySQL compares it with a BIGINT column: text that is not a number matches no
+    activity (404 with the text as sent), as on Synapse."""
+    value = str(text).strip()
+    if not value.isdigit():
+        not_found(f"Activity with id '{text}' could not be found.")
+    return int(value)
 
 
 def can_read(store: Store, caller: Caller, row: sqlite3.Row) -> bool:
@@ -106,12 +113,39 @@ def _readable(ctx: Ctx, activity_id: int) -> sqlite3.Row:
     return row
 
 
-def _used(body: dict[str, Any]) -> str | None:
+USED_ENTITY = "org.sagebionetworks.repo.model.provenance.UsedEntity"
+USED_URL = "org.sagebionetworks.repo.model.provenance.UsedURL"
+# java.net.URL knows these protocols; any other makes `new URL(...)` throw.
+URL_PROTOCOLS = ("http", "https", "ftp", "file", "jar", "mailto")
+
+
+def _used(store: Store, body: dict[str, Any]) -> str | None:
+    """ActivityServiceImpl.verifyUsedEntries: a UsedEntity without a version gets the target's
+    current version; a UsedURL must parse as a URL."""
     used = body.get("used")
     if used is None:
         return None
     if not isinstance(used, list):
         bad_request("Activity.used must be a list")
+    for item in used:
+        if not isinstance(item, dict):
+            continue
+        if item.get("concreteType") == USED_URL:
+            url = str(item.get("url"))
+            if urlsplit(url).scheme.lower() not in URL_PROTOCOLS:
+                bad_request(f"UsedURL url field is malformed: {url}")
+            continue
+        reference = item.get("reference")
+        if not isinstance(reference, dict) or reference.get("targetId") is None:
+            continue
+        if reference.get("targetVersionNumber") is None:
+            try:
+                target = parse_syn_id(reference["targetId"])
+            except SynapseError:
+                continue
+            current = store.scalar("SELECT current_rev FROM nodes WHERE id = ?", (target,))
+            if current is not None:
+                reference["targetVersionNumber"] = int(current)
     return json.dumps(used)
 
 
@@ -133,7 +167,7 @@ def create_activity(ctx: Ctx) -> Reply:
             activity_id,
             body.get("name"),
             body.get("description"),
-            _used(body),
+            _used(store, body),
             new_etag(),
             created,
             ctx.caller.id,
@@ -173,7 +207,7 @@ def update_activity(ctx: Ctx, activity_id: str) -> dict[str, Any]:
         (
             body.get("name"),
             body.get("description"),
-            _used(body),
+            _used(store, body),
             new_etag(),
             now(),
             caller.id,
