@@ -82,9 +82,11 @@ def test_generated_by_links_versions(
     activity = _activity(alice)
     entity = _file(emu, alice, project["id"], "out.txt", generatedBy=activity["id"])
     assert alice.ok("GET", f"/entity/{entity['id']}/generatedBy")["id"] == activity["id"]
-    # A new version keeps the link; a write naming another activity moves the current version.
+    # A new version starts without an activity unless the write names one.
     unlabelled = {k: v for k, v in entity.items() if k != "versionLabel"}
-    second = alice.ok("PUT", f"/entity/{entity['id']}", unlabelled, newVersion="true")
+    second = alice.ok(
+        "PUT", f"/entity/{entity['id']}", unlabelled, newVersion="true", generatedBy=activity["id"]
+    )
     assert alice.ok("GET", f"/entity/{entity['id']}/version/2/generatedBy")["id"] == activity["id"]
     other = _activity(alice, "second step")
     second = {k: v for k, v in second.items() if k != "versionLabel"}
@@ -93,6 +95,14 @@ def test_generated_by_links_versions(
     )
     assert alice.ok("GET", f"/entity/{entity['id']}/generatedBy")["id"] == other["id"]
     assert alice.ok("GET", f"/entity/{entity['id']}/version/1/generatedBy")["id"] == activity["id"]
+    fourth = alice.ok(
+        "PUT",
+        f"/entity/{entity['id']}",
+        {k: v for k, v in third.items() if k != "versionLabel"},
+        newVersion="true",
+    )
+    assert fourth["versionNumber"] == 4
+    assert alice.error(404, "GET", f"/entity/{entity['id']}/generatedBy") == "No activity"
     refs = alice.ok("GET", f"/activity/{activity['id']}/generated")
     assert refs["results"] == [
         {"targetId": entity["id"], "targetVersionNumber": 1},
@@ -105,7 +115,7 @@ def test_generated_by_links_versions(
     grant(alice, entity["id"], [(user_id(emu, "bob"), ["READ"])])
     assert bob.ok("GET", f"/activity/{activity['id']}")["id"] == activity["id"]
     # Set and clear on the current version; each is an entity write.
-    etag = third["etag"]
+    etag = fourth["etag"]
     linked = alice.ok("PUT", f"/entity/{entity['id']}/generatedBy", generatedBy=activity["id"])
     assert linked["id"] == activity["id"]
     now = alice.ok("GET", f"/entity/{entity['id']}")

@@ -5,8 +5,8 @@ NodeManagerImpl.canConnectToActivity).
 An activity is readable by an admin, its creator, or anyone who can READ an entity version it
 generated; only its creator (or an admin) may change or delete it. The link lives on the
 revision: ``PUT /entity/{id}/generatedBy`` and ``?generatedBy=`` on entity and bundle writes set
-the current revision's activity (``-1`` clears it), a new version keeps the previous version's
-activity unless the write names another, and every link change is an entity write (new etag).
+the current revision's activity (``-1`` clears it), a new version starts without an activity
+unless the write names one, and every link change is an entity write (new etag).
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def activity_of(store: Store, node_id: int, rev: int) -> int | None:
 
 
 def on_entity_write(ctx: Ctx, node_id: int, previous_rev: int | None) -> None:
-    """?generatedBy= on entity and bundle writes; a new version inherits the previous link."""
+    """?generatedBy= on entity and bundle writes; a new version has only the link it is given."""
     store = ctx.store
     current = int(store.scalar("SELECT current_rev FROM nodes WHERE id = ?", (node_id,)))
     raw = ctx.args.get("generatedBy")
@@ -288,11 +288,11 @@ def on_entity_write(ctx: Ctx, node_id: int, previous_rev: int | None) -> None:
         number = parse_int(raw, "generatedBy")
         target = None if number == DELETE_ACTIVITY_VALUE else _connectable(ctx, number)
         _link(store, node_id, current, target)
-    elif previous_rev is None:
-        # A revision number can be reused after a version delete: never inherit a stale link.
+    elif previous_rev is None or current != previous_rev:
+        # A new revision starts without an activity unless the write names one (NodeManagerImpl
+        # passes the request's activity id, null when absent, to the new revision); clearing also
+        # drops a stale link when a deleted version's number is reused.
         _link(store, node_id, current, None)
-    elif current != previous_rev:
-        _link(store, node_id, current, activity_of(store, node_id, previous_rev))
 
 
 def _entity_activity(ctx: Ctx, node_id: int, rev: int | None) -> dict[str, Any]:
