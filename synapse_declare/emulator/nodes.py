@@ -67,9 +67,11 @@ CREATE TABLE IF NOT EXISTS revisions (
     modified_by INTEGER NOT NULL,
     PRIMARY KEY (node_id, rev)
 );
--- Children pages sort by name (the UNIQUE (parent_id, name) index), creation or modification.
-CREATE INDEX IF NOT EXISTS nodes_parent_created ON nodes(parent_id, created_on, id);
-CREATE INDEX IF NOT EXISTS nodes_parent_modified ON nodes(parent_id, modified_on, id);
+-- Children pages sort by name, creation or modification; with the type these cover the scan
+-- that skips a page's offset.
+CREATE INDEX IF NOT EXISTS nodes_parent_name_type ON nodes(parent_id, name, id, type);
+CREATE INDEX IF NOT EXISTS nodes_parent_created_type ON nodes(parent_id, created_on, id, type);
+CREATE INDEX IF NOT EXISTS nodes_parent_modified_type ON nodes(parent_id, modified_on, id, type);
 CREATE UNIQUE INDEX IF NOT EXISTS revisions_label ON revisions(node_id, label COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS acls (
     node_id INTEGER PRIMARY KEY,
