@@ -278,7 +278,7 @@ def test_multipart_copy_to_an_external_bucket(shared_emulator: Emulator, alice: 
     assert copy["contentMd5"] == source["contentMd5"]  # carried over, not recomputed
     assert copy["contentSize"] == len(data) and copy["fileName"] == "source.bin"
     assert copy["bucketName"] == bucket and copy["storageLocationId"] == location
-    assert "previewId" not in copy  # generatePreview true, and the emulator makes no previews
+    assert "previewId" not in copy  # generatePreview true, but no preview generator for binary
     assert (
         shared_emulator.s3_client().get_object(Bucket=bucket, Key=copy["key"])["Body"].read()
         == data

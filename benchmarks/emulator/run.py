@@ -6,12 +6,17 @@ Starts an emulator in this process (no latency, no request log, SQLite in memory
 * ``GET /repo/v1/entity/{id}`` — one entity read (authorisation, JSON);
 * ``POST /repo/v1/entity/children`` — one full page of 50 children (50 entity headers).
 
+Then, for each ``--wide`` width, a folder with that many children and the cost of its first and
+last page of 50 with one client thread: the page is cut in SQLite, so its cost should not grow
+with the container's width.
+
 Each workload runs for ``--seconds`` with 1, 2 and 4 client threads. The clients run in a
 separate process, so the emulator's process — one Python interpreter, hence about one core —
 spends its CPU on serving only; "CPU ms/request" is the emulator process's CPU time divided by
 the requests it answered, and "req/CPU-s" the throughput one fully used core would give.
 
-Usage: python benchmarks/emulator/run.py [--seconds 3] [--threads 1,2,4] [--data-dir DIR]
+Usage: python benchmarks/emulator/run.py [--seconds 3] [--threads 1,2,4] [--wide 100,4000]
+       [--data-dir DIR]
 No figure is asserted anywhere; the numbers are for the README and the issue notes.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import platform
 import statistics
 import sys
@@ -106,9 +112,17 @@ def setup(emulator: Emulator, children: int) -> tuple[str, str]:
     project = session.post(
         repo + "/entity", json={"concreteType": PROJECT, "name": f"bench {time.time()}"}, timeout=30
     ).json()
+    return str(project["id"]), make_folder(emulator, str(project["id"]), children)
+
+
+def make_folder(emulator: Emulator, project: str, children: int) -> str:
+    """A folder with ``children`` child folders, created over HTTP as a client would."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    repo = emulator.repo_endpoint
     folder = session.post(
         repo + "/entity",
-        json={"concreteType": FOLDER, "name": "children", "parentId": project["id"]},
+        json={"concreteType": FOLDER, "name": f"children {children}", "parentId": project},
         timeout=30,
     ).json()
     for index in range(children):
@@ -117,7 +131,7 @@ def setup(emulator: Emulator, children: int) -> tuple[str, str]:
             json={"concreteType": FOLDER, "name": f"child {index:03d}", "parentId": folder["id"]},
             timeout=30,
         ).raise_for_status()
-    return str(project["id"]), str(folder["id"])
+    return str(folder["id"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2,4", help="client thread counts")
     parser.add_argument("--children", type=int, default=50, help="children in the listed folder")
     parser.add_argument("--data-dir", type=Path, help="file-backed SQLite instead of memory")
+    parser.add_argument(
+        "--wide", default="100,4000", help="container widths for the page-cost runs ('' = none)"
+    )
     args = parser.parse_args(argv)
     thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
+    widths = [int(w) for w in args.wide.split(",") if w.strip()]
 
     ctx = mp.get_context("spawn")
     started = time.perf_counter()
@@ -148,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             f"emulator benchmark — Python {platform.python_version()} on "
             f"{platform.machine()}, {mp.cpu_count()} CPUs visible; SQLite "
             f"{'file ' + str(data_dir) if data_dir else 'in memory'}; "
-            f"{args.seconds:g} s per run; clients in a separate process"
+            f"{args.seconds:g} s per run; clients in a separate process; load average "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at start"
         )
         results: dict[str, list[dict[str, Any]]] = {}
         for label, method, url, body in workloads:
@@ -163,6 +182,26 @@ def main(argv: list[str] | None = None) -> int:
                     f"{figures['cpu_ms']:.2f} ms  errors={figures['errors']}",
                     flush=True,
                 )
+        for width in widths:
+            wide = make_folder(emulator, project, width)
+            last = f"50a{(width - 1) // 50 * 50}"
+            for page, token in (("first", None), ("last", last)):
+                label = f"children page of a {width}-child folder ({page} page)"
+                figures = measure(
+                    ctx,
+                    "POST",
+                    f"{emulator.repo_endpoint}/entity/children",
+                    {"parentId": wide, "includeTypes": ["folder"], "nextPageToken": token},
+                    1,
+                    args.seconds,
+                )
+                results[label] = [figures]
+                print(
+                    f"  {label:<48} p50={figures['p50_ms']:.2f} ms  emulator CPU/request="
+                    f"{figures['cpu_ms']:.2f} ms  errors={figures['errors']}",
+                    flush=True,
+                )
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end")
     finally:
         emulator.stop()
 
@@ -171,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header + " | req/CPU-s (one core) |")
     print("|---" * (len(thread_counts) + 2) + "|")
     for label, rows in results.items():
+        if len(rows) != len(thread_counts):
+            continue
         cells = " | ".join(f"{row['rps']:.0f} req/s" for row in rows)
         best_cpu = min(row["cpu_ms"] for row in rows)
         print(f"| {label} | {cells} | {1000 / best_cpu:.0f} |")

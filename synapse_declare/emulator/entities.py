@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 
 SCHEMA = ""
 
-ENTITY_TYPE_ENUM = {
+# Synapse's EntityType enum: the 12 values of SRS ae9a4d8 (synapse-api-2.md §5.1) plus the two
+# newer ones synapseclient 4.14.0 sends by default ("recordset", a versioned file-like entity, and
+# "searchindex", from its concrete type ...search.table.SearchIndex). Only the four types in
+# nodes.TYPES are stored; the others are valid filters that match nothing (docs/emulator.md).
+ENTITY_TYPE_ENUM = (
     "project",
     "folder",
     "file",
@@ -49,7 +53,9 @@ ENTITY_TYPE_ENUM = {
     "datasetcollection",
     "materializedview",
     "virtualtable",
-}
+    "recordset",
+    "searchindex",
+)
 
 
 def _entity_type(body: dict[str, Any]) -> str:
@@ -207,6 +213,8 @@ def create_node(ctx: Ctx, body: dict[str, Any]) -> int:
                 json.dumps([{"principalId": caller.id, "accessType": nodes.ADMIN_ACCESS}]),
             ),
         )
+    for hook in nodes.WRITE_HOOKS:
+        hook(ctx, new_id, None)
     return new_id
 
 
@@ -335,6 +343,8 @@ def update_node(ctx: Ctx, body: dict[str, Any], *, new_version: bool) -> int:
             ),
         )
     nodes.touch(store, node_id, caller)
+    for hook in nodes.WRITE_HOOKS:
+        hook(ctx, node_id, int(row["current_rev"]))
     return node_id
 
 
@@ -611,6 +621,13 @@ def get_benefactor(ctx: Ctx, entity_id: str) -> dict[str, Any]:
 
 
 SORT_COLUMNS = {"NAME": "name", "CREATED_ON": "created_on", "MODIFIED_ON": "modified_on"}
+# Covering indexes of the children scan (nodes.SCHEMA); named because, without statistics,
+# SQLite prefers the UNIQUE (parent_id, name) index, which lacks the type.
+SORT_INDEXES = {
+    "NAME": "nodes_parent_name_type",
+    "CREATED_ON": "nodes_parent_created_type",
+    "MODIFIED_ON": "nodes_parent_modified_type",
+}
 
 
 def get_children(ctx: Ctx) -> dict[str, Any]:
@@ -638,48 +655,71 @@ def get_children(ctx: Ctx) -> dict[str, Any]:
         bad_request(f"No enum constant Direction.{direction}")
     limit, offset = parse_next_page_token(body.get("nextPageToken"))
     wanted = [t for t in include_types if t in nodes.TYPES]
+    response: dict[str, Any] = {"page": []}
     if not wanted:
-        rows: list[sqlite3.Row] = []
-    else:
-        rows = store.all(
-            "SELECT n.*, (a.node_id IS NOT NULL) AS own_acl, r.label AS rev_label, "
-            "r.modified_on AS rev_modified_on, r.modified_by AS rev_modified_by FROM nodes n "
-            "LEFT JOIN acls a ON a.node_id = n.id "
-            "LEFT JOIN revisions r ON r.node_id = n.id AND r.rev = n.current_rev "
-            "WHERE n.parent_id = ? AND n.type IN (%s) "
-            "ORDER BY n.%s %s, n.id %s"
-            % (",".join("?" * len(wanted)), SORT_COLUMNS[sort_by], direction, direction),
-            (parent_id, *wanted),
-        )
+        if body.get("includeTotalChildCount"):
+            response["totalChildCount"] = 0
+        if body.get("includeSumFileSizes"):
+            response["sumFileSizesBytes"] = 0
+        return response
     parent_benefactor = nodes.benefactor_id(store, parent_id)
-    readable_cache: dict[int, bool] = {}
-    visible: list[tuple[sqlite3.Row, int]] = []
-    for row in rows:
-        benefactor = int(row["id"]) if row["own_acl"] else parent_benefactor
-        if benefactor not in readable_cache:
-            readable_cache[benefactor] = caller.admin or "READ" in nodes.access_types(
-                store, caller, benefactor
-            )
-        if readable_cache[benefactor]:
-            visible.append((row, benefactor))
-    page = visible[offset : offset + limit]
-    response: dict[str, Any] = {
-        "page": [header_json(store, row, benefactor=b) for row, b in page],
-        "nextPageToken": f"{limit}a{offset + limit}" if len(visible) > offset + limit else None,
-    }
+    parent_readable = caller.admin or "READ" in nodes.access_types(store, caller, parent_benefactor)
+    # The page is cut in SQLite (ORDER BY + LIMIT over the (parent_id, <sort>) indexes), so its
+    # cost does not grow with the container's width. A child is visible when its benefactor
+    # grants READ: its own ACL when it has one (decided in SQL over the ACL's JSON entries),
+    # else the parent's benefactor (decided once, above).
+    groups = sorted(caller.groups)
+    own_acl_readable = (
+        "EXISTS (SELECT 1 FROM json_each(a.entries) e, "
+        "json_each(json_extract(e.value, '$.accessType')) t "
+        "WHERE t.value = 'READ' "
+        "AND CAST(json_extract(e.value, '$.principalId') AS INTEGER) IN (%s))"
+        % ",".join("?" * len(groups))
+    )
+    visible_sql = (
+        "n.parent_id = ? AND n.type IN (%s) AND "
+        "CASE WHEN a.node_id IS NULL THEN ? WHEN ? THEN 1 ELSE %s END"
+        % (",".join("?" * len(wanted)), own_acl_readable)
+    )
+    params = (parent_id, *wanted, int(parent_readable), int(caller.admin), *groups)
+    column = SORT_COLUMNS[sort_by]
+    order = f"ORDER BY n.{column} {direction}, n.id {direction}"
+    # The inner query walks only the covering (parent_id, <sort>, type) index and the ACL rows to
+    # skip ``offset`` children; the full rows and their revisions are read for the page alone.
+    rows = store.all(
+        "SELECT n.*, (a.node_id IS NOT NULL) AS own_acl, r.label AS rev_label, "
+        "r.modified_on AS rev_modified_on, r.modified_by AS rev_modified_by FROM ("
+        f"SELECT n.id AS page_id FROM nodes n INDEXED BY {SORT_INDEXES[sort_by]} "
+        "LEFT JOIN acls a ON a.node_id = n.id "
+        f"WHERE {visible_sql} {order} LIMIT ? OFFSET ?) AS page "
+        "JOIN nodes n ON n.id = page.page_id LEFT JOIN acls a ON a.node_id = n.id "
+        f"LEFT JOIN revisions r ON r.node_id = n.id AND r.rev = n.current_rev {order}",
+        (*params, limit + 1, offset),
+    )
+    response["page"] = [
+        header_json(store, row, benefactor=int(row["id"]) if row["own_acl"] else parent_benefactor)
+        for row in rows[:limit]
+    ]
+    response["nextPageToken"] = f"{limit}a{offset + limit}" if len(rows) > limit else None
     if body.get("includeTotalChildCount"):
-        response["totalChildCount"] = len(visible)
+        response["totalChildCount"] = int(
+            store.scalar(
+                "SELECT COUNT(*) FROM nodes n LEFT JOIN acls a ON a.node_id = n.id "
+                f"WHERE {visible_sql}",
+                params,
+            )
+        )
     if body.get("includeSumFileSizes"):
-        total = 0
-        for row, _ in visible:
-            if row["type"] == "file":
-                size = store.scalar(
-                    "SELECT f.content_size FROM revisions r JOIN file_handles f "
-                    "ON f.id = r.file_handle_id WHERE r.node_id = ? AND r.rev = ?",
-                    (row["id"], row["current_rev"]),
-                )
-                total += int(size or 0)
-        response["sumFileSizesBytes"] = total
+        response["sumFileSizesBytes"] = int(
+            store.scalar(
+                "SELECT COALESCE(SUM(f.content_size), 0) FROM nodes n "
+                "LEFT JOIN acls a ON a.node_id = n.id "
+                "JOIN revisions r ON r.node_id = n.id AND r.rev = n.current_rev "
+                "JOIN file_handles f ON f.id = r.file_handle_id "
+                f"WHERE {visible_sql} AND n.type = 'file'",
+                params,
+            )
+        )
     return response
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import files, s3gate, storage
+from . import files, previews, s3gate, storage
 from .filehandles import FILE, S3_FILE_HANDLE
 from .routing import Reply, Route
 from .util import (
@@ -540,6 +540,8 @@ def complete(ctx: Ctx, upload_id: str) -> Reply:
         key=row["key"],
         preview_self=not row["generate_preview"],
     )
+    if row["generate_preview"]:
+        previews.generate(ctx, handle_id)
     store.execute(
         "UPDATE multipart_uploads SET state = 'COMPLETED', result_file_handle_id = ?, "
         "updated_on = ? WHERE id = ?",

@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS revisions (
     modified_by INTEGER NOT NULL,
     PRIMARY KEY (node_id, rev)
 );
+-- Children pages sort by name, creation or modification; with the type these cover the scan
+-- that skips a page's offset.
+CREATE INDEX IF NOT EXISTS nodes_parent_name_type ON nodes(parent_id, name, id, type);
+CREATE INDEX IF NOT EXISTS nodes_parent_created_type ON nodes(parent_id, created_on, id, type);
+CREATE INDEX IF NOT EXISTS nodes_parent_modified_type ON nodes(parent_id, modified_on, id, type);
 CREATE UNIQUE INDEX IF NOT EXISTS revisions_label ON revisions(node_id, label COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS acls (
     node_id INTEGER PRIMARY KEY,
@@ -132,6 +137,9 @@ CREATE_VALIDATORS: list[Callable[..., None]] = []
 FILE_VALIDATORS: list[Callable[..., None]] = []
 MOVE_VALIDATORS: list[Callable[..., None]] = []
 ACL_OVERRIDE_VALIDATORS: list[Callable[..., None]] = []
+# WRITE_HOOKS(ctx, node_id, previous_rev) run after an entity's create (previous_rev None) or
+# update, in the same transaction (raising rolls the write back): provenance's ?generatedBy=.
+WRITE_HOOKS: list[Callable[..., None]] = []
 
 
 def bootstrap(store: Store) -> None:

@@ -270,10 +270,15 @@ def read_markdown(ctx: Ctx, handle_id: int) -> str:
 
 def _presigned(ctx: Ctx, handle: sqlite3.Row) -> str:
     if handle["bucket"] is not None and handle["key"] is not None:
+        # As every Synapse download URL: the response names the file (clients save previews as
+        # "preview.txt" from this header, not from the key).
+        params = {
+            "Bucket": handle["bucket"],
+            "Key": handle["key"],
+            "ResponseContentDisposition": f"attachment; filename={handle['file_name'] or 'file'}",
+        }
         url: str = _s3(ctx.emulator).generate_presigned_url(
-            "get_object",
-            Params={"Bucket": handle["bucket"], "Key": handle["key"]},
-            ExpiresIn=900,
+            "get_object", Params=params, ExpiresIn=900
         )
         return url
     extra = json.loads(handle["extra"]) if handle["extra"] else {}
