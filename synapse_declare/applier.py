@@ -20,12 +20,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .client.http import AmbiguousWrite
 from .client.synapse import SynapseAPI
 from .errors import (
+    AmbiguousWrite,
     ApiError,
     BadRequest,
     Conflict,
+    ConflictError,
     Forbidden,
     MigrationError,
     NotFound,
@@ -39,10 +40,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_AMBIGUOUS_ATTEMPTS = 4
-
-
-class ConflictError(SynapseDeclareError):
-    """Someone else changed the object since it was read; nothing was overwritten."""
 
 
 @dataclass

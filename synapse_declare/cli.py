@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
-from .errors import SynapseDeclareError
+from .errors import SynapseDeclareError, UsageError
 
 if TYPE_CHECKING:
     from .applier import StorageOptions
@@ -38,10 +38,6 @@ EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("synapse_declare")
-
-
-class UsageError(SynapseDeclareError):
-    """Bad command-line usage (exit 1, never argparse's 2, which means "changes" here)."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -54,17 +54,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .client.http import AmbiguousWrite
 from .client.s3 import (
     DestinationReader,
     PartCopier,
-    PartCopyError,
-    S3AccessError,
     describe_exception,
     object_key_from_url,
 )
 from .client.synapse import SynapseAPI
-from .errors import Forbidden, MigrationError, NotFound, PreconditionFailed, VerificationError
+from .errors import (
+    AmbiguousWrite,
+    Forbidden,
+    MigrationError,
+    NotFound,
+    PartCopyError,
+    PreconditionFailed,
+    S3AccessError,
+    VerificationError,
+)
 from .journal import (
     COPY_COMPLETED,
     COPY_REJECTED,

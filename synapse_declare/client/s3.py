@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .. import __version__
-from ..errors import ConfigError, SynapseDeclareError
+from ..errors import ConfigError, PartCopyError, S3AccessError
 from ..redact import redact_text, register_secret
 
 if TYPE_CHECKING:
@@ -44,14 +44,6 @@ _URL = re.compile(r"https?://\S+")
 _ETAG = re.compile(r"<ETag>(.*?)</ETag>", re.DOTALL)
 _ERROR_CODE = re.compile(r"<Code>(.*?)</Code>", re.DOTALL)
 _ERROR_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.DOTALL)
-
-
-class S3AccessError(SynapseDeclareError):
-    """S3 refused or failed a request (no credentials, access denied, missing object, ...)."""
-
-    def __init__(self, message: str, *, code: str = "", hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.code = code
 
 
 def _scrub(text: str) -> str:
@@ -351,24 +343,6 @@ def check_owner_txt(
 # Presigned part copies (S3 UploadPartCopy through a URL Synapse signed)
 
 
-class PartCopyError(SynapseDeclareError):
-    """S3 refused or failed one part copy. ``expired`` means: fetch fresh presigned URLs."""
-
-    def __init__(self, message: str, *, status: int | None, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-    @property
-    def expired(self) -> bool:
-        return self.status == 403 and self.code in ("AccessDenied", "ExpiredToken", "")
-
-    @property
-    def source_changed(self) -> bool:
-        """The source object's ETag no longer matches the one Synapse signed (412)."""
-        return self.status == 412 or self.code == "PreconditionFailed"
-
-
 class PartCopier:
     """PUTs presigned UploadPartCopy URLs with exactly their signed headers and returns the part
     ETag from S3's XML answer.
@@ -464,8 +438,6 @@ __all__ = [
     "DestinationReader",
     "OwnerCheck",
     "PartCopier",
-    "PartCopyError",
-    "S3AccessError",
     "check_owner_txt",
     "describe_exception",
     "make_s3_client",
