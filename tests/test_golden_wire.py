@@ -1,4 +1,8 @@
-"""Golden plans (engineering.md §C.3 #1): one directory per case under ``tests/golden/``.
+"""Wire golden plans (engineering.md §C.3 #1): one directory per case under ``tests/golden_wire/``.
+
+These run the real CLI against an emulator, so they cover what needs the wire: reading, the
+plan's read-only guarantee, and that each golden plan applies and converges. The pure planner
+goldens (no emulator, many more cases) are ``tests/golden/`` and ``tests/test_golden.py``.
 
 Each case has ``manifest.yaml`` (plus any markdown files it names), an optional ``setup.yaml``
 that prepares live state on a fresh emulator, and the expected ``plan.txt`` / ``plan.json`` —
@@ -18,7 +22,7 @@ Strings may use ``${VAR.key}`` (a saved response's field) and ``${principal.NAME
 user's or team's principal id); a string that is exactly one placeholder keeps the value's type.
 
 Regenerate the expected files after an intended change with ``UPDATE_GOLDEN=1 pytest
-tests/test_reconcile_golden.py`` and review the diff.
+tests/test_golden_wire.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from reconcile_support import Workspace, lookup
 
 from synapse_declare.emulator import Emulator
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent / "golden_wire"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "manifest.yaml").exists())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
@@ -207,7 +211,7 @@ def test_golden_plan(
     assert emulator.state_version() == before, "plan wrote to Synapse"
 
     document = json.loads(as_json.out)
-    assert document["format_version"] == "1"
+    assert document["format_version"] == "2"
     normaliser = Normaliser(emulator, document)
     _compare(
         case / "plan.json",
