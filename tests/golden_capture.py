@@ -13,12 +13,13 @@ plan files; review both diffs.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 from conftest import TEAMS, USERS, Api
-from golden_support import ENDPOINT, GOLDEN, inside, load_manifest
+from golden_support import ENDPOINT, GOLDEN, S3_ENDPOINT, S3_VARIABLE, inside, load_manifest
 from reconcile_support import Workspace
 from test_golden_wire import run_setup
 
@@ -35,7 +36,9 @@ def capture(case: Path) -> None:
         with tempfile.TemporaryDirectory() as scratch, inside(case):
             ws = Workspace(emulator, Path(scratch))
             run_setup(case, emulator, ws, lambda emu, user: Api(emu, emu.users[user]))
-        manifest, _ = load_manifest(case)
+        uses_s3 = S3_VARIABLE in (case / "manifest.yaml").read_text(encoding="utf-8")
+        overrides = {S3_VARIABLE: emulator.s3_endpoint} if uses_s3 else None
+        manifest, _ = load_manifest(case, overrides)
         credentials = Credentials(
             token=emulator.users["alice"],
             source="golden capture",
@@ -49,11 +52,16 @@ def capture(case: Path) -> None:
     finally:
         emulator.stop()
     text = json.dumps(state_codec.encode(live), indent=2, ensure_ascii=False) + "\n"
-    (case / "live.json").write_text(text.replace(emulator.base_url, ENDPOINT), encoding="utf-8")
+    text = text.replace(emulator.s3_endpoint, S3_ENDPOINT).replace(emulator.base_url, ENDPOINT)
+    (case / "live.json").write_text(text, encoding="utf-8")
     print(f"captured {case.name}/live.json")
 
 
 def main(names: list[str]) -> int:
+    # boto3 (the owner.txt check) reaches the embedded S3 with any credentials.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "golden-capture")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "golden-capture")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     if not names:
         print(__doc__, file=sys.stderr)
         return 2

@@ -27,6 +27,10 @@ from synapse_declare.validate import validate_paths
 
 GOLDEN = Path(__file__).parent / "golden"
 ENDPOINT = "http://emulator"
+# Storage cases name the embedded S3 through this variable; capture overrides it with the real
+# address and writes this placeholder back, so a case's manifest and live.json never hold a port.
+S3_VARIABLE = "s3_endpoint"
+S3_ENDPOINT = "http://s3.emulator:5000"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -45,9 +49,11 @@ def inside(case: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def load_manifest(case: Path) -> tuple[Manifest, dict[str, object]]:
+def load_manifest(
+    case: Path, variables: dict[str, str] | None = None
+) -> tuple[Manifest, dict[str, object]]:
     with inside(case):
-        report = validate_paths(["manifest.yaml"])
+        report = validate_paths(["manifest.yaml"], variables=variables)
     if report.errors or report.manifest is None:
         raise ManifestErrors(report.errors)
     variables = dict(report.expansion.variables) if report.expansion is not None else {}

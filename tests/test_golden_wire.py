@@ -16,7 +16,11 @@ digest) replaced by stable placeholders.
 * ``{lookup: NAME, save: VAR}`` — find a project by name (``${VAR.id}``);
 * ``{method, path, body?, as?, save?}`` — one raw REST call (``as`` a user, default alice);
 * ``{edit: PATH, set|merge: {...}, as?}`` — GET PATH, replace (``set``) or update (``merge``)
-  top-level keys, PUT it back with its etag.
+  top-level keys, PUT it back with its etag;
+* ``{bucket: NAME, owner_txt: [PREFIX, ...]}`` — a bucket in the embedded S3 with an owner.txt
+  naming alice under each prefix;
+* ``{file: NAME, parent: ID, content: TEXT, as?, save?}`` — upload a file (multipart, to the
+  project's current upload destination) and create its file entity.
 
 Strings may use ``${VAR.key}`` (a saved response's field) and ``${principal.NAME}`` (a seeded
 user's or team's principal id); a string that is exactly one placeholder keeps the value's type.
@@ -37,6 +41,7 @@ import pytest
 import yaml
 from conftest import Api
 from reconcile_support import Workspace, lookup
+from test_emulator_storage_support import file_entity, upload
 
 from synapse_declare.emulator import Emulator
 
@@ -81,8 +86,27 @@ def run_setup(case: Path, emulator: Emulator, ws: Workspace, api_for: Any) -> No
         user = step.get("as", "alice")
         api: Api = api_for(emulator, user)
         if "apply" in step:
-            result = ws.run("apply", case / step["apply"], "--auto-approve", *ws.connection(user))
+            source = case / step["apply"]
+            # Storage manifests name the embedded S3 through a variable (see golden_support).
+            s3 = ["--var", f"s3_endpoint={emulator.s3_endpoint}"]
+            uses_s3 = "s3_endpoint" in source.read_text(encoding="utf-8")
+            result = ws.run(
+                "apply", source, "--auto-approve", *(s3 if uses_s3 else []), *ws.connection(user)
+            )
             assert result.code == 0, result.err
+            continue
+        if "bucket" in step:
+            s3 = emulator.s3_client()
+            s3.create_bucket(Bucket=step["bucket"])
+            for prefix in step.get("owner_txt", []):
+                s3.put_object(Bucket=step["bucket"], Key=f"{prefix}/owner.txt", Body=b"alice\n")
+            continue
+        if "file" in step:
+            parent = _substitute(step["parent"], saved)
+            handle = upload(api, str(step["content"]).encode("utf-8"), step["file"])
+            created = file_entity(api, parent, str(handle["id"]), step["file"])
+            if "save" in step:
+                saved[step["save"]] = created
             continue
         if "lookup" in step:
             found = lookup(api, step["lookup"])
