@@ -39,6 +39,7 @@ from .errors import (
 )
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
+from .resources import registry
 from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
@@ -242,27 +243,12 @@ def resolve_principals(
 # Entities
 
 
-def _needs_bundle(spec: ContainerSpec, own_acl: bool) -> bool:
-    return (
-        spec.kind.value == "project"
-        or spec.description is not None
-        or spec.annotations is not None
-        or (isinstance(spec.acl, AclSpec) and own_acl)
-        or spec.wiki is not None
-    )
-
-
 def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> None:
-    is_project = spec.kind.value == "project"
-    flags = {
-        "includeEntity": is_project or spec.description is not None or spec.alias is not None,
-        "includeAnnotations": is_project or spec.annotations is not None,
-        "includeAccessControlList": isinstance(spec.acl, AclSpec) and live.own_acl,
-        "includeRootWikiId": spec.wiki is not None,
-        # Same call, no extra request: lets the plan refuse what the user may not do.
-        "includePermissions": True,
-    }
-    bundle = api.bundle(live.syn_id, **{k: v for k, v in flags.items() if v})
+    """ONE ``bundle2`` read with the union of the flags every resource kind asks for."""
+    flags = registry.bundle_flags(spec, live.own_acl)
+    if not flags.any:
+        return
+    bundle = api.bundle(live.syn_id, **flags.query())
     if "permissions" in bundle:
         live.permissions = dict(bundle["permissions"])
     if "entity" in bundle:
@@ -272,13 +258,13 @@ def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> N
     if "annotations" in bundle:
         live.annotations = dict(bundle["annotations"].get("annotations", {}))
         live.etag = str(bundle["annotations"]["etag"])
-    if flags["includeAccessControlList"]:
+    if flags.acl:
         acl = bundle.get("accessControlList")
         if acl is not None:
             live.acl = LiveAcl(etag=str(acl["etag"]), entries=_acl_entries(acl))
         else:
             live.own_acl = False
-    if flags["includeRootWikiId"]:
+    if flags.root_wiki:
         live.wiki_root_id = bundle.get("rootWikiId")
 
 
@@ -416,7 +402,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         existing = [(spec, live) for spec, live in level if live is not None]
         for spec, live in level:
             containers[spec.address] = live
-        bundle_jobs = [(s, lv) for s, lv in existing if _needs_bundle(s, lv.own_acl)]
+        bundle_jobs = [(s, lv) for s, lv in existing if registry.bundle_flags(s, lv.own_acl).any]
         _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
         _parallel(
             api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
