@@ -38,6 +38,7 @@ from .model import (
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
+from .resources.base import Address, owner_of, storage_address, sub_address
 from .state import (
     FOLDER_TYPE,
     MARKER_KEY,
@@ -90,7 +91,7 @@ def _needs_certified(change: Change) -> bool:
     """What Synapse refuses to a user who has not passed its certification quiz: creating any
     entity but a project, changing a folder, creating a wiki page (CREATE with no type), changing
     a folder's wiki page, and letting AUTHENTICATED_USERS download."""
-    owner_is_folder = "/folder:" in change.address.split("#", 1)[0]
+    owner_is_folder = Address.parse(change.address).in_folder
     if change.resource is Resource.FOLDER:
         if change.action is Action.CREATE:
             return True
@@ -116,7 +117,7 @@ def _refuse_uncertified(manifest: Manifest, live: LiveState, changes: list[Chang
     if not refused:
         return
     specs = {spec.address: spec for spec in manifest.walk()}
-    first = specs.get(refused[0].address.split("#", 1)[0])
+    first = specs.get(owner_of(refused[0].address))
     shown = ", ".join(c.address for c in refused[:3])
     more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
     raise PolicyViolation(
@@ -180,10 +181,10 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
     index = live.storage.migrations.get(spec.address)
     depends = [spec.address]
     if spec.storage is not None:
-        depends.append(f"{spec.address}#upload")
+        depends.append(sub_address(spec.address, "upload"))
     if migration.to not in live.storage.matched:
-        depends.append(f"storage:{migration.to}")
-    address = f"{spec.address}#migration"
+        depends.append(storage_address(migration.to))
+    address = sub_address(spec.address, "migration")
     if index is None:
         return None  # the container is created by this plan: it holds no files yet
     skipped: dict[str, int] = {}
@@ -237,9 +238,9 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         return None  # the project is new: there are no files to move yet
     source_id, index = found
     location = spec.storage[0]
-    depends = [spec.address, f"{spec.address}#upload"]
+    depends = [spec.address, sub_address(spec.address, "upload")]
     if location not in live.storage.matched:
-        depends.append(f"storage:{location}")
+        depends.append(storage_address(location))
     skipped: dict[str, int] = {}
     for item in index.skipped:
         skipped[item.reason] = skipped.get(item.reason, 0) + 1
@@ -252,7 +253,7 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "estimated_duration": _human_seconds(index.estimated_seconds()),
     }
     return Change(
-        address=f"{spec.address}#move",
+        address=sub_address(spec.address, "move"),
         resource=Resource.MIGRATION,
         action=Action.MIGRATE if index.items else Action.NO_OP,
         syn_id=source_id,
@@ -433,7 +434,7 @@ def public_grants(
 
 
 def _display_path(address: str) -> str:
-    return "/".join(part.split(":", 1)[-1] for part in address.split("#", 1)[0].split("/"))
+    return Address.parse(address).display_path
 
 
 def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
@@ -695,11 +696,13 @@ def _plan_wiki(
     changes: list[Change],
 ) -> None:
     key = "/".join(path)
-    address = f"{owner.address}#wiki" + (f"/{key}" if key else "")
+    address = sub_address(owner.address, "wiki" + (f"/{key}" if key else ""))
     parent_address = None
     if path:
         parent_key = "/".join(path[:-1])
-        parent_address = f"{owner.address}#wiki" + (f"/{parent_key}" if parent_key else "")
+        parent_address = sub_address(
+            owner.address, "wiki" + (f"/{parent_key}" if parent_key else "")
+        )
     depends = tuple(a for a in (owner.address, parent_address) if a)
     current = None if live is None else live.wiki_pages.get(key)
     if current is None:
@@ -777,7 +780,7 @@ def _plan_wiki_order(
     if not orders_siblings(wiki):
         return
     paths = _sub_pages(wiki)
-    addresses = [f"{owner.address}#wiki/" + "/".join(p) for p in paths]
+    addresses = [sub_address(owner.address, "wiki/" + "/".join(p)) for p in paths]
     hint = live.wiki_order if live is not None else None
     ids = [
         live.wiki_pages["/".join(p)].id if live and "/".join(p) in live.wiki_pages else None
@@ -794,7 +797,7 @@ def _plan_wiki_order(
         before = [by_id[i] for i in in_live_order]
     changes.append(
         Change(
-            address=f"{owner.address}#wiki-order",
+            address=sub_address(owner.address, "wiki-order"),
             resource=Resource.WIKI_ORDER,
             action=Action.NO_OP if matches else (Action.UPDATE if hint else Action.CREATE),
             syn_id=None,

@@ -40,6 +40,7 @@ from .errors import (
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
 from .resources import registry
+from .resources.base import sub_address
 from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
@@ -701,18 +702,18 @@ def _observe(
         f"{live.syn_id} etag={live.etag}" if live.etag else f"{live.syn_id} own_acl={live.own_acl}"
     )
     if live.acl is not None:
-        observed[f"{spec.address}#acl"] = live.acl.etag
+        observed[sub_address(spec.address, "acl")] = live.acl.etag
     elif isinstance(spec.acl, AclSpec) or spec.acl is INHERIT:
-        observed[f"{spec.address}#acl"] = "own" if live.own_acl else "inherits"
+        observed[sub_address(spec.address, "acl")] = "own" if live.own_acl else "inherits"
     if spec.wiki is not None:
-        observed[f"{spec.address}#wiki"] = live.wiki_root_id
+        observed[sub_address(spec.address, "wiki")] = live.wiki_root_id
         for path, page in sorted(live.wiki_pages.items()):
-            observed[f"{spec.address}#wiki/{path}"] = page.etag
+            observed[sub_address(spec.address, f"wiki/{path}")] = page.etag
         # A page the plan creates is "absent" too: one made meanwhile makes the plan stale
         # instead of apply adding a second page with the same title.
         for parts, _page in _wiki_paths(spec.wiki):
             key = "/".join(parts)
             if parts and key not in live.wiki_pages:
-                observed[f"{spec.address}#wiki/{key}"] = None
+                observed[sub_address(spec.address, f"wiki/{key}")] = None
         if live.wiki_order is not None:
-            observed[f"{spec.address}#wiki-order"] = str(live.wiki_order.get("etag"))
+            observed[sub_address(spec.address, "wiki-order")] = str(live.wiki_order.get("etag"))
