@@ -37,8 +37,10 @@ from .errors import (
     ResolutionErrors,
     SourceLocation,
 )
+from .migration import SkippedItem, Strategy, index_migration
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
+from .preflight import read_problem
 from .resources import registry
 from .resources.base import sub_address
 from .storage import LiveStorage
@@ -543,7 +545,6 @@ def _read_storage(
             log.info("owner.txt of storage location %r not checked here: %s", name, check.error)
     moving = [s for s in manifest.walk() if s.move_files_from]
     if moving:
-        from .migration import Strategy, index_migration
 
         def index_move(spec: ContainerSpec) -> tuple[str, tuple[str, Any]] | None:
             assert spec.move_files_from is not None and spec.storage
@@ -572,7 +573,6 @@ def _read_storage(
         live.moves = dict(m for m in _parallel(api, index_move, moving) if m is not None)
     migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
     if migrating:
-        from .migration import Strategy, index_migration
 
         def index(spec: ContainerSpec) -> tuple[str, Any]:
             assert spec.migrate_existing is not None
@@ -610,7 +610,6 @@ def _read_storage(
 def _unreadable_destinations(manifest: Manifest, live: LiveStorage) -> dict[str, str]:
     """external_s3 destinations of migrations with files to copy that this machine's AWS
     credentials cannot read (so that plan can say what apply's verification will refuse)."""
-    from .preflight import read_problem
 
     names = {
         spec.migrate_existing.to
@@ -649,7 +648,6 @@ def _outside_sts(index: Any, moved: set[str], sts_ids: frozenset[int]) -> Any:
     """A container migration without the files a ``move_files_from`` moves (the move copies
     them into its STS folder; migrating them too would race it) and with files already in an
     STS location listed as skipped: Synapse refuses any other storage for them."""
-    from .migration import SkippedItem
 
     kept = []
     skipped = list(index.skipped)
