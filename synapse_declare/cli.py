@@ -355,7 +355,18 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", type=Path, help="Synapse config file (default ~/.synapseConfig)")
     group.add_argument("--token-file", type=Path, help="read the access token from this file")
     group.add_argument(
-        "--parallel", type=int, default=3, help="concurrent requests (Synapse allows 3 per user)"
+        "--parallel",
+        type=int,
+        default=None,
+        help="concurrent requests (default: ~/.synapseConfig [synapse-declare] "
+        "max_concurrent_requests, else 3: Synapse allows 3 per user)",
+    )
+    group.add_argument(
+        "--max-requests-per-minute",
+        type=int,
+        default=None,
+        help="pace requests to this many per 60 s (default: ~/.synapseConfig [synapse-declare] "
+        "max_requests_per_minute, else Synapse's 600; 0: no pacing)",
     )
     group.add_argument("--timeout", type=float, default=70.0, help="read timeout in seconds")
     group.add_argument("--retries", type=int, default=8, help=argparse.SUPPRESS)
@@ -367,8 +378,7 @@ def _connect(args: argparse.Namespace) -> object:
     from .client.http import ClientOptions
     from .engine import connect
 
-    if args.parallel < 1:
-        raise UsageError("--parallel must be at least 1")
+    _resolve_limits(args)
     credentials = resolve_credentials(
         token_file=args.token_file,
         endpoint=args.endpoint,
@@ -382,10 +392,31 @@ def _connect(args: argparse.Namespace) -> object:
         ClientOptions(
             read_timeout=args.timeout,
             max_concurrency=args.parallel,
+            max_per_window=args.max_requests_per_minute,
             retries=args.retries,
             backoff_factor=args.backoff,
         ),
     )
+
+
+def _resolve_limits(args: argparse.Namespace) -> None:
+    """Flags first, then the config file's [synapse-declare] section, then Synapse's limits;
+    written back into ``args`` so apply's copy concurrency follows the same value."""
+    from .auth import resolve_limits
+    from .client.http import SYNAPSE_MAX_CONCURRENT, SYNAPSE_MAX_PER_MINUTE
+
+    if args.parallel is None or args.max_requests_per_minute is None:
+        limits = resolve_limits(args.config)
+        if args.parallel is None:
+            args.parallel = limits.max_concurrent or SYNAPSE_MAX_CONCURRENT
+        if args.max_requests_per_minute is None:
+            args.max_requests_per_minute = (
+                SYNAPSE_MAX_PER_MINUTE if limits.max_per_minute is None else limits.max_per_minute
+            )
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    if args.max_requests_per_minute < 0:
+        raise UsageError("--max-requests-per-minute must be 0 (no pacing) or more")
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
