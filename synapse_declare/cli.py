@@ -515,10 +515,25 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     migration.add_argument(
         "--verify",
-        choices=("md5", "size", "none"),
-        default="md5",
-        help="check each copy before repointing: md5 (stream and hash the copy, default), "
-        "size, or none",
+        choices=("auto", "md5", "size", "none"),
+        default="auto",
+        help="check each copy before repointing: auto (default: MD5 proven by the transfer or "
+        "streamed for copies up to 64 MiB, size and S3's part checksums above), md5 (stream "
+        "and hash every copy), size, or none",
+    )
+    migration.add_argument(
+        "--copy-path",
+        choices=("auto", "synapse"),
+        default="auto",
+        help="auto (default): into your own S3 bucket, copy external-S3 files in S3 with your "
+        "AWS credentials and relay small Synapse-storage files through this machine (3 calls "
+        "per file instead of 6); synapse: always Synapse's server-side multipart copy",
+    )
+    migration.add_argument(
+        "--relay-max-mib",
+        type=int,
+        default=16,
+        help="with --copy-path auto, relay Synapse-storage files up to this size (default 16)",
     )
     migration.add_argument(
         "--state-dir",
@@ -529,7 +544,11 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     migration.add_argument("--report-json", type=Path, help="write the per-file report as JSON")
     migration.add_argument("--report-csv", type=Path, help="write the per-file report as CSV")
     migration.add_argument(
-        "--part-size-mib", type=int, default=100, help="multipart copy part size (>= 5 MiB)"
+        "--part-size-mib",
+        type=int,
+        default=0,
+        help="multipart copy part size (>= 5 MiB; default 0: adaptive, the fewest parts of up "
+        "to 5 GiB)",
     )
     _add_output(parser)
     _add_connection(parser)
@@ -615,7 +634,10 @@ def _storage_options(args: argparse.Namespace) -> StorageOptions:
         continue_on_error=args.continue_on_error,
         verify=args.verify,
         part_size=args.part_size_mib * 1024 * 1024,
-        parallel=args.parallel,
+        # Twice the request slots: S3 work of some copies overlaps REST calls of others.
+        parallel=2 * args.parallel,
+        copy_path=args.copy_path,
+        relay_max_bytes=args.relay_max_mib * 1024 * 1024,
         state_dir=args.state_dir,
         report_json=args.report_json,
         report_csv=args.report_csv,

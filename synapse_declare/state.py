@@ -423,6 +423,7 @@ def _read_storage(
                 Strategy(spec.migrate_existing.versions),
                 live.matched.get(spec.migrate_existing.to),
                 exclude=frozenset(own),
+                destination_s3=_is_external_s3(manifest, spec.migrate_existing.to),
             )
 
         live.migrations = dict(_parallel(api, index, migrating))
@@ -451,11 +452,19 @@ def _read_storage(
                     Strategy.MOVE,
                     live.matched.get(spec.storage[0]),
                     recursive=False,
+                    destination_s3=_is_external_s3(manifest, spec.storage[0]),
                 ),
             )
 
         live.moves = dict(m for m in _parallel(api, index_move, moving) if m is not None)
     return live
+
+
+def _is_external_s3(manifest: Manifest, location: str) -> bool:
+    """A declared external_s3 location is the user's own bucket (owner.txt): the migration's
+    direct and relay copy paths apply to it."""
+    spec = manifest.storage_locations.get(location)
+    return spec is not None and spec.type == "external_s3"
 
 
 def _find_by_path(api: SynapseAPI, project_id: str | None, path: str) -> str | None:

@@ -247,6 +247,9 @@ class World:
         values: dict[str, Any] = {
             "state_dir": self.state_dir,
             "part_size": 5 * MIB,
+            # These helpers exercise Synapse's multipart copy; the direct and relay paths are
+            # chosen with copy_path="auto" (test_migration_paths.py).
+            "copy_path": "synapse",
             "report_json": self.reports / "report.json",
             "report_csv": self.reports / "report.csv",
         }
