@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -390,6 +390,7 @@ class FastCopier:
         self.resend = resend
         self.preferred_part = preferred_part
         self.refused_buckets: set[str] = set()
+        self.relay_refused = False
         self.lock = threading.Lock()
         retry = Retry(
             total=5,
@@ -448,7 +449,6 @@ class FastCopier:
             head = self.s3.head_object(Bucket=source["Bucket"], Key=source["Key"])
         except NoCredentialsError:
             self._refuse(item.bucket, "no AWS credentials")
-            raise
         except ClientError as exc:
             code = _code(exc)
             if code in ("403", "AccessDenied", "Forbidden"):
@@ -530,7 +530,7 @@ class FastCopier:
             raise
         return etags
 
-    def _refuse(self, bucket: str, why: str) -> None:
+    def _refuse(self, bucket: str, why: str) -> NoReturn:
         with self.lock:
             fresh = bucket not in self.refused_buckets
             self.refused_buckets.add(bucket)
@@ -568,8 +568,10 @@ class FastCopier:
                 f"{digest.hexdigest()}) are not the source's ({item.size} bytes, MD5 {item.md5})",
                 hint="nothing was written; the next run tries again",
             )
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+        if self.relay_refused:
+            raise FallBack("relaying is off for this run")
         try:
             put = self.s3.put_object(
                 Bucket=self.bucket,
@@ -578,16 +580,32 @@ class FastCopier:
                 ContentMD5=base64.b64encode(digest.digest()).decode("ascii"),
                 ContentType=item.content_type or "application/octet-stream",
             )
+        except NoCredentialsError:
+            self._stop_relaying("no AWS credentials")
         except ClientError as exc:
+            code = _code(exc)
+            if code in ("403", "AccessDenied", "Forbidden"):
+                self._stop_relaying(code)
             raise S3AccessError(
-                f"{what}: S3 refused the upload to s3://{self.bucket}/{key}: {_code(exc)}",
-                code=_code(exc),
+                f"{what}: S3 refused the upload to s3://{self.bucket}/{key}: {code}", code=code
             ) from None
         except BotoCoreError as exc:
             raise MigrationError(f"{what}: {describe_exception(exc)}") from None
         etag = str(put.get("ETag", "")).strip('"')
         # S3 checked the body against Content-MD5; an ETag equal to it confirms what was stored.
         return FastCopy("", key, len(data), md5_proven=etag in ("", item.md5))
+
+    def _stop_relaying(self, why: str) -> NoReturn:
+        """The destination bucket refuses these credentials: Synapse copies the rest."""
+        with self.lock:
+            fresh = not self.relay_refused
+            self.relay_refused = True
+        if fresh:
+            self.note(
+                f"S3 refused your AWS credentials for writing to s3://{self.bucket} ({why}): "
+                "files are copied by Synapse instead of relayed"
+            )
+        raise FallBack(f"s3://{self.bucket}: {why}")
 
     # -- register -----------------------------------------------------------------------------
 

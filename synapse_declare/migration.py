@@ -8,15 +8,20 @@ Two phases, as in ``synapseutils`` but planned and verified:
 2. :func:`run_migration` (called by ``apply``) moves them. Per **source file handle** (a handle
    shared by several entities or versions is copied **once**):
 
-   * **copy** with Synapse's multipart copy (``MultipartUploadCopyRequest``): Synapse signs one
-     S3 ``UploadPartCopy`` URL per part; we PUT each with exactly its signed headers (a separate
-     HTTP session: the Synapse token never goes to S3), read the part ETag from S3's XML, report
-     it with ``add/{n}`` and ``complete`` the upload. No byte passes through this machine;
+   * **copy** by the cheapest path for that file (:mod:`synapse_declare.copypaths`: into an S3
+     bucket of the user's, an S3 copy with the user's credentials for external-S3 sources or a
+     relay for small Synapse-storage files, each registered with ``POST
+     /externalFileHandle/s3``), else with Synapse's multipart copy
+     (``MultipartUploadCopyRequest``): Synapse signs one S3 ``UploadPartCopy`` URL per part; we
+     PUT each with exactly its signed headers (a separate HTTP session: the Synapse token never
+     goes to S3), read the part ETag from S3's XML, report it with ``add/{n}`` and ``complete``
+     the upload. No byte passes through this machine;
    * **verify** before anything points at the copy: the new handle is in the destination and
-     carries the source MD5, and the destination object's size (``verify="size"``: HEAD) and
-     MD5 (``verify="md5"``: the object streamed through a hash — a multipart ETag is never taken
-     for an MD5) equal the source handle's. A mismatch is a :class:`VerificationError` and the
-     entity is **not** repointed;
+     carries the source MD5, and the destination object's size (HEAD) and MD5 equal the source
+     handle's — the MD5 proven by the transfer, or the object streamed through a hash (a
+     multipart ETag is never taken for an MD5), or for large copies under ``verify="auto"`` the
+     size and S3's part checksums (:func:`copypaths.verification_plan`). A mismatch is a
+     :class:`VerificationError` and the entity is **not** repointed;
    * **repoint** each entity version: ``latest``/``all`` swap the version's file handle in place
      (``PUT /entity/{id}/version/{n}/filehandle`` with the old handle id, so a version that
      changed since the plan answers 412 and is reported ``source_changed``); ``new`` creates a
@@ -105,10 +110,6 @@ URL_BATCH = 50  # presigned URLs per request: well inside their 15-minute life a
 RESEND_ATTEMPTS = 4
 INDEX_FORMAT = 1
 
-# Basis of MigrationIndex.estimated_seconds (see its docstring).
-COPY_BYTES_PER_SECOND = 128 * MIB  # Synapse's guide: ~13 min per 100 GB server-side
-VERIFY_BYTES_PER_SECOND = 50 * MIB  # verify="md5" streams every copied byte to this machine
-REST_SECONDS = 0.15  # one Synapse REST round trip from outside AWS
 
 STATUSES = ("migrated", "already", "skipped", "failed", "source_changed", "not_attempted")
 VERIFY_MODES = ("auto", "md5", "size", "none")
@@ -252,7 +253,11 @@ class MigrationIndex:
             "copy_paths": found.paths,
             "rest_calls": found.calls,
             "calls_per_file": round(found.calls_per_file, 2),
-            "rate_budget": f"{self.per_minute}/min, {self.concurrency} in flight",
+            "rate_budget": (
+                f"{self.per_minute}/min, {self.concurrency} in flight"
+                if self.per_minute
+                else f"not paced, {self.concurrency} in flight"
+            ),
             "bytes_copied_server_side": found.bytes_copied_server_side,
             "bytes_relayed": found.bytes_relayed,
             "bytes_to_verify": found.bytes_verified,

@@ -20,6 +20,7 @@ from test_emulator_storage_support import external_location, make_bucket
 from test_migration_support import (
     S3_FILE_HANDLE,
     Killed,
+    Notes,
     World,
     md5_hex,
     multipart_starts,
@@ -216,3 +217,20 @@ def test_the_plan_states_paths_calls_bytes_and_verification(w: World) -> None:
     synapse_only = _index(w).estimate(copy_path="synapse")
     assert synapse_only.paths == {"Synapse server-side copy": 4}
     assert synapse_only.calls > _index(w).estimate().calls
+
+
+def test_without_credentials_for_the_bucket_files_are_copied_by_synapse(w: World) -> None:
+    """S3 refuses the relay's upload (no AWS credentials here): the files are copied by Synapse
+    instead, and the run says so once."""
+    files = [w.put_file(_blob(1500 + n), f"f-{n}.bin") for n in range(3)]
+    start = len(read_exchanges(w.emulator))
+    notes = Notes()
+    reader = DestinationReader.from_settings(w.emulator.s3_endpoint, region="us-east-1")
+
+    report = w.migrate(_index(w), copy_path="auto", verify="none", verifier=reader, progress=notes)
+
+    assert report.ok and report.counts["migrated"] == 3
+    starts = multipart_starts(read_exchanges(w.emulator)[start:])
+    assert sorted(s["handle"] for s in starts) == sorted(h["id"] for _, h in files)
+    assert len([n for n in notes.lines if "copied by Synapse instead" in n]) == 1
+    _moved(w, [(e["id"], w.handle_bytes(h)) for e, h in files])
