@@ -53,37 +53,51 @@ def _hammer(transport: Transport, threads: int, calls: int) -> list[BaseExceptio
 
 
 def test_pacing_spends_the_budget_without_provoking_a_429(make_emulator: Any) -> None:
-    """Ten threads against a stack allowing 3 concurrent and 30 per minute: all 30 requests
-    go through at full concurrency with no 429, and the 31st waits for the window — without
-    a slot, and without being sent."""
+    """Ten threads against a stack allowing 3 concurrent and 30 per minute: all 30 requests go
+    through at full concurrency with no 429."""
     emulator = make_emulator(max_concurrent=3, max_per_minute=30, latency_ms=30)
     transport = _transport(
         emulator, ClientOptions(max_concurrency=3, max_per_window=30, window_seconds=60)
     )
     try:
         assert _hammer(transport, threads=10, calls=30) == []
-        exchanges = _profile_calls(emulator)
-        assert len(exchanges) == 30
-        assert [e for e in exchanges if e["status"] != 200] == []
-        assert transport.throttled == 0
-        assert transport.limiter.max_in_flight == 3  # the concurrency budget was used too
-
-        extra = threading.Thread(target=_quietly, args=(transport,), daemon=True)
-        extra.start()
-        time.sleep(1.0)
-        assert extra.is_alive(), "a 31st request within the minute was not held back"
-        assert len(_profile_calls(emulator)) == 30
-        assert transport.limiter.in_flight == 0  # waiting for the window holds no slot
     finally:
         transport.close()
+    exchanges = _profile_calls(emulator)
+    assert len(exchanges) == 30
+    assert [e for e in exchanges if e["status"] != 200] == []
+    assert transport.throttled == 0
+    assert transport.limiter.max_in_flight == 3  # the concurrency budget was used too
 
 
-def _quietly(transport: Transport) -> None:
-    # Still blocked when the test ends; the emulator is gone when it wakes up.
+@pytest.mark.slow
+def test_a_request_over_the_budget_waits_for_the_window_without_a_slot(
+    make_emulator: Any,
+) -> None:
+    """The 13th request within a minute on a stack allowing 12 is not sent (it would be
+    refused): it waits, holding no slot, until the first request leaves the window."""
+    emulator = make_emulator(max_concurrent=3, max_per_minute=12, latency_ms=20)
+    transport = _transport(emulator, ClientOptions(max_per_window=12, window_seconds=60))
+    started = time.monotonic()
+    errors: list[BaseException] = []
+    runner = threading.Thread(target=lambda: errors.extend(_hammer(transport, 4, 13)))
     try:
-        transport.request("GET", "/userProfile")
-    except Exception:
-        return
+        runner.start()
+        deadline = time.monotonic() + 20
+        while len(_profile_calls(emulator)) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert len(_profile_calls(emulator)) == 12, "the 13th request was sent within the minute"
+        assert runner.is_alive()
+        assert transport.limiter.in_flight == 0  # waiting for the window holds no slot
+        runner.join(timeout=90)
+        assert not runner.is_alive()
+    finally:
+        transport.close()
+    assert errors == []
+    exchanges = _profile_calls(emulator)
+    assert [e["status"] for e in exchanges] == [200] * 13
+    assert time.monotonic() - started >= 60
 
 
 @pytest.mark.slow
