@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -48,7 +48,7 @@ from urllib3.util.retry import Retry
 from .client.s3 import S3AccessError, describe_exception
 from .client.synapse import SynapseAPI
 from .errors import Forbidden, MigrationError, VerificationError
-from .journal import Journal
+from .journal import CopyRecord, Journal
 from .redact import redact_text
 
 if TYPE_CHECKING:
@@ -75,6 +75,29 @@ EXTERNAL_S3_LOCATION = "org.sagebionetworks.repo.model.project.ExternalS3Storage
 # Planning constants, stated so they can be checked and recalibrated (MigrationIndex.estimate).
 SERVER_COPY_BYTES_PER_SECOND = 128 * MIB  # Synapse's guide: ~13 min per 100 GB per copy stream
 CLIENT_BYTES_PER_SECOND = 50 * MIB  # this machine's network: relays and md5 verification
+
+
+class SourceFile(Protocol):
+    """What a copy path reads of a file version to move (``migration.MigrationItem``)."""
+
+    @property
+    def entity_id(self) -> str: ...
+    @property
+    def file_handle_id(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def md5(self) -> str: ...
+    @property
+    def file_name(self) -> str: ...
+    @property
+    def from_location(self) -> int | None: ...
+    @property
+    def bucket(self) -> str | None: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def content_type(self) -> str | None: ...
 
 
 class CopyPath(StrEnum):
@@ -187,7 +210,7 @@ class CopyEstimate:
 
 
 def estimate(
-    items: Sequence[Any],
+    items: Sequence[SourceFile],
     *,
     strategy: str,
     destination_s3: bool,
@@ -211,7 +234,7 @@ def estimate(
     each copy holds one of ``parallel`` copy slots (its calls at ``rest_seconds`` each, its
     server-side bytes at 128 MiB/s, its relayed and verified bytes at 50 MiB/s); and all
     relayed and verified bytes through this machine's 50 MiB/s."""
-    handles: dict[str, Any] = {}
+    handles: dict[str, SourceFile] = {}
     versions: dict[str, int] = {}
     for item in items:
         handles.setdefault(item.file_handle_id, item)
@@ -225,8 +248,8 @@ def estimate(
         path = choose_path(
             size=item.size,
             from_location=item.from_location,
-            bucket=getattr(item, "bucket", None),
-            key=getattr(item, "key", None),
+            bucket=item.bucket,
+            key=item.key,
             destination_s3=destination_s3,
             mode=mode,
             relay_max=relay_max,
@@ -235,7 +258,7 @@ def estimate(
         server = client = 0
         if path is CopyPath.SYNAPSE:
             parts = max(1, math.ceil(item.size / adaptive_part_size(item.size, preferred_part)))
-            own = 2 + parts + math.ceil(parts / 50)
+            own: float = 2 + parts + math.ceil(parts / 50)
             server = item.size
         elif path is CopyPath.DIRECT:
             own = 1
@@ -413,7 +436,9 @@ class FastCopier:
     def close(self) -> None:
         self.session.close()
 
-    def _key_for(self, path: CopyPath, handle_id: str, file_name: str, record: Any) -> str:
+    def _key_for(
+        self, path: CopyPath, handle_id: str, file_name: str, record: CopyRecord | None
+    ) -> str:
         prefix = f"{path.value}:"
         if record is not None and str(record.upload_id or "").startswith(prefix):
             return str(record.upload_id)[len(prefix) :]  # the object an earlier run wrote
@@ -421,8 +446,8 @@ class FastCopier:
         parts = [p for p in (self.base_key, str(self.user_id), str(uuid.uuid4()), safe) if p]
         return "/".join(parts)
 
-    def copy(self, path: CopyPath, item: Any, record: Any) -> FastCopy:
-        if path is CopyPath.DIRECT and item.bucket in self.refused_buckets:
+    def copy(self, path: CopyPath, item: SourceFile, record: CopyRecord | None) -> FastCopy:
+        if path is CopyPath.DIRECT and str(item.bucket) in self.refused_buckets:
             raise FallBack(f"s3://{item.bucket} is not readable with these AWS credentials")
         key = self._key_for(path, item.file_handle_id, item.file_name, record)
         self.journal.copy_started(
@@ -440,7 +465,7 @@ class FastCopier:
 
     # -- S3 → S3 with the user's credentials -------------------------------------------------
 
-    def _direct(self, item: Any, key: str) -> FastCopy:
+    def _direct(self, item: SourceFile, key: str) -> FastCopy:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         source: CopySourceTypeDef = {"Bucket": str(item.bucket), "Key": str(item.key)}
@@ -448,11 +473,11 @@ class FastCopier:
         try:
             head = self.s3.head_object(Bucket=source["Bucket"], Key=source["Key"])
         except NoCredentialsError:
-            self._refuse(item.bucket, "no AWS credentials")
+            self._refuse(source["Bucket"], "no AWS credentials")
         except ClientError as exc:
             code = _code(exc)
             if code in ("403", "AccessDenied", "Forbidden"):
-                self._refuse(item.bucket, code)
+                self._refuse(source["Bucket"], code)
             raise MigrationError(
                 f"{what}: cannot read the source s3://{item.bucket}/{item.key}: {code}"
             ) from None
@@ -543,7 +568,7 @@ class FastCopier:
 
     # -- relay --------------------------------------------------------------------------------
 
-    def _relay(self, item: Any, key: str) -> FastCopy:
+    def _relay(self, item: SourceFile, key: str) -> FastCopy:
         what = f"relay of file handle {item.file_handle_id} ({item.entity_id})"
         data = b""
         for attempt in (1, 2):
@@ -609,7 +634,7 @@ class FastCopier:
 
     # -- register -----------------------------------------------------------------------------
 
-    def _register(self, item: Any, key: str) -> str:
+    def _register(self, item: SourceFile, key: str) -> str:
         body = {
             "concreteType": S3_FILE_HANDLE,
             "bucketName": self.bucket,
