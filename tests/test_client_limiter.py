@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import read_exchanges
+from reconcile_support import Workspace
 
 from synapse_declare.auth import Credentials, Endpoints, StackLimits, resolve_limits
 from synapse_declare.client.http import ClientOptions, RequestLimiter, Transport
@@ -178,3 +179,28 @@ def test_stack_limits_come_from_the_synapse_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="max_requests_per_minute"):
         resolve_limits(config)
     assert resolve_limits(tmp_path / "absent") == StackLimits(None, None)
+
+
+def test_the_stack_limits_of_the_config_file_pace_the_cli(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    """A stack allowing 1 concurrent request, declared in the config file's [synapse-declare]
+    section: apply runs its independent changes without provoking a single 429 (with the
+    default of 3 the same apply is throttled: test_apply_converges_under_concurrency_throttle)."""
+    emulator = make_emulator(max_concurrent=1, latency_ms=20)
+    ws = Workspace(emulator, tmp_path)
+    config = tmp_path / "synapseConfig"
+    config.write_text("[synapse-declare]\nmax_concurrent_requests = 1\n", encoding="utf-8")
+    manifest = ws.manifest(
+        """
+        version: 1
+        projects:
+          - name: Paced by the config
+            folders: [{name: A}, {name: B}, {name: C}, {name: D}, {name: E}, {name: F}]
+        """
+    )
+    result = ws.run("apply", manifest, "--auto-approve", "--config", config, *ws.connection())
+    assert result.code == 0, result.err
+    exchanges = read_exchanges(emulator)
+    assert len([e for e in exchanges if e["method"] == "POST"]) >= 6
+    assert [e for e in exchanges if e["status"] == 429] == []
