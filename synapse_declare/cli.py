@@ -57,6 +57,8 @@ EPILOG = """examples:
   synapse-declare plan manifests/ --out plan.json --detailed-exitcode
   synapse-declare apply --plan plan.json                apply exactly the reviewed plan
   synapse-declare sts "My Project/Pipelines" --format shell
+  synapse-declare expand manifests/ --var bucket=lab-data    templates and variables expanded
+  synapse-declare output manifests/ --format env >> "$GITHUB_ENV"
 
 credentials: --token-file, then ~/.synapseConfig (profiles, [endpoints]), then
 SYNAPSE_AUTH_TOKEN. exit codes: 0 ok, 1 error, 2 changes (plan --detailed-exitcode),
