@@ -15,6 +15,7 @@ was done, what failed and what was not attempted; re-running plan/apply converge
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -67,7 +68,15 @@ def apply_plan(
     parallel: int = 3,
     storage: StorageOptions | None = None,
 ) -> ApplyResult:
-    """Apply every actionable change of ``plan`` in dependency order."""
+    """Apply every actionable change of ``plan`` in dependency order.
+
+    Scheduling is a ready queue by dependency count (Kahn's algorithm): each change counts the
+    prerequisites it still waits for, and a finished change decrements its dependents' counts, so
+    the scheduler does O(changes + dependencies) work in all — it never rescans what is pending.
+    Ready changes start in plan order (a heap on the plan position), at most ``parallel`` at a
+    time. A prerequisite that is neither applied, a no-op nor in the plan keeps its dependents
+    from starting; they are reported as not attempted.
+    """
     progress = progress or Progress()
     options = storage or StorageOptions()
     run = ApplyContext(
@@ -85,24 +94,37 @@ def apply_plan(
         else:
             pending.append(change)
     finished: set[str] = {c.address for c in plan.changes if c.action is Action.NO_OP}
+    waiting: list[int] = [0] * len(pending)
+    dependents: dict[str, list[int]] = {}
+    ready: list[int] = []
+    for position, change in enumerate(pending):
+        for dep in set(change.depends_on):
+            if dep not in finished:
+                waiting[position] += 1
+                dependents.setdefault(dep, []).append(position)
+        if not waiting[position]:
+            ready.append(position)
+    heapq.heapify(ready)
+    not_started = set(range(len(pending)))
     total = len(pending)
     started = 0
     stopping = False
-    running: dict[Future[str], Change] = {}
+    running: dict[Future[str], int] = {}
     interrupted = False
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        while pending or running:
+        while ready or running:
             if interrupted:
                 stopping = True
             if not stopping:
                 # Start at most `parallel` changes at a time: a change handed to the pool early
                 # would still run after a failure, which must stop new changes from starting.
-                ready = [c for c in pending if all(d in finished for d in c.depends_on)]
-                for change in ready[: max(1, parallel) - len(running)]:
-                    pending.remove(change)
+                while ready and len(running) < max(1, parallel):
+                    position = heapq.heappop(ready)
+                    change = pending[position]
+                    not_started.discard(position)
                     started += 1
                     progress.start(change, started, total)
-                    running[pool.submit(_execute, run, change)] = change
+                    running[pool.submit(_execute, run, change)] = position
             if not running:
                 break
             try:
@@ -114,13 +136,17 @@ def apply_plan(
                 interrupted = True
                 continue
             for future in completed:
-                change = running.pop(future)
+                change = pending[running.pop(future)]
                 error = future.exception()
                 if error is None:
                     detail = future.result()
                     finished.add(change.address)
                     result.done.append((change.address, detail))
                     progress.done(change, detail)
+                    for dependent in dependents.pop(change.address, ()):
+                        waiting[dependent] -= 1
+                        if not waiting[dependent]:
+                            heapq.heappush(ready, dependent)
                 else:
                     stopping = True
                     message = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -130,7 +156,7 @@ def apply_plan(
                         log.error("unexpected error applying %s", change.address, exc_info=error)
                         pool.shutdown(wait=True, cancel_futures=True)
                         raise error
-    result.not_attempted = [c.address for c in pending]
+    result.not_attempted = [pending[p].address for p in sorted(not_started)]
     result.failed.extend(run.soft_failures)
     result.ids = dict(run.ids)
     if interrupted:

@@ -201,3 +201,40 @@ def resolve_credentials(
         )
     register_secret(token)
     return Credentials(token=token, source=source, endpoints=endpoints, username=username)
+
+
+@dataclass(frozen=True, slots=True)
+class StackLimits:
+    """The stack's per-user throttles from ``~/.synapseConfig`` (``[synapse-declare]``:
+    ``max_concurrent_requests``, ``max_requests_per_minute``); None where not set."""
+
+    max_concurrent: int | None = None
+    max_per_minute: int | None = None
+
+
+def resolve_limits(config_path: Path | None = None) -> StackLimits:
+    """Read the throttle settings of the stack this config file points at (its ``[endpoints]``),
+    e.g. a dev stack with other limits than production's 3 concurrent and 600 per minute."""
+    path = config_path or default_config_path()
+    parser = _read_config(path)
+    if parser is None or not parser.has_section("synapse-declare"):
+        return StackLimits()
+    section = parser["synapse-declare"]
+    values: dict[str, int | None] = {}
+    for key in ("max_concurrent_requests", "max_requests_per_minute"):
+        raw = (section.get(key) or "").strip()
+        if not raw:
+            values[key] = None
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        minimum = 1 if key == "max_concurrent_requests" else 0
+        if value < minimum:
+            raise ConfigError(
+                f"{path} [synapse-declare] {key} = {raw!r}: expected a whole number >= {minimum}",
+                hint="max_requests_per_minute = 0 turns pacing off (a stack without that throttle)",
+            )
+        values[key] = value
+    return StackLimits(values["max_concurrent_requests"], values["max_requests_per_minute"])

@@ -55,6 +55,8 @@ EPILOG = """examples:
   synapse-declare plan manifests/ --out plan.json --detailed-exitcode
   synapse-declare apply --plan plan.json                apply exactly the reviewed plan
   synapse-declare sts "My Project/Pipelines" --format shell
+  synapse-declare expand manifests/ --var bucket=lab-data    templates and variables expanded
+  synapse-declare output manifests/ --format env >> "$GITHUB_ENV"
 
 credentials: --token-file, then ~/.synapseConfig (profiles, [endpoints]), then
 SYNAPSE_AUTH_TOKEN. exit codes: 0 ok, 1 error, 2 changes (plan --detailed-exitcode),
@@ -465,7 +467,18 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", type=Path, help="Synapse config file (default ~/.synapseConfig)")
     group.add_argument("--token-file", type=Path, help="read the access token from this file")
     group.add_argument(
-        "--parallel", type=int, default=3, help="concurrent requests (Synapse allows 3 per user)"
+        "--parallel",
+        type=int,
+        default=None,
+        help="concurrent requests (default: ~/.synapseConfig [synapse-declare] "
+        "max_concurrent_requests, else 3: Synapse allows 3 per user)",
+    )
+    group.add_argument(
+        "--max-requests-per-minute",
+        type=int,
+        default=None,
+        help="pace requests to this many per 60 s (default: ~/.synapseConfig [synapse-declare] "
+        "max_requests_per_minute, else Synapse's 600; 0: no pacing)",
     )
     group.add_argument("--timeout", type=float, default=70.0, help="read timeout in seconds")
     group.add_argument("--retries", type=int, default=8, help=argparse.SUPPRESS)
@@ -477,8 +490,7 @@ def _connect(args: argparse.Namespace) -> object:
     from .client.http import ClientOptions
     from .engine import connect
 
-    if args.parallel < 1:
-        raise UsageError("--parallel must be at least 1")
+    _resolve_limits(args)
     credentials = resolve_credentials(
         token_file=args.token_file,
         endpoint=args.endpoint,
@@ -492,10 +504,31 @@ def _connect(args: argparse.Namespace) -> object:
         ClientOptions(
             read_timeout=args.timeout,
             max_concurrency=args.parallel,
+            max_per_window=args.max_requests_per_minute,
             retries=args.retries,
             backoff_factor=args.backoff,
         ),
     )
+
+
+def _resolve_limits(args: argparse.Namespace) -> None:
+    """Flags first, then the config file's [synapse-declare] section, then Synapse's limits;
+    written back into ``args`` so apply's copy concurrency follows the same value."""
+    from .auth import resolve_limits
+    from .client.http import SYNAPSE_MAX_CONCURRENT, SYNAPSE_MAX_PER_MINUTE
+
+    if args.parallel is None or args.max_requests_per_minute is None:
+        limits = resolve_limits(args.config)
+        if args.parallel is None:
+            args.parallel = limits.max_concurrent or SYNAPSE_MAX_CONCURRENT
+        if args.max_requests_per_minute is None:
+            args.max_requests_per_minute = (
+                SYNAPSE_MAX_PER_MINUTE if limits.max_per_minute is None else limits.max_per_minute
+            )
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    if args.max_requests_per_minute < 0:
+        raise UsageError("--max-requests-per-minute must be 0 (no pacing) or more")
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -664,10 +697,25 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     migration.add_argument(
         "--verify",
-        choices=("md5", "size", "none"),
-        default="md5",
-        help="check each copy before repointing: md5 (stream and hash the copy, default), "
-        "size, or none",
+        choices=("auto", "md5", "size", "none"),
+        default="auto",
+        help="check each copy before repointing: auto (default: MD5 proven by the transfer or "
+        "streamed for copies up to 64 MiB, size and S3's part checksums above), md5 (stream "
+        "and hash every copy), size, or none",
+    )
+    migration.add_argument(
+        "--copy-path",
+        choices=("auto", "synapse"),
+        default="auto",
+        help="auto (default): into your own S3 bucket, copy external-S3 files in S3 with your "
+        "AWS credentials and relay small Synapse-storage files through this machine (3 calls "
+        "per file instead of 6); synapse: always Synapse's server-side multipart copy",
+    )
+    migration.add_argument(
+        "--relay-max-mib",
+        type=int,
+        default=16,
+        help="with --copy-path auto, relay Synapse-storage files up to this size (default 16)",
     )
     migration.add_argument(
         "--state-dir",
@@ -678,7 +726,11 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     migration.add_argument("--report-json", type=Path, help="write the per-file report as JSON")
     migration.add_argument("--report-csv", type=Path, help="write the per-file report as CSV")
     migration.add_argument(
-        "--part-size-mib", type=int, default=100, help="multipart copy part size (>= 5 MiB)"
+        "--part-size-mib",
+        type=int,
+        default=0,
+        help="multipart copy part size (>= 5 MiB; default 0: adaptive, the fewest parts of up "
+        "to 5 GiB)",
     )
     _add_output(parser)
     _add_connection(parser)
@@ -843,7 +895,10 @@ def _storage_options(args: argparse.Namespace) -> StorageOptions:
         continue_on_error=args.continue_on_error,
         verify=args.verify,
         part_size=args.part_size_mib * 1024 * 1024,
-        parallel=args.parallel,
+        # Twice the request slots: S3 work of some copies overlaps REST calls of others.
+        parallel=2 * args.parallel,
+        copy_path=args.copy_path,
+        relay_max_bytes=args.relay_max_mib * 1024 * 1024,
         state_dir=args.state_dir,
         report_json=args.report_json,
         report_csv=args.report_csv,

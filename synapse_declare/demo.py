@@ -201,7 +201,7 @@ def _storage_chapter(
     step("Plan: two storage locations, upload destinations, and a migration with counts")
     step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
 
-    step("Apply: copy server-side, verify size and MD5, repoint; sources are kept")
+    step("Apply: copy (relayed or server-side), verify size and MD5, repoint; sources are kept")
     report = work / "migration-report.csv"
     state_dir = work / "state"
     step.run(

@@ -8,15 +8,20 @@ Two phases, as in ``synapseutils`` but planned and verified:
 2. :func:`run_migration` (called by ``apply``) moves them. Per **source file handle** (a handle
    shared by several entities or versions is copied **once**):
 
-   * **copy** with Synapse's multipart copy (``MultipartUploadCopyRequest``): Synapse signs one
-     S3 ``UploadPartCopy`` URL per part; we PUT each with exactly its signed headers (a separate
-     HTTP session: the Synapse token never goes to S3), read the part ETag from S3's XML, report
-     it with ``add/{n}`` and ``complete`` the upload. No byte passes through this machine;
+   * **copy** by the cheapest path for that file (:mod:`synapse_declare.copypaths`: into an S3
+     bucket of the user's, an S3 copy with the user's credentials for external-S3 sources or a
+     relay for small Synapse-storage files, each registered with ``POST
+     /externalFileHandle/s3``), else with Synapse's multipart copy
+     (``MultipartUploadCopyRequest``): Synapse signs one S3 ``UploadPartCopy`` URL per part; we
+     PUT each with exactly its signed headers (a separate HTTP session: the Synapse token never
+     goes to S3), read the part ETag from S3's XML, report it with ``add/{n}`` and ``complete``
+     the upload. No byte passes through this machine;
    * **verify** before anything points at the copy: the new handle is in the destination and
-     carries the source MD5, and the destination object's size (``verify="size"``: HEAD) and
-     MD5 (``verify="md5"``: the object streamed through a hash — a multipart ETag is never taken
-     for an MD5) equal the source handle's. A mismatch is a :class:`VerificationError` and the
-     entity is **not** repointed;
+     carries the source MD5, and the destination object's size (HEAD) and MD5 equal the source
+     handle's — the MD5 proven by the transfer, or the object streamed through a hash (a
+     multipart ETag is never taken for an MD5), or for large copies under ``verify="auto"`` the
+     size and S3's part checksums (:func:`copypaths.verification_plan`). A mismatch is a
+     :class:`VerificationError` and the entity is **not** repointed;
    * **repoint** each entity version: ``latest``/``all`` swap the version's file handle in place
      (``PUT /entity/{id}/version/{n}/filehandle`` with the old handle id, so a version that
      changed since the plan answers 412 and is reported ``source_changed``); ``new`` creates a
@@ -61,6 +66,21 @@ from .client.s3 import (
     object_key_from_url,
 )
 from .client.synapse import SynapseAPI
+from .copypaths import (
+    DEFAULT_MD5_MAX,
+    DEFAULT_RELAY_MAX,
+    EXTERNAL_S3_LOCATION,
+    CopyEstimate,
+    CopyPath,
+    FallBack,
+    FastCopier,
+    RelayUrls,
+    adaptive_part_size,
+    choose_path,
+    composite_etag,
+    estimate,
+    verification_plan,
+)
 from .errors import (
     AmbiguousWrite,
     Forbidden,
@@ -96,13 +116,10 @@ URL_BATCH = 50  # presigned URLs per request: well inside their 15-minute life a
 RESEND_ATTEMPTS = 4
 INDEX_FORMAT = 1
 
-# Basis of MigrationIndex.estimated_seconds (see its docstring).
-COPY_BYTES_PER_SECOND = 128 * MIB  # Synapse's guide: ~13 min per 100 GB server-side
-VERIFY_BYTES_PER_SECOND = 50 * MIB  # verify="md5" streams every copied byte to this machine
-REST_SECONDS = 0.15  # one Synapse REST round trip from outside AWS
 
 STATUSES = ("migrated", "already", "skipped", "failed", "source_changed", "not_attempted")
-VERIFY_MODES = ("md5", "size", "none")
+VERIFY_MODES = ("auto", "md5", "size", "none")
+COPY_PATH_MODES = ("auto", "synapse")
 
 
 class Strategy(StrEnum):
@@ -135,6 +152,10 @@ class MigrationItem:
     file_name: str
     entity_etag: str | None  # Strategy.NEW: the new version is refused if the etag changed
     from_location: int | None = None
+    # The source object (S3 handles): a direct S3 copy reads it with the user's credentials.
+    bucket: str | None = None
+    key: str | None = None
+    content_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -143,6 +164,10 @@ class MigrationItem:
     def from_json(cls, data: Mapping[str, Any]) -> MigrationItem:
         location = data.get("from_location")
         etag = data.get("entity_etag")
+        optional = {
+            name: None if data.get(name) is None else str(data[name])
+            for name in ("bucket", "key", "content_type")
+        }
         return cls(
             entity_id=str(data["entity_id"]),
             version=int(data["version"]),
@@ -152,6 +177,7 @@ class MigrationItem:
             file_name=str(data["file_name"]),
             entity_etag=None if etag is None else str(etag),
             from_location=None if location is None else int(location),
+            **optional,
         )
 
 
@@ -191,6 +217,11 @@ class MigrationIndex:
     items: tuple[MigrationItem, ...]  # still to move
     already: tuple[MigrationItem, ...]  # already in the destination location
     skipped: tuple[SkippedItem, ...]
+    # What the estimate needs: is the destination an S3 bucket of the user's (so the direct and
+    # relay paths apply), and the stack's rate budget the plan was made under.
+    destination_s3: bool = False
+    per_minute: int = 600
+    concurrency: int = 3
 
     def unique_handles(self) -> int:
         """Copies to make: file handles shared by several versions or entities count once."""
@@ -201,31 +232,47 @@ class MigrationIndex:
         sizes = {i.file_handle_id: i.size for i in self.items}
         return sum(sizes.values())
 
-    def estimated_seconds(self, *, parallel: int = 3, verify: str = "md5") -> float:
-        """A rough duration, stated so it can be checked and recalibrated:
-
-        * server-side copy at 128 MiB/s per copy stream (Synapse's migration guide: about 13
-          minutes per 100 GB);
-        * ``verify="md5"`` reads every copied byte back through this machine at an assumed
-          50 MiB/s (``"size"`` and ``"none"`` read nothing);
-        * 0.15 s per Synapse REST call (a round trip to Synapse from outside AWS), with per copy
-          start + URL batch + one ``add`` per part + complete (+1 handle read to verify), and per
-          version one repoint (+1 entity read for ``new``);
-        * ``parallel`` copies overlap (Synapse allows 3 concurrent requests per user).
-        """
-        sizes = {i.file_handle_id: i.size for i in self.items}
-        calls = 0
-        for size in sizes.values():
-            parts = max(1, math.ceil(size / part_size_for(size, 100 * MIB)))
-            calls += 3 + parts + (1 if verify != "none" else 0)
-        calls += len(self.items) * (2 if self.strategy is Strategy.NEW else 1)
-        verify_bytes = sum(sizes.values()) if verify == "md5" else 0
-        seconds = (
-            calls * REST_SECONDS
-            + sum(sizes.values()) / COPY_BYTES_PER_SECOND
-            + verify_bytes / VERIFY_BYTES_PER_SECOND
+    def estimate(
+        self, *, verify: str = "auto", copy_path: str = "auto", parallel: int = 6
+    ) -> CopyEstimate:
+        """Calls, bytes and duration of this migration with each file's path chosen as apply
+        will (see :func:`synapse_declare.copypaths.estimate` for the stated basis)."""
+        return estimate(
+            self.items,
+            strategy=self.strategy.value,
+            destination_s3=self.destination_s3,
+            mode=copy_path,
+            verify=verify,
+            per_minute=self.per_minute,
+            concurrency=self.concurrency,
+            parallel=parallel,
         )
-        return seconds / max(1, parallel)
+
+    def estimated_seconds(self, *, parallel: int = 6, verify: str = "auto") -> float:
+        """The estimated duration in seconds (:meth:`estimate`)."""
+        return self.estimate(verify=verify, parallel=parallel).seconds
+
+    def plan_summary(self) -> dict[str, Any]:
+        """What the plan states about how this migration runs and what it costs."""
+        found = self.estimate()
+        summary: dict[str, Any] = {
+            "copy_paths": found.paths,
+            "rest_calls": found.calls,
+            "calls_per_file": round(found.calls_per_file, 2),
+            "rate_budget": (
+                f"{self.per_minute}/min, {self.concurrency} in flight"
+                if self.per_minute
+                else f"not paced, {self.concurrency} in flight"
+            ),
+            "bytes_copied_server_side": found.bytes_copied_server_side,
+            "bytes_relayed": found.bytes_relayed,
+            "bytes_to_verify": found.bytes_verified,
+            "verify": "auto: relayed files by the MD5 of the bytes sent (S3 checks Content-MD5); "
+            "S3 copies by their MD5 ETag; other copies <= "
+            f"{human_bytes(DEFAULT_MD5_MAX)} streamed through MD5, larger ones by size and S3's "
+            "part checksums",
+        }
+        return summary
 
     def skipped_reasons(self) -> dict[str, int]:
         reasons: dict[str, int] = {}
@@ -247,6 +294,9 @@ class MigrationIndex:
                 "skipped": len(self.skipped),
                 "skipped_reasons": self.skipped_reasons(),
             },
+            "destination_s3": self.destination_s3,
+            "per_minute": self.per_minute,
+            "concurrency": self.concurrency,
             "items": [i.to_json() for i in self.items],
             "already": [i.to_json() for i in self.already],
             "skipped": [i.to_json() for i in self.skipped],
@@ -265,6 +315,9 @@ class MigrationIndex:
                 items=tuple(MigrationItem.from_json(i) for i in data.get("items", [])),
                 already=tuple(MigrationItem.from_json(i) for i in data.get("already", [])),
                 skipped=tuple(SkippedItem.from_json(i) for i in data.get("skipped", [])),
+                destination_s3=bool(data.get("destination_s3", False)),
+                per_minute=int(data.get("per_minute", 600)),
+                concurrency=int(data.get("concurrency", 3)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MigrationError(f"the migration index is damaged: {exc}") from exc
@@ -362,6 +415,9 @@ def _classify(
         file_name=file_name,
         entity_etag=None if etag is None else str(etag),
         from_location=location,
+        bucket=None if handle.get("bucketName") is None else str(handle["bucketName"]),
+        key=None if handle.get("key") is None else str(handle["key"]),
+        content_type=None if handle.get("contentType") is None else str(handle["contentType"]),
     )
     if destination_id is not None and location == destination_id:
         return "already", item
@@ -377,6 +433,7 @@ def index_migration(
     exclude: frozenset[str] = frozenset(),
     parallel: int = 3,
     recursive: bool = True,
+    destination_s3: bool = False,
 ) -> MigrationIndex:
     """List what a migration of ``container_id``'s subtree would move. Read-only.
 
@@ -384,7 +441,8 @@ def index_migration(
     calls: one children listing per folder (pages of 50), then per file one bundle (entity + file
     handles) for ``latest``/``new``, or the version list plus one bundle per version for ``all``.
     ``destination_id`` None means the destination is created by the same apply, so nothing can be
-    in it yet. File reads run ``parallel`` at a time.
+    in it yet. File reads run ``parallel`` at a time. ``destination_s3``: the destination is an
+    external S3 location of the caller's (the estimate then counts the direct and relay paths).
     """
     strategy = Strategy(strategy)
     excluded = {_syn(e) for e in exclude}
@@ -454,6 +512,9 @@ def index_migration(
         items=tuple(items),
         already=tuple(already),
         skipped=tuple(skipped),
+        destination_s3=destination_s3,
+        per_minute=api.t.options.max_per_window,
+        concurrency=api.t.options.max_concurrency,
     )
 
 
@@ -464,9 +525,17 @@ def index_migration(
 @dataclass(frozen=True, slots=True)
 class MigrationOptions:
     continue_on_error: bool = False
-    verify: str = "md5"  # "md5" (stream the destination object and hash it), "size", "none"
-    part_size: int = 100 * MIB  # per file: max(this, ceil(size/10000)), never below 5 MiB
-    parallel: int = 3  # concurrent copies (Synapse: 3 concurrent requests per user)
+    # "auto" (copypaths.verification_plan: MD5 where cheap or proven by the transfer, size and
+    # S3's part checksums for large copies), "md5" (stream every copy), "size", "none"
+    verify: str = "auto"
+    # 0: adaptive (the fewest parts, up to 5 GiB each); else per file max(this, ceil(size/10000))
+    part_size: int = 0
+    # Copies in flight. Twice the 3 request slots, so that S3 work overlaps other files' REST
+    # calls; the client's limiter still keeps REST requests at 3 in flight.
+    parallel: int = 6
+    copy_path: str = "auto"  # "auto" (direct / relay / Synapse per file) or "synapse" only
+    relay_max_bytes: int = DEFAULT_RELAY_MAX  # Synapse-storage files up to this are relayed
+    md5_max_bytes: int = DEFAULT_MD5_MAX  # verify="auto": Synapse copies up to this get an MD5
     state_dir: Path = Path(".synapse-declare")  # where journals live
     report_json: Path | None = None
     report_csv: Path | None = None
@@ -476,7 +545,12 @@ class MigrationOptions:
             raise MigrationError(
                 f"unknown verify mode {self.verify!r}", hint=f"use one of {', '.join(VERIFY_MODES)}"
             )
-        if self.part_size < MIN_PART_SIZE:
+        if self.copy_path not in COPY_PATH_MODES:
+            raise MigrationError(
+                f"unknown copy path {self.copy_path!r}",
+                hint=f"use one of {', '.join(COPY_PATH_MODES)}",
+            )
+        if self.part_size and self.part_size < MIN_PART_SIZE:
             raise MigrationError(
                 f"part size {self.part_size} is below S3's minimum of {MIN_PART_SIZE} bytes"
             )
@@ -649,6 +723,9 @@ class _Copy:
     new_handle_id: str
     made: bool  # this run copied at least one part
     key: str | None = None  # the destination object, as addressed by the part-copy URLs
+    path: CopyPath = CopyPath.SYNAPSE
+    md5_proven: bool = False  # the transfer proved the object's MD5 (copypaths)
+    part_etags: tuple[str, ...] = ()  # every part's S3 ETag, when this run copied them all
 
 
 class _Runner:
@@ -664,6 +741,8 @@ class _Runner:
         report: MigrationReport,
         destination_bucket: str | None,
         move_to: str | None = None,
+        destination: Mapping[str, Any] | None = None,
+        user_id: int = 0,
     ) -> None:
         self.api = api
         self.move_to = move_to
@@ -685,10 +764,66 @@ class _Runner:
         self.finished = 0
         self.rows: dict[tuple[str, int], ReportRow] = {}
         self.aborted = threading.Event()
+        self.fast = self._fast_copier(destination or {}, user_id)
+
+    def _fast_copier(self, destination: Mapping[str, Any], user_id: int) -> FastCopier | None:
+        """The direct and relay paths (copypaths): only into an external S3 location, with S3
+        access from this machine (the verifier's credentials, which must reach that bucket)."""
+        if (
+            self.options.copy_path != "auto"
+            or destination.get("concreteType") != EXTERNAL_S3_LOCATION
+            or self.verifier is None
+            or not self.destination_bucket
+        ):
+            return None
+        order: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for item in self.index.items:
+            if item.file_handle_id not in seen and self._chosen(item) is CopyPath.RELAY:
+                seen.add(item.file_handle_id)
+                order.append((item.file_handle_id, item.entity_id))
+        return FastCopier(
+            self.api,
+            self.verifier.client,
+            self.journal,
+            location_id=self.destination_id,
+            bucket=self.destination_bucket,
+            base_key=None if destination.get("baseKey") is None else str(destination["baseKey"]),
+            user_id=user_id,
+            relay_urls=RelayUrls(self.api, order),
+            note=self.progress.note,
+            resend=self._resend,
+            preferred_part=self.options.part_size,
+        )
+
+    def _chosen(self, item: MigrationItem) -> CopyPath:
+        return choose_path(
+            size=item.size,
+            from_location=item.from_location,
+            bucket=item.bucket,
+            key=item.key,
+            destination_s3=True,
+            mode=self.options.copy_path,
+            relay_max=self.options.relay_max_bytes,
+        )
+
+    def _path_for(self, item: MigrationItem, record: CopyRecord | None) -> CopyPath:
+        """A copy an earlier run started keeps its path (its object key is in the journal)."""
+        if self.fast is None:
+            return CopyPath.SYNAPSE
+        if record is not None and record.state != COPY_REJECTED:
+            for path in (CopyPath.DIRECT, CopyPath.RELAY):
+                if str(record.upload_id or "").startswith(f"{path.value}:"):
+                    return path
+            if record.upload_id:
+                return CopyPath.SYNAPSE
+        return self._chosen(item)
 
     def close(self) -> None:
         self.parts.shutdown(wait=True, cancel_futures=True)
         self.copier.close()
+        if self.fast is not None:
+            self.fast.close()
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -921,6 +1056,29 @@ class _Runner:
 
     def _copy(self, handle_id: str, items: list[MigrationItem], record: CopyRecord | None) -> _Copy:
         first = items[0]
+        path = self._path_for(first, record)
+        if path is not CopyPath.SYNAPSE:
+            assert self.fast is not None
+            try:
+                fast = self.fast.copy(path, first, record)
+            except FallBack:
+                record = None  # copied by Synapse instead, as a new request
+            except (Forbidden, NotFound) as exc:
+                raise _AssociationRefused(exc) from exc
+            else:
+                with self.lock:
+                    self.report.copies_made += 1
+                    self.report.bytes_copied += fast.bytes_copied
+                return _Copy(
+                    fast.new_handle_id,
+                    made=True,
+                    key=fast.key,
+                    path=path,
+                    md5_proven=fast.md5_proven,
+                    part_etags=fast.part_etags,
+                )
+        if record is not None and not str(record.upload_id or "").isdigit():
+            record = None  # started on another path: Synapse's copy starts afresh
         entities = {i.entity_id for i in items}
         force_restart = record is not None and record.state == COPY_REJECTED
         if record is not None and not force_restart and record.associate_entity in entities:
@@ -930,7 +1088,7 @@ class _Runner:
         else:
             associate, part_size = (
                 first.entity_id,
-                part_size_for(first.size, self.options.part_size),
+                adaptive_part_size(first.size, self.options.part_size),
             )
         request = {
             "concreteType": COPY_REQUEST,
@@ -967,9 +1125,9 @@ class _Runner:
             size=first.size,
             md5=first.md5,
         )
-        copied, key = 0, None
+        copied, key, etags = 0, None, tuple[str, ...]()
         if status.get("state") != "COMPLETED":
-            copied, key = self._copy_parts(upload_id, status, first.size, part_size, what)
+            copied, key, etags = self._copy_parts(upload_id, status, first.size, part_size, what)
             status = self._resend(
                 f"complete {what}", lambda: self.api.complete_multipart(upload_id)
             )
@@ -985,13 +1143,14 @@ class _Runner:
                 self.report.bytes_copied += copied
             else:
                 self.report.copies_reused += 1
-        return _Copy(str(result), made=bool(copied), key=key)
+        return _Copy(str(result), made=bool(copied), key=key, part_etags=etags)
 
     def _copy_parts(
         self, upload_id: str, status: Mapping[str, Any], size: int, part_size: int, what: str
-    ) -> tuple[int, str | None]:
-        """Copy the parts ``partsState`` says are missing; returns the bytes copied and the
-        destination object's key as the part URLs address it (None if not recognisable)."""
+    ) -> tuple[int, str | None, tuple[str, ...]]:
+        """Copy the parts ``partsState`` says are missing; returns the bytes copied, the
+        destination object's key as the part URLs address it (None if not recognisable) and,
+        when this run copied every part, their ETags in part order (S3's MD5 of each part)."""
         count = parts_for(size, part_size)
         state = str(status.get("partsState") or "")
         if len(state) != count:
@@ -1003,6 +1162,7 @@ class _Runner:
                 "already copied"
             )
         copied = 0
+        etags: dict[int, str] = {}
         keys: set[str | None] = set()
         for start in range(0, len(missing), URL_BATCH):
             if self.aborted.is_set():
@@ -1023,18 +1183,22 @@ class _Runner:
             error: BaseException | None = None
             for future in futures:
                 try:
-                    number = future.result()
+                    number, etag = future.result()
                 except BaseException as exc:
                     error = error or exc
                     continue
+                etags[number] = etag
                 first = (number - 1) * part_size
                 copied += min(part_size, size - first)
             if error is not None:
                 raise error
         key = keys.pop() if len(keys) == 1 else None
-        return copied, key
+        whole = tuple(etags[n] for n in range(1, count + 1)) if len(etags) == count else ()
+        return copied, key, whole
 
-    def _copy_part(self, upload_id: str, url: Mapping[str, Any], count: int, what: str) -> int:
+    def _copy_part(
+        self, upload_id: str, url: Mapping[str, Any], count: int, what: str
+    ) -> tuple[int, str]:
         if self.aborted.is_set():
             raise MigrationError(f"{what}: the run is stopping")
         try:
@@ -1045,7 +1209,9 @@ class _Runner:
             self.aborted.set()  # a kill: start no further part
             raise
 
-    def _copy_one_part(self, upload_id: str, url: Mapping[str, Any], count: int, what: str) -> int:
+    def _copy_one_part(
+        self, upload_id: str, url: Mapping[str, Any], count: int, what: str
+    ) -> tuple[int, str]:
         number = int(url["partNumber"])
         label = f"{what}, part {number}/{count}"
         current: Mapping[str, Any] = url
@@ -1077,14 +1243,16 @@ class _Runner:
                 )
             if count > 1:
                 self.progress.note(f"{label} copied")
-            return number
+            return number, etag
         raise AssertionError("unreachable")
 
     # -- verify --------------------------------------------------------------------------------
 
     def _verify(self, item: MigrationItem, copy: _Copy) -> str | None:
         """Size (HEAD) or size and MD5 (streamed) of the destination object against the source
-        handle. The object is the one the part copies wrote (its key from the URLs Synapse
+        handle, as ``verify`` says (``auto``: :func:`copypaths.verification_plan` — no read back
+        when the transfer proved the MD5, S3's part checksums for large copies). The object is
+        the one the part copies wrote (its key from the URLs Synapse
         signed, in the destination bucket read at the start of the run); when the copy was
         finished by an earlier run, the new handle is read to find it, and its storage location
         and recorded MD5 are checked too."""
@@ -1107,12 +1275,27 @@ class _Runner:
                     f"its handle records MD5 {handle.get('contentMd5')}, not {item.md5}"
                 )
             bucket, key = str(handle.get("bucketName", "")), str(handle.get("key", ""))
+        plan = verification_plan(
+            self.options.verify, copy.path, item.size, self.options.md5_max_bytes
+        )
+        auto = self.options.verify == "auto"
         if not bucket or not key:
             problems.append("its handle names no bucket and key")
-        elif self.options.verify == "size":
-            size = self.verifier.head(bucket, key)
+        elif not plan.stream_md5 or (auto and copy.md5_proven):
+            etag: str | None = None
+            if auto and not copy.md5_proven and copy.part_etags:
+                size, etag = self.verifier.head_etag(bucket, key)
+            else:
+                size = self.verifier.head(bucket, key)
             if size != item.size:
                 problems.append(f"the object has {size} bytes, the source {item.size}")
+            if etag is not None:
+                expected = composite_etag(copy.part_etags)
+                if etag != expected:
+                    problems.append(
+                        f"the object's ETag is {etag}, not {expected} as composed from the "
+                        "checksums S3 answered for its parts"
+                    )
         else:
             size, md5 = self.verifier.size_and_md5(bucket, key)
             if size != item.size:
@@ -1379,7 +1562,8 @@ def run_migration(
             "(Synapse's own checks only)",
         )
     started = time.perf_counter()
-    destination_bucket = _destination_bucket(api, destination_id, options) if index.items else None
+    location = _destination(api, destination_id, options) if index.items else {}
+    destination_bucket = None if location.get("bucket") is None else str(location["bucket"])
     report = MigrationReport(
         container_id=index.container_id,
         destination_id=destination_id,
@@ -1418,6 +1602,8 @@ def run_migration(
         report,
         destination_bucket,
         move_to,
+        location,
+        user_id,
     )
     try:
         runner.run()
@@ -1445,11 +1631,10 @@ def run_migration(
     return report
 
 
-def _destination_bucket(
-    api: SynapseAPI, destination_id: int, options: MigrationOptions
-) -> str | None:
+def _destination(api: SynapseAPI, destination_id: int, options: MigrationOptions) -> dict[str, Any]:
     """Read the destination once: Synapse copies only into a location the caller created (so a
-    wrong one fails here, not on every file), and verification needs its bucket."""
+    wrong one fails here, not on every file); verification needs its bucket, and the direct and
+    relay paths its type and base key."""
     try:
         location = api.get_storage_location(destination_id)
     except (Forbidden, NotFound) as exc:
@@ -1465,7 +1650,7 @@ def _destination_bucket(
             hint="verify copies into Synapse's own storage with verify 'none' (Synapse's checks "
             "only)",
         )
-    return None if bucket is None else str(bucket)
+    return location
 
 
 def _write_reports(report: MigrationReport, options: MigrationOptions) -> None:

@@ -199,6 +199,7 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "already_in_destination": len(index.already),
         "skipped": skipped,
         "estimated_duration": _human_seconds(index.estimated_seconds()),
+        **index.plan_summary(),
     }
     fields = tuple(
         FieldChange(key, None, value)
@@ -220,8 +221,8 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
             "index": index.to_json(),
         },
         reason=(
-            f"{migration.versions} version(s) to {migration.to}, copied server-side, verified, "
-            "sources kept"
+            f"{migration.versions} version(s) to {migration.to}, copied by the cheapest path "
+            "per file (see copy_paths), verified, sources kept"
             if index.items
             else f"nothing to migrate ({len(index.already)} already there, "
             f"{len(index.skipped)} skipped)"
@@ -251,6 +252,7 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "size": _human_bytes(index.total_bytes()),
         "skipped": skipped,
         "estimated_duration": _human_seconds(index.estimated_seconds()),
+        **index.plan_summary(),
     }
     return Change(
         address=sub_address(spec.address, "move"),

@@ -567,6 +567,7 @@ def _read_storage(
                     Strategy.MOVE,
                     live.matched.get(spec.storage[0]),
                     recursive=False,
+                    destination_s3=_is_external_s3(manifest, spec.storage[0]),
                 ),
             )
 
@@ -590,6 +591,7 @@ def _read_storage(
                 Strategy(spec.migrate_existing.versions),
                 live.matched.get(spec.migrate_existing.to),
                 exclude=frozenset(own),
+                destination_s3=_is_external_s3(manifest, spec.migrate_existing.to),
             )
 
         moved = {item.entity_id for _, found in live.moves.values() for item in found.items} | {
@@ -673,6 +675,13 @@ def _outside_sts(index: Any, moved: set[str], sts_ids: frozenset[int]) -> Any:
         already=tuple(i for i in index.already if i.entity_id not in moved),
         skipped=tuple(i for i in skipped if i.entity_id not in moved),
     )
+
+
+def _is_external_s3(manifest: Manifest, location: str) -> bool:
+    """A declared external_s3 location is the user's own bucket (owner.txt): the migration's
+    direct and relay copy paths apply to it."""
+    spec = manifest.storage_locations.get(location)
+    return spec is not None and spec.type == "external_s3"
 
 
 def _find_by_path(api: SynapseAPI, project_id: str | None, path: str) -> str | None:

@@ -274,9 +274,8 @@ def test_text_uploads_get_a_text_preview(
 @pytest.mark.parametrize(
     ("content_type", "data"),
     [
-        ("text/csv", b"a,b\n1,2\n"),
-        ("text/tab-separated-values", b"a\tb\n"),
         ("image/png", b"\x89PNG\r\n\x1a\n"),
+        ("text/csv", b"\n \n"),
         ("application/octet-stream", b"\x00\x01"),
         ("application/json", b"{}"),
     ],
@@ -284,6 +283,37 @@ def test_text_uploads_get_a_text_preview(
 def test_no_preview_without_a_text_generator(alice: Any, content_type: str, data: bytes) -> None:
     handle = _upload_with_preview(alice, data, "f.bin", content_type)
     assert "previewId" not in handle
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "expected"),
+    [
+        ("text/csv", b'name,"x, y"\n1,2\n', "name,x&#44; y\n1,2"),
+        ("text/tab-separated-values; charset=UTF-8", b"a\tb\n1\t2\n", "a,b\n1,2"),
+        ("text/csv", ("x" * 45 + ",b\n").encode(), "x" * 40 + "&hellip;,b"),
+        (
+            "text/csv",
+            ",".join(str(i) for i in range(25)).encode() + b"\nnext,row\n",
+            ",".join(str(i) for i in range(20)) + ",&hellip;\nnext,row",
+        ),
+        (
+            "text/csv",
+            b"".join(f"{i},{i}\n".encode() for i in range(40)),
+            "".join(f"{i},{i}\n" for i in range(30)) + "&hellip;,&hellip;",
+        ),
+    ],
+)
+def test_tables_get_a_csv_preview(
+    alice: Any, content_type: str, data: bytes, expected: str
+) -> None:
+    """TabCsvPreviewGenerator: 30 rows, 20 cells, 40 characters, cuts marked with &hellip;."""
+    handle = _upload_with_preview(alice, data, "table.csv", content_type)
+    preview = alice.ok("GET", f"/file/v1/fileHandle/{handle['previewId']}")
+    assert preview["fileName"] == "preview.csv" and preview["contentType"] == "text/csv"
+    assert preview["isPreview"] is True
+    s3 = alice.emulator.s3_client()
+    body = s3.get_object(Bucket=preview["bucketName"], Key=preview["key"])["Body"].read()
+    assert body.decode("utf-8") == expected
 
 
 def test_wiki_attachment_preview_is_served(

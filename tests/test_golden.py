@@ -8,6 +8,7 @@ New cases: ``tests/golden_capture.py`` (see golden_support.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,8 @@ from golden_support import GOLDEN, case_names, plan_case, plan_json, plan_text
 from synapse_declare import state_codec
 from synapse_declare.errors import PlanError, SynapseDeclareError
 from synapse_declare.plan import Plan
+from synapse_declare.state import LiveContainer, LiveState
+from synapse_declare.storage import LiveStorage
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 CASES = case_names()
@@ -70,3 +73,19 @@ def test_a_plan_from_an_older_version_is_refused_with_a_clear_message() -> None:
         Plan.from_json(plan)
     assert "made by an older synapse-declare" in str(caught.value)
     assert "plan again" in str(caught.value)
+
+
+def test_the_codec_writes_every_field_of_live_state() -> None:
+    """A field added to LiveState (or its parts) without a codec entry would be lost from every
+    captured live.json and silently default in the pure goldens."""
+    data = json.loads((GOLDEN / "create_all" / "live.json").read_text(encoding="utf-8"))
+    assert set(data) - {"format"} == {f.name for f in dataclasses.fields(LiveState)}
+    assert set(data["storage"]) == {f.name for f in dataclasses.fields(LiveStorage)}
+    container = next(
+        c
+        for c in json.loads((GOLDEN / "no_change_full" / "live.json").read_text(encoding="utf-8"))[
+            "containers"
+        ].values()
+        if c is not None
+    )
+    assert set(container) == {f.name for f in dataclasses.fields(LiveContainer)}

@@ -145,8 +145,21 @@ def test_verify_md5_without_read_access_is_refused_before_any_change(
     assert planned.code == 0, planned.both
     assert "apply verifies each copy by reading s3://lab-data" in planned.out
     assert "cannot read it (no AWS credentials found)" in planned.out
-    result = ws.run(
+    # The default (--verify auto) reads copies back too, unless the transfer proved them.
+    automatic = ws.run(
         "apply", manifest, "--auto-approve", "--state-dir", ws.root / "state", *ws.connection()
+    )
+    assert automatic.code == 1, automatic.both
+    assert "--verify auto reads" in automatic.err
+    result = ws.run(
+        "apply",
+        manifest,
+        "--auto-approve",
+        "--verify",
+        "md5",
+        "--state-dir",
+        ws.root / "state",
+        *ws.connection(),
     )
     assert result.code == 1, result.both
     assert "--verify md5 reads every copy back from s3://lab-data" in result.err

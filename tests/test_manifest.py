@@ -8,9 +8,11 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from synapse_declare import manifest as manifest_module
 from synapse_declare.errors import ManifestError, ManifestErrors
 from synapse_declare.manifest import (
     MAX_ALIAS_EXPANSIONS,
@@ -416,3 +418,81 @@ YAML_TOKENS = st.sampled_from(
 def test_yaml_like_text_raises_only_manifest_errors(text: str) -> None:
     with contextlib.suppress(ManifestError):
         load_text(text)
+
+
+# -- libyaml -------------------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+LIBYAML_SAMPLE = """\
+version: 1
+defaults: &d {stage: raw, count: 0x1F, ratio: 1.5e3, flag: TRUE, word: yes, none: ~}
+projects:
+  - name: "Ünïcode — project"
+    annotations:
+      <<: *d
+      released: 2024-05-01T00:00:00Z
+      day: 2024-05-01
+      bad_day: 2024-13-45
+      big: 012
+      inf: -.inf
+      text: '1:20'
+    folders:
+      - {name: A, annotations: *d}
+      - name: B
+        description: |
+          two
+          lines
+"""
+
+
+@pytest.mark.skipif(not manifest_module.LIBYAML, reason="PyYAML without libyaml")
+@pytest.mark.parametrize(
+    "text",
+    [
+        LIBYAML_SAMPLE,
+        *(
+            p.read_text(encoding="utf-8")
+            for p in sorted((Path(__file__).parent.parent / "examples").rglob("*.yaml"))
+        ),
+    ],
+)
+def test_libyaml_gives_the_same_data_and_positions_as_the_python_loader(text: str) -> None:
+    """The C parser composes the document; data, value positions and key positions are exactly
+    those of the pure-Python loader."""
+    fast = manifest_module._compose_fast(text)
+    assert fast is not None, "libyaml did not compose the document"
+    ours, errors = manifest_module._build(fast[0], fast[1], SourceMap("m.yaml"), "m.yaml")
+    loader = manifest_module._Loader(text)
+    node = loader.get_single_node()
+    theirs, their_errors = manifest_module._build(loader, node, SourceMap("m.yaml"), "m.yaml")
+    assert ours is not None and theirs is not None
+    assert [str(e) for e in errors] == [str(e) for e in their_errors]
+    assert repr(ours.data) == repr(theirs.data)
+    assert ours.source.values == theirs.source.values
+    assert ours.source.keys == theirs.source.keys
+    assert parse_text(text, "m.yaml")[0] is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: 1\n\tb: 2\n", "a: [1, 2\n", "a: 1\na: 2\n", "x: \x07\n", "---\na: 1\n---\nb: 2\n"],
+)
+def test_errors_are_the_python_loaders_whichever_parser_runs_first(text: str) -> None:
+    """A document libyaml refuses (or that only the Python reader refuses) is parsed again by the
+    Python loader, so messages and positions are the ones it has always given."""
+    _, errors = parse_text(text, "m.yaml")
+    loader = manifest_module._Loader
+    try:
+        python_node = loader(text).get_single_node()
+    except yaml.YAMLError as exc:
+        expected = [str(manifest_module._yaml_error("m.yaml", text, exc))]
+    else:
+        assert python_node is not None
+        expected = [
+            str(e)
+            for e in manifest_module._build(
+                loader(text), loader(text).get_single_node(), SourceMap("m.yaml"), "m.yaml"
+            )[1]
+        ]
+    assert [str(e) for e in errors] == expected
+    assert errors

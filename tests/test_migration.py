@@ -85,7 +85,9 @@ def test_index_counts_bytes_already_skipped_and_exclude(w: World) -> None:
     assert item.from_location == 1
     assert item.entity_etag == a["etag"]
     assert index.estimated_seconds() > 0
-    assert index.estimated_seconds(verify="none") < index.estimated_seconds(verify="md5")
+    assert index.estimated_seconds(verify="none") <= index.estimated_seconds(verify="md5")
+    assert index.estimate(verify="none").bytes_verified == 0
+    assert index.estimate(verify="md5").bytes_verified == index.total_bytes()
 
 
 def test_index_without_destination_yet_has_nothing_already_there(w: World) -> None:

@@ -23,6 +23,7 @@ from test_migration_support import (
     World,
     multipart_starts,
     part_adds,
+    record_s3,
     world,
 )
 
@@ -286,14 +287,21 @@ reader = DestinationReader.from_settings(
     args["s3"], region="us-east-1", access_key_id="emulator-access-key",
     secret_access_key="emulator-secret-key")
 run_migration(api, index, args["destination"], endpoint=args["endpoint"], user_id=args["user"],
-    verifier=reader, options=MigrationOptions(state_dir=Path(args["state"]), parallel=2),
-    progress=Progress())
+    verifier=reader, options=MigrationOptions(state_dir=Path(args["state"]), parallel=2,
+    copy_path=args["copy_path"]), progress=Progress())
 """
 
 
 @pytest.mark.fault
-def test_sigkill_mid_migration_then_resume_copies_nothing_twice(w: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy_path", ["synapse", "auto"])
+def test_sigkill_mid_migration_then_resume_copies_nothing_twice(
+    w: World, tmp_path: Path, copy_path: str
+) -> None:
+    """A real SIGKILL of the migrating process, then a resume: with Synapse's multipart copy
+    (one completed upload per file) and with the default paths (small files relayed: one object
+    per file in the destination, written again at most at the same key)."""
     files = _files(w, 16, size=20_000)
+    s3_log = record_s3(w.emulator)
     index = w.index()
     index_file = tmp_path / "index.json"
     index_file.write_text(json.dumps(index.to_json()))
@@ -307,6 +315,7 @@ def test_sigkill_mid_migration_then_resume_copies_nothing_twice(w: World, tmp_pa
         "endpoint": w.emulator.repo_endpoint,
         "user": w.user_id,
         "state": str(w.state_dir),
+        "copy_path": copy_path,
     }
     script = CHILD.format(tests=str(REPO / "tests"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -344,10 +353,16 @@ def test_sigkill_mid_migration_then_resume_copies_nothing_twice(w: World, tmp_pa
 
     # The saved (stale) index, as `apply plan.json` would; the child's settings (default part
     # size), so that even a copy started but not yet journaled is resumed, not started anew.
-    report = w.migrate(index, parallel=2, part_size=100 * MIB)
+    report = w.migrate(index, parallel=2, part_size=0, copy_path=copy_path)
 
     assert report.ok, report.summary()
     resumed_run = read_exchanges(w.emulator)[len(killed_run) :]
+    if copy_path == "auto":
+        written = [r.key for r in s3_log.requests if r.bucket == w.bucket and r.method == "PUT"]
+        assert len(set(written)) == len(files), "one destination object per file"
+        assert multipart_starts(killed_run + resumed_run) == []
+        _all_moved(w, files)
+        return
     assert not {s["handle"] for s in multipart_starts(resumed_run)} & copied
     uploads = {s["uploadId"] for s in multipart_starts(killed_run + resumed_run)}
     completes = [e for e in killed_run + resumed_run if e["path"].endswith("/complete")]

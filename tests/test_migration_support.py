@@ -48,14 +48,21 @@ EXTERNAL_FILE_HANDLE = "org.sagebionetworks.repo.model.file.ExternalFileHandle"
 S3_FILE_HANDLE = "org.sagebionetworks.repo.model.file.S3FileHandle"
 
 
-def product_api_for(base_url: str, token: str) -> SynapseAPI:
+def product_api_for(base_url: str, token: str, options: ClientOptions | None = None) -> SynapseAPI:
     endpoints = Endpoints.from_base(base_url)
     credentials = Credentials(token=token, source="test", endpoints=endpoints)
-    return SynapseAPI(Transport(credentials, endpoints, ClientOptions(read_timeout=30)))
+    return SynapseAPI(Transport(credentials, endpoints, options or ClientOptions(read_timeout=30)))
 
 
 def product_api(emulator: Emulator, user: str = "alice") -> SynapseAPI:
-    return product_api_for(emulator.base_url, emulator.users[user])
+    """The product client paced to the emulator's throttle knobs (none: no pacing)."""
+    knobs = emulator.knobs
+    options = ClientOptions(
+        read_timeout=30,
+        max_concurrency=knobs.max_concurrent or 3,
+        max_per_window=knobs.max_per_minute or 0,
+    )
+    return product_api_for(emulator.base_url, emulator.users[user], options)
 
 
 class Notes(Progress):
@@ -240,6 +247,9 @@ class World:
         values: dict[str, Any] = {
             "state_dir": self.state_dir,
             "part_size": 5 * MIB,
+            # These helpers exercise Synapse's multipart copy; the direct and relay paths are
+            # chosen with copy_path="auto" (test_migration_paths.py).
+            "copy_path": "synapse",
             "report_json": self.reports / "report.json",
             "report_csv": self.reports / "report.csv",
         }

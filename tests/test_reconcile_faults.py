@@ -477,7 +477,8 @@ def test_create_whose_response_was_lost_is_not_repeated(
 def test_apply_converges_under_concurrency_throttle(
     make_emulator: Any, tmp_path: Path, api_for: Any
 ) -> None:
-    emulator = make_emulator(max_concurrent=1)
+    # 20 ms per request: parallel changes overlap even on a loaded machine, so the limit bites.
+    emulator = make_emulator(max_concurrent=1, latency_ms=20)
     ws = Workspace(emulator, tmp_path)
     alice: Api = api_for(emulator, "alice")
     manifest = ws.manifest(TREE.format(name="Throttled"))

@@ -1,27 +1,28 @@
 """Storage migration: synapse-declare's engine against synapseutils, on identical data, same run.
 
-An in-process emulator (with its embedded S3) holds one dataset per measured run: ``--files``
-files (default 300) of mixed sizes — mostly small, some medium, ``--large`` files larger than
-100 MiB so that both tools copy them in more than one part — uploaded to Synapse storage in a
-project of their own, identical bytes in every project. Each run moves one project to an external
-S3 location (an owner.txt'd bucket in the embedded S3):
+Default profile: Synapse's real throttles — 3 concurrent requests and 600 requests per 60 s per
+user, refused with 429 by the emulator — and 100 ms of latency per REST request. Each measured run
+has its own user (so each starts with a fresh rate window, as a new migration would), its own
+destination bucket (owner.txt'd, an external S3 location of that user's) and its own copy of the
+dataset: ``--files`` files (default 300) of mixed sizes — mostly small, some medium, ``--large``
+files over 100 MiB — identical bytes in every run. Three pairs of runs:
 
-* ``synapseutils`` — ``index_files_for_migration`` + ``migrate_indexed_files(force=True)`` with
-  strategy ``new`` (its default) and ``latest``;
-* ``synapse-declare`` — ``index_migration`` + ``run_migration`` with the same strategy, and for
-  ``latest`` with ``verify=md5`` (the default) and ``verify=size``.
+* Synapse storage → external S3, strategy ``new`` and ``latest``: synapseutils
+  (``index_files_for_migration`` + ``migrate_indexed_files(force=True)``: Synapse's multipart
+  copy) against synapse-declare (``index_migration`` + ``run_migration``, defaults: small files
+  relayed, large ones copied by Synapse, ``verify=auto``);
+* external S3 → external S3, ``latest``: synapseutils (Synapse's multipart copy) against
+  synapse-declare (S3 copies with the user's credentials, registered and repointed).
 
-Every client runs in its own process (the emulator keeps its interpreter), starting from a fresh
-login, with its default concurrency (synapseutils: ``max_threads = cpu_count + 4`` threads, half
-as concurrent copies; synapse-declare: 3 concurrent copies, 3 concurrent REST requests). The
-emulator emulates ``--latency-ms`` per REST request (default 20 ms) and, with ``--throttle``
-(default on), Synapse's limit of 3 concurrent requests per user (429 beyond). Printed per run:
-wall time (index / migrate), files/s, MB/s (bytes to copy / wall time), Synapse REST calls per
-file from the emulator's request log, split by endpoint, and where the time went (emulator-side
-time per endpoint, S3 time per operation as the S3 server saw it).
+Every client runs in its own process from a fresh login with its default concurrency; ours paces
+itself to the same budget the emulator enforces. Printed per run: wall time (index / migrate),
+files/s, Synapse REST calls per file (from the emulator's request log, by endpoint), requests/s and
+the share of the 10 requests/s budget, the physical limit (10 requests/s ÷ calls per file), 429s,
+and S3 time per operation as the S3 server saw it. A fresh 60-s window admits 600 requests at
+once, so a run of a minute or two can average more than 10 requests/s.
 
-Usage: python benchmarks/migration/run.py [--files 300] [--large 2] [--latency-ms 20]
-       [--no-throttle] [--only ours,su]
+Usage: python benchmarks/migration/run.py [--files 300] [--large 1] [--latency-ms 100]
+       [--no-throttle] [--only ours,su] [--pairs new,latest,external]
 """
 
 from __future__ import annotations
@@ -50,19 +51,21 @@ import requests
 from synapse_declare.emulator import Emulator, EmulatorConfig, SeedUser, s3gate
 
 MIB = 1024 * 1024
-USER, TOKEN = "bench", "bench-token"
+BUDGET_PER_SECOND = 10.0  # Synapse: 600 requests per 60 s per user
 EXTERNAL_S3 = "org.sagebionetworks.repo.model.project.ExternalS3StorageLocationSetting"
 UPLOAD = "org.sagebionetworks.repo.model.file.MultipartUploadRequest"
 HERE = Path(__file__).resolve()
 
 RUNS = [
-    # (label, tool, strategy, verify)
-    ("synapseutils new", "su", "new", None),
-    ("synapse-declare new", "ours", "new", "md5"),
-    ("synapseutils latest", "su", "latest", None),
-    ("synapse-declare latest", "ours", "latest", "md5"),
-    ("synapse-declare latest verify=size", "ours", "latest", "size"),
+    # (label, tool, strategy, source, pair)
+    ("synapseutils new", "su", "new", "synapse", "new"),
+    ("synapse-declare new", "ours", "new", "synapse", "new"),
+    ("synapseutils latest", "su", "latest", "synapse", "latest"),
+    ("synapse-declare latest", "ours", "latest", "synapse", "latest"),
+    ("synapseutils external->external latest", "su", "latest", "external", "external"),
+    ("synapse-declare external->external latest", "ours", "latest", "external", "external"),
 ]
+GOALS = {"new": 1.2, "latest": 1.2, "external": 2.0}  # speed vs synapseutils
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,11 +92,11 @@ def content(size: int, seed: int) -> bytes:
 class Rest:
     """Raw REST for setup (not measured): multipart upload and entity creation."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, token: str) -> None:
         self.base = emulator.base_url
         self.session = requests.Session()
         self.session.headers.update(
-            {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         )
         self.put_session = requests.Session()  # presigned PUTs: no token
 
@@ -144,7 +147,14 @@ class Rest:
         return str(self.call("POST", "/repo/v1/entity", body)["id"])
 
 
-def make_dataset(rest: Rest, name: str, files: list[tuple[str, int, int]]) -> str:
+def make_dataset(
+    rest: Rest,
+    name: str,
+    files: list[tuple[str, int, int]],
+    external: tuple[Any, str, int] | None = None,
+) -> str:
+    """A project holding ``files``: uploaded to Synapse storage, or with ``external`` (S3 client,
+    bucket, storage location id) written to that bucket and registered as external S3 handles."""
     project = rest.entity({"concreteType": "org.sagebionetworks.repo.model.Project", "name": name})
     folders: dict[str, str] = {"": project}
     for folder in sorted({f for f, _, _ in files if f}):
@@ -159,7 +169,28 @@ def make_dataset(rest: Rest, name: str, files: list[tuple[str, int, int]]) -> st
     def one(spec: tuple[str, int, int]) -> None:
         folder, size, seed = spec
         file_name = f"file-{seed:04d}.bin"
-        handle = rest.upload(content(size, seed), file_name)
+        data = content(size, seed)
+        if external is None:
+            handle = rest.upload(data, file_name)
+        else:
+            s3, bucket, location = external
+            key = f"source/{name.replace(' ', '_')}/{file_name}"
+            s3.put_object(Bucket=bucket, Key=key, Body=data)
+            handle = str(
+                rest.call(
+                    "POST",
+                    "/file/v1/externalFileHandle/s3",
+                    {
+                        "concreteType": "org.sagebionetworks.repo.model.file.S3FileHandle",
+                        "bucketName": bucket,
+                        "key": key,
+                        "fileName": file_name,
+                        "contentMd5": hashlib.md5(data).hexdigest(),
+                        "contentSize": len(data),
+                        "storageLocationId": location,
+                    },
+                )["id"]
+            )
         rest.entity(
             {
                 "concreteType": "org.sagebionetworks.repo.model.FileEntity",
@@ -235,8 +266,9 @@ def client_ours(args: dict[str, Any]) -> dict[str, Any]:
     from synapse_declare.progress import Progress
 
     endpoints = Endpoints.from_base(args["base_url"])
+    options = ClientOptions(max_concurrency=3, max_per_window=args["per_minute"])
     api = SynapseAPI(
-        Transport(Credentials(TOKEN, "benchmark", endpoints), endpoints, ClientOptions())
+        Transport(Credentials(args["token"], "benchmark", endpoints), endpoints, options)
     )
     reader = DestinationReader.from_settings(
         args["s3"],
@@ -245,7 +277,9 @@ def client_ours(args: dict[str, Any]) -> dict[str, Any]:
         secret_access_key="emulator-secret-key",
     )
     started = time.perf_counter()
-    index = index_migration(api, args["project"], Strategy(args["strategy"]), args["destination"])
+    index = index_migration(
+        api, args["project"], Strategy(args["strategy"]), args["destination"], destination_s3=True
+    )
     indexed = time.perf_counter()
     report = run_migration(
         api,
@@ -253,10 +287,8 @@ def client_ours(args: dict[str, Any]) -> dict[str, Any]:
         args["destination"],
         endpoint=endpoints.repo,
         user_id=args["user_id"],
-        verifier=reader if args["verify"] != "none" else None,
-        options=MigrationOptions(
-            verify=args["verify"], state_dir=Path(args["state"]), parallel=args["parallel"]
-        ),
+        verifier=reader,
+        options=MigrationOptions(state_dir=Path(args["state"]), parallel=args["parallel"]),
         progress=Progress(),
     )
     done = time.perf_counter()
@@ -267,6 +299,9 @@ def client_ours(args: dict[str, Any]) -> dict[str, Any]:
         "bytes": index.total_bytes(),
         "ok": report.ok,
         "counts": report.counts,
+        "paths": index.plan_summary()["copy_paths"],
+        "estimated_s": index.estimated_seconds(parallel=args["parallel"]),
+        "throttled_client": api.t.throttled,
     }
 
 
@@ -342,14 +377,41 @@ def run_client(tool: str, args: dict[str, Any], home: Path) -> dict[str, Any]:
     return result
 
 
+def prepare_run(
+    emulator: Emulator, n: int, run: tuple[str, str, str, str, str], files: Any
+) -> dict[str, Any]:
+    """The run's user owns a destination bucket + location and (for external sources) a source
+    bucket + location, and a project with the dataset. Made with the throttle off."""
+    label, tool, strategy, source, _ = run
+    user = f"bench{n}"
+    rest = Rest(emulator, emulator.users[user])
+    s3 = emulator.s3_client()
+
+    def owned_location(prefix: str) -> tuple[str, int]:
+        bucket = f"{prefix}-{n}-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="owner.txt", Body=user.encode())
+        body = {"concreteType": EXTERNAL_S3, "bucket": bucket, "uploadType": "S3"}
+        return bucket, int(rest.call("POST", "/repo/v1/storageLocation", body)["storageLocationId"])
+
+    _, destination = owned_location("bench-dest")
+    external = None
+    if source == "external":
+        bucket, location = owned_location("bench-src")
+        external = (s3, bucket, location)
+    project = make_dataset(rest, f"bench {n} {tool} {strategy} {source}", files, external)
+    return {"user": user, "project": project, "destination": destination, "label": label}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=300)
-    parser.add_argument("--large", type=int, default=2)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--large", type=int, default=1)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--no-throttle", action="store_true")
     parser.add_argument("--only", default="ours,su")
-    parser.add_argument("--parallel", type=int, default=3, help="synapse-declare's copies")
+    parser.add_argument("--pairs", default="new,latest,external")
+    parser.add_argument("--parallel", type=int, default=6, help="synapse-declare's copies")
     parser.add_argument("--client", choices=("ours", "su"))
     parser.add_argument("--client-args")
     args = parser.parse_args()
@@ -359,72 +421,62 @@ def main() -> int:
         return 0
 
     tools = set(args.only.split(","))
-    runs = [r for r in RUNS if r[1] in tools]
+    pairs = set(args.pairs.split(","))
+    runs = [r for r in RUNS if r[1] in tools and r[4] in pairs]
     files = plan_files(args.files, args.large)
     total = sum(size for _, size, _ in files)
     work = Path(tempfile.mkdtemp(prefix="sd-bench-migration-"))
     log = work / "requests.jsonl"
-    config = EmulatorConfig(
-        users=[SeedUser(USER, TOKEN, email="bench@example.org")], request_log=log
-    )
+    users = [SeedUser(f"bench{n}", f"bench-token-{n}") for n in range(len(runs))]
+    config = EmulatorConfig(users=users, request_log=log)
+    throttled = not args.no_throttle
     print(
         f"{len(files)} files, {total / MIB:.0f} MiB per dataset "
-        f"({sum(1 for f in files if f[1] > 100 * MIB)} over 100 MiB), {len(runs)} datasets; "
+        f"({sum(1 for f in files if f[1] > 100 * MIB)} over 100 MiB), {len(runs)} runs; "
         f"latency {args.latency_ms:g} ms/request, "
-        f"{'no throttle' if args.no_throttle else 'throttle: 3 concurrent requests per user'}",
+        + ("Synapse's throttles: 3 concurrent, 600/min per user" if throttled else "no throttle"),
         flush=True,
     )
     results: list[dict[str, Any]] = []
     with Emulator(config) as emulator:
-        rest = Rest(emulator)
-        bucket = f"bench-dest-{uuid.uuid4().hex[:8]}"
-        s3 = emulator.s3_client()
-        s3.create_bucket(Bucket=bucket)
-        s3.put_object(Bucket=bucket, Key="owner.txt", Body=USER.encode())
-        destination = int(
-            rest.call(
-                "POST",
-                "/repo/v1/storageLocation",
-                {"concreteType": EXTERNAL_S3, "bucket": bucket, "uploadType": "S3"},
-            )["storageLocationId"]
-        )
         setup = time.perf_counter()
-        projects = [
-            make_dataset(rest, f"bench {n} {tool} {strategy}", files)
-            for n, (_, tool, strategy, _) in enumerate(runs)
-        ]
-        print(
-            f"setup: {len(projects)} datasets uploaded in {time.perf_counter() - setup:.0f} s",
-            flush=True,
-        )
+        prepared = [prepare_run(emulator, n, run, files) for n, run in enumerate(runs)]
+        print(f"setup: {len(prepared)} datasets in {time.perf_counter() - setup:.0f} s", flush=True)
         gateway = s3gate.ensure_gateway(emulator)
         assert gateway is not None
         timer = S3Timer(gateway.app)
         gateway.app = timer
-        home = work / "home"
-        home.mkdir()
-        (home / ".synapseConfig").write_text(emulator.synapse_config(USER), encoding="utf-8")
         emulator.knobs.latency_ms = args.latency_ms
-        emulator.knobs.max_concurrent = None if args.no_throttle else 3
+        emulator.knobs.max_concurrent = 3 if throttled else None
+        emulator.knobs.max_per_minute = 600 if throttled else None
         _, position = read_log(log, 0)
-        for (label, tool, strategy, verify), project in zip(runs, projects, strict=True):
+        for n, ((label, tool, strategy, source, pair), ready) in enumerate(
+            zip(runs, prepared, strict=True)
+        ):
+            home = work / f"home-{n}"
+            home.mkdir()
+            (home / ".synapseConfig").write_text(
+                emulator.synapse_config(ready["user"]), encoding="utf-8"
+            )
             client_args = {
                 "base_url": emulator.base_url,
-                "project": project,
+                "token": emulator.users[ready["user"]],
+                "project": ready["project"],
                 "strategy": strategy,
-                "verify": verify,
-                "destination": destination,
-                "user_id": emulator.principal_ids[USER],
+                "destination": ready["destination"],
+                "user_id": emulator.principal_ids[ready["user"]],
                 "s3": emulator.s3_endpoint,
-                "state": str(work / f"state-{len(results)}"),
+                "state": str(work / f"state-{n}"),
                 "config": str(home / ".synapseConfig"),
-                "cache": str(work / f"cache-{len(results)}"),
+                "cache": str(work / f"cache-{n}"),
                 "parallel": args.parallel,
+                "per_minute": 600 if throttled else 0,
             }
             Path(client_args["state"]).mkdir()
             timer.seconds.clear()
             timer.count.clear()
             timer.enabled = True
+            load = os.getloadavg()[0]
             started = time.perf_counter()
             outcome = run_client(tool, client_args, home)
             wall = time.perf_counter() - started
@@ -434,8 +486,13 @@ def main() -> int:
                 label=label,
                 tool=tool,
                 strategy=strategy,
+                source=source,
+                pair=pair,
                 wall_s=wall,
-                calls=Counter(template(e["method"], e["path"]) for e in exchanges),
+                load=load,
+                calls=Counter(
+                    template(e["method"], e["path"]) for e in exchanges if e["status"] != 429
+                ),
                 server_ms=_server_ms(exchanges),
                 throttled=sum(1 for e in exchanges if e["status"] == 429),
                 s3_seconds=dict(timer.seconds),
@@ -443,8 +500,7 @@ def main() -> int:
             )
             results.append(outcome)
             _print_run(outcome, len(files), total)
-    _print_summary(results, len(files), total)
-    return 0 if all(r["ok"] for r in results) else 1
+    return 0 if _print_summary(results, len(files), total) else 1
 
 
 def _server_ms(exchanges: list[dict[str, Any]]) -> dict[str, float]:
@@ -454,17 +510,35 @@ def _server_ms(exchanges: list[dict[str, Any]]) -> dict[str, float]:
     return dict(totals)
 
 
+def _rates(r: dict[str, Any], files: int) -> dict[str, float]:
+    work = r["index_s"] + r["migrate_s"]
+    calls = sum(r["calls"].values())
+    per_file = calls / files
+    return {
+        "work_s": work,
+        "files_per_s": files / work,
+        "calls_per_file": per_file,
+        "req_per_s": calls / work,
+        "budget": calls / work / BUDGET_PER_SECOND,
+        "limit": BUDGET_PER_SECOND / per_file,
+    }
+
+
 def _print_run(r: dict[str, Any], files: int, total: int) -> None:
     calls: Counter[str] = r["calls"]
-    work = r["index_s"] + r["migrate_s"]
+    x = _rates(r, files)
     threads = f" (max_threads {r['max_threads']})" if "max_threads" in r else ""
     status = "ok" if r["ok"] else "NOT OK " + json.dumps(r["counts"])
-    print(f"\n== {r['label']}: {status}{threads}")
+    print(f"\n== {r['label']}: {status}{threads}; machine load {r['load']:.1f}")
+    if "paths" in r:
+        print(f"   paths: {r['paths']}; plan estimated {r['estimated_s']:.0f} s")
     print(
-        f"   index {r['index_s']:.1f} s + migrate {r['migrate_s']:.1f} s = {work:.1f} s "
-        f"(process {r['wall_s']:.1f} s): {files / work:.1f} files/s, "
-        f"{total / MIB / work:.1f} MiB/s; {sum(calls.values()) / files:.2f} REST calls/file "
-        f"({sum(calls.values())} calls, {r['throttled']} answered 429)"
+        f"   index {r['index_s']:.1f} s + migrate {r['migrate_s']:.1f} s = {x['work_s']:.1f} s "
+        f"(process {r['wall_s']:.1f} s): {x['files_per_s']:.2f} files/s, "
+        f"{total / MIB / x['work_s']:.1f} MiB/s; {x['calls_per_file']:.2f} REST calls/file "
+        f"({sum(calls.values())} calls, {r['throttled']} answered 429); "
+        f"{x['req_per_s']:.2f} req/s = {x['budget']:.0%} of the budget; physical limit "
+        f"{x['limit']:.2f} files/s"
     )
     for name, count in calls.most_common():
         server = r["server_ms"].get(name, 0.0) / 1000
@@ -476,30 +550,35 @@ def _print_run(r: dict[str, Any], files: int, total: int) -> None:
     print(f"   S3 server time: {s3}")
 
 
-def _print_summary(results: list[dict[str, Any]], files: int, total: int) -> None:
-    print("\n| run | files/s | MiB/s | REST calls/file | index s | migrate s |")
-    print("|---|---|---|---|---|---|")
+def _print_summary(results: list[dict[str, Any]], files: int, total: int) -> bool:
+    print(
+        "\n| run | files/s | REST calls/file | req/s | budget used | physical limit files/s "
+        "| 429s | index s | migrate s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        work = r["index_s"] + r["migrate_s"]
-        calls = sum(r["calls"].values())
+        x = _rates(r, files)
         print(
-            f"| {r['label']} | {files / work:.1f} | {total / MIB / work:.1f} | "
-            f"{calls / files:.2f} | {r['index_s']:.1f} | {r['migrate_s']:.1f} |"
+            f"| {r['label']} | {x['files_per_s']:.2f} | {x['calls_per_file']:.2f} | "
+            f"{x['req_per_s']:.2f} | {x['budget']:.0%} | {x['limit']:.2f} | {r['throttled']} | "
+            f"{r['index_s']:.1f} | {r['migrate_s']:.1f} |"
         )
-    by_label = {r["label"]: r for r in results}
-    for strategy in ("new", "latest"):
-        ours = by_label.get(f"synapse-declare {strategy}")
-        theirs = by_label.get(f"synapseutils {strategy}")
+    ok = all(r["ok"] for r in results)
+    for pair, goal in GOALS.items():
+        ours = next((r for r in results if r["pair"] == pair and r["tool"] == "ours"), None)
+        theirs = next((r for r in results if r["pair"] == pair and r["tool"] == "su"), None)
         if ours is None or theirs is None:
             continue
-        ours_s = ours["index_s"] + ours["migrate_s"]
-        theirs_s = theirs["index_s"] + theirs["migrate_s"]
-        ours_calls = sum(ours["calls"].values())
-        theirs_calls = sum(theirs["calls"].values())
+        speed = _rates(ours, files)["files_per_s"] / _rates(theirs, files)["files_per_s"]
+        calls = sum(ours["calls"].values()) / sum(theirs["calls"].values())
+        met = speed >= goal
+        ok = ok and met
         print(
-            f"\n{strategy}: synapse-declare / synapseutils — time {ours_s / theirs_s:.2f}× "
-            f"(speed {theirs_s / ours_s:.2f}×), REST calls {ours_calls / theirs_calls:.2f}×"
+            f"\n{pair}: synapse-declare / synapseutils — speed {speed:.2f}× [goal >= {goal}×: "
+            f"{'met' if met else 'NOT MET'}], REST calls {calls:.2f}×"
         )
+    print("\ngoals met" if ok else "\nGOALS NOT MET")
+    return ok
 
 
 if __name__ == "__main__":

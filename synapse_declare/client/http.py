@@ -2,13 +2,22 @@
 
 Retry policy, and why:
 
+* **Throttles are paced, not provoked.** Synapse allows each user 3 concurrent requests and 600
+  requests in any 60 s (synapse-api.md §11.2). A :class:`RequestLimiter` shared by every thread
+  of a client holds both limits on this side: a request waits — without a slot — until one of
+  the ``max_concurrency`` slots is free *and* fewer than ``max_per_window`` requests were sent in
+  the last ``window_seconds`` (plus a small margin: Synapse counts arrivals, we count sends). So
+  the whole budget is spent and, for a client alone on its user, no 429 is provoked. A 429 that
+  still arrives (another client using the same account) gives its slot back *before* it waits
+  (short jittered backoff, capped at ``throttle_backoff_max``), then queues again. A 429 is
+  always safe to resend: Synapse's throttle filters reject before any controller runs.
 * **Reads** (GET, and the POSTs Synapse uses for reads — children pages, child lookup, bundles,
   header batches, alias lookups, file-handle batches) are retried by urllib3's ``Retry`` on
-  429/500/502/503/504 and on connection errors, with exponential backoff, jitter and
+  500/502/503/504 and on connection errors, with exponential backoff, jitter and
   ``Retry-After`` honoured.
 * **Writes** are retried only where the request provably did not take effect: connection
-  failures before sending, and 429 (Synapse's throttle filters reject before the controller
-  runs). Any other failure after the request was sent (5xx, dropped connection, read timeout)
+  failures before sending, and 429 (above). Any other failure after the request was sent (5xx,
+  dropped connection, read timeout)
   raises :class:`AmbiguousWrite`; the caller then reads the object back to learn whether the write
   happened (see ``applier``) instead of sending it twice — a blindly retried ``POST /entity``
   could create a duplicate or answer 409, a retried etag-guarded PUT would answer 412.
@@ -17,18 +26,20 @@ A **read timeout** is never retried, for reads or writes: ``--timeout`` bounds h
 request may take, and retrying would turn that bound into (retries + 1) × timeout. It raises
 :class:`~synapse_declare.errors.RequestTimeout` for a read, :class:`AmbiguousWrite` for a write.
 
-Concurrency is bounded by a semaphore sized for Synapse's per-user throttle (3 concurrent
-requests), shared by every thread that uses this client.
+5xx and connection retries happen inside urllib3 while the request keeps its slot (they are rare
+and short); only throttle answers are handled here, outside the slot.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -89,15 +100,123 @@ ERROR_TYPES: dict[int, type[errors.ApiError]] = {
 }
 
 
+# Synapse's per-user throttles (synapse-api.md §11.2): the defaults of ClientOptions.
+SYNAPSE_MAX_CONCURRENT = 3
+SYNAPSE_MAX_PER_MINUTE = 600
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 70.0
-    max_concurrency: int = 3
+    max_concurrency: int = SYNAPSE_MAX_CONCURRENT
+    # Requests per window_seconds; 0 turns pacing off (a stack without a frequency throttle).
+    max_per_window: int = SYNAPSE_MAX_PER_MINUTE
+    window_seconds: float = 60.0
+    # Added to the window: the server counts a request when it arrives, later than we sent it,
+    # and that delay jitters; 0.5 s keeps the pacing below the limit at a cost of < 1%.
+    window_margin: float = 0.5
     retries: int = 8
     backoff_factor: float = 0.5
     backoff_max: float = 30.0
     backoff_jitter: float = 0.5
+    # 429s: resent after a jittered backoff that never exceeds throttle_backoff_max seconds
+    # (synapseclient waits up to 30 s, which leaves most of a minute's budget unspent).
+    throttle_retries: int = 300  # with the 2 s cap: ~6 minutes of throttling before giving up
+    throttle_backoff: float = 0.25
+    throttle_backoff_max: float = 2.0
+
+
+class RequestLimiter:
+    """Synapse's two per-user throttles enforced on the client: at most ``concurrency`` requests in
+    flight and at most ``per_window`` requests started in any ``window`` seconds.
+
+    A caller waits in :meth:`acquire` without holding anything; the send time is recorded when it
+    is admitted. ``per_window`` 0 means no frequency limit. Statistics (``admitted``,
+    ``max_in_flight``, ``waited_seconds``) are for benchmarks and tests.
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        per_window: int,
+        window: float,
+        *,
+        margin: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if per_window < 0 or window <= 0:
+            raise ValueError("per_window must be >= 0 and window > 0")
+        self.concurrency = concurrency
+        self.per_window = per_window
+        self._window = window
+        self.horizon = window + max(0.0, margin)
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._sent: deque[float] = deque()
+        self.admitted = 0
+        self.max_in_flight = 0
+        self.waited_seconds = 0.0
+
+    def acquire(self) -> None:
+        with self._cond:
+            entered = self._clock()
+            while True:
+                now = self._clock()
+                timeout: float | None = None
+                while self._sent and self._sent[0] <= now - self.horizon:
+                    self._sent.popleft()
+                if self._in_flight < self.concurrency:
+                    if not self.per_window or len(self._sent) < self.per_window:
+                        break
+                    # The oldest send leaves the window at this time; nothing can go before.
+                    timeout = self._sent[0] + self.horizon - now
+                self._cond.wait(timeout)
+            self._in_flight += 1
+            self.admitted += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            self.waited_seconds += now - entered
+            # Recorded even without a frequency limit: when a 429 states one (tighten), the
+            # sends already in its window count against it.
+            self._sent.append(now)
+
+    def tighten(
+        self,
+        *,
+        concurrency: int | None = None,
+        per_window: int | None = None,
+        window: float | None = None,
+    ) -> bool:
+        """Lower the limits to what the server said it enforces (never raises them); True if
+        anything changed."""
+        with self._cond:
+            before = (self.concurrency, self.per_window, self.horizon)
+            if concurrency is not None and 1 <= concurrency < self.concurrency:
+                self.concurrency = concurrency
+            if per_window is not None and per_window >= 1:
+                margin = self.horizon - self._window
+                if not self.per_window or per_window < self.per_window:
+                    self.per_window = per_window
+                if window is not None and window > self._window:
+                    self._window = window
+                    self.horizon = window + margin
+            changed = before != (self.concurrency, self.per_window, self.horizon)
+            if changed:
+                self._cond.notify_all()
+            return changed
+
+    def release(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
 
 
 class Transport:
@@ -109,7 +228,13 @@ class Transport:
         self.endpoints = endpoints
         self.options = options
         self._credentials = credentials
-        self._slots = threading.BoundedSemaphore(options.max_concurrency)
+        self.limiter = RequestLimiter(
+            options.max_concurrency,
+            options.max_per_window,
+            options.window_seconds,
+            margin=options.window_margin,
+        )
+        self.throttled = 0  # 429 answers received (each resent after giving its slot back)
         self.calls: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         pool = max(options.max_concurrency, 4)
@@ -121,7 +246,7 @@ class Transport:
             status=options.retries,
             other=0,
             allowed_methods=frozenset({"GET", "HEAD", "POST"}),
-            status_forcelist=(429, 500, 502, 503, 504),
+            status_forcelist=(500, 502, 503, 504),
             backoff_factor=options.backoff_factor,
             backoff_max=options.backoff_max,
             backoff_jitter=options.backoff_jitter,
@@ -135,7 +260,7 @@ class Transport:
             status=options.retries,
             other=0,
             allowed_methods=frozenset({"POST", "PUT", "DELETE"}),
-            status_forcelist=(429,),
+            status_forcelist=(),
             backoff_factor=options.backoff_factor,
             backoff_max=options.backoff_max,
             backoff_jitter=options.backoff_jitter,
@@ -196,43 +321,24 @@ class Transport:
         with self._count_lock:
             self.calls[label] += 1
         started = time.perf_counter()
-        with self._slots:
-            try:
-                response = session.request(
-                    method,
-                    url,
-                    data=data,
-                    params=params,
-                    timeout=(self.options.connect_timeout, self.options.read_timeout),
-                    allow_redirects=False,
-                )
-            except requests.exceptions.ConnectionError as exc:
-                if not is_read and not _never_sent(exc):
-                    raise errors.AmbiguousWrite(
-                        f"{method} {path}: connection lost after sending; outcome unknown",
-                        method=method,
-                        path=path,
-                        status=None,
-                    ) from None
-                raise errors.TransportError(
-                    f"{method} {path}: cannot reach Synapse at {base} ({_short(exc)})",
-                    hint="check --endpoint / [endpoints] in ~/.synapseConfig and your network",
-                ) from None
-            except requests.exceptions.Timeout:
-                if not is_read:
-                    raise errors.AmbiguousWrite(
-                        f"{method} {path}: timed out after sending; outcome unknown",
-                        method=method,
-                        path=path,
-                        status=None,
-                    ) from None
-                raise errors.RequestTimeout(
-                    f"{method} {path}: no answer from Synapse within "
-                    f"{self.options.read_timeout:g}s",
-                    hint="the server is slow or stuck; try again later, or raise --timeout",
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                raise errors.TransportError(f"{method} {path}: {_short(exc)}") from None
+        throttled = 0
+        while True:
+            response = self._send(session, method, path, url, base, data, params, is_read)
+            if response.status_code != 429 or throttled >= self.options.throttle_retries:
+                break
+            # The slot is already given back: wait outside it, then queue again.
+            throttled += 1
+            with self._count_lock:
+                self.throttled += 1
+            self._learn_limits(response)
+            delay = min(
+                self.options.throttle_backoff_max,
+                self.options.throttle_backoff * 2 ** (throttled - 1),
+            )
+            retry_after = _retry_after(response)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, 60.0))
+            time.sleep(delay * random.uniform(0.5, 1.0))
         log.debug(
             "%s %s -> %s (%.0f ms)",
             method,
@@ -255,6 +361,92 @@ class Transport:
             return response.json()
         except ValueError:
             return response.text
+
+    def _learn_limits(self, response: requests.Response) -> None:
+        """Synapse's throttle answers state the limit they enforce; a stack stricter than this
+        client's settings (or a per-user override) is then paced at its own limit."""
+        try:
+            reason = str(response.json().get("reason", ""))
+        except (ValueError, AttributeError):
+            return
+        frequency = _TOO_FREQUENT.search(reason)
+        concurrent = _TOO_MANY_CONCURRENT.search(reason)
+        changed = False
+        if frequency is not None:
+            changed = self.limiter.tighten(
+                per_window=int(frequency.group(1)), window=float(frequency.group(2))
+            )
+        elif concurrent is not None:
+            changed = self.limiter.tighten(concurrency=int(concurrent.group(1)))
+        if changed:
+            log.info("Synapse throttled this client (%s); pacing at that limit from now on", reason)
+
+    def _send(
+        self,
+        session: requests.Session,
+        method: str,
+        path: str,
+        url: str,
+        base: str,
+        data: bytes | None,
+        params: dict[str, Any] | None,
+        is_read: bool,
+    ) -> requests.Response:
+        """One admitted exchange (urllib3 may resend it on a 5xx or connection error while it
+        holds its slot); the slot is released before this returns or raises."""
+        self.limiter.acquire()
+        try:
+            return session.request(
+                method,
+                url,
+                data=data,
+                params=params,
+                timeout=(self.options.connect_timeout, self.options.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.exceptions.ConnectionError as exc:
+            if not is_read and not _never_sent(exc):
+                raise errors.AmbiguousWrite(
+                    f"{method} {path}: connection lost after sending; outcome unknown",
+                    method=method,
+                    path=path,
+                    status=None,
+                ) from None
+            raise errors.TransportError(
+                f"{method} {path}: cannot reach Synapse at {base} ({_short(exc)})",
+                hint="check --endpoint / [endpoints] in ~/.synapseConfig and your network",
+            ) from None
+        except requests.exceptions.Timeout:
+            if not is_read:
+                raise errors.AmbiguousWrite(
+                    f"{method} {path}: timed out after sending; outcome unknown",
+                    method=method,
+                    path=path,
+                    status=None,
+                ) from None
+            raise errors.RequestTimeout(
+                f"{method} {path}: no answer from Synapse within {self.options.read_timeout:g}s",
+                hint="the server is slow or stuck; try again later, or raise --timeout",
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise errors.TransportError(f"{method} {path}: {_short(exc)}") from None
+        finally:
+            self.limiter.release()
+
+
+# Only Synapse's global throttles (§11.2); per-API rules name a path and are left to backoff.
+_TOO_FREQUENT = re.compile(
+    r"^Requests are too frequent\. Allowed (\d+) requests every (\d+) seconds"
+)
+_TOO_MANY_CONCURRENT = re.compile(r"Allowed (\d+) concurrent connections")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -174,6 +174,17 @@ class DestinationReader:
         except (ClientError, BotoCoreError) as exc:
             raise _access_error("read the size of", bucket, key, exc) from None
 
+    def head_etag(self, bucket: str, key: str) -> tuple[int, str]:
+        """The object's size and ETag (quotes removed): its MD5 for a single-part object,
+        ``<md5 of the parts' MD5s>-<parts>`` for a multipart one."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _access_error("read the size of", bucket, key, exc) from None
+        return int(head["ContentLength"]), str(head.get("ETag", "")).strip('"')
+
     def size_and_md5(self, bucket: str, key: str) -> tuple[int, str]:
         """Stream the object once: (bytes read, hex MD5 of those bytes)."""
         from botocore.exceptions import BotoCoreError, ClientError

@@ -317,6 +317,18 @@ class SynapseAPI:
         """Only the handle's creator may read it this way (403 otherwise)."""
         return dict(self.t.request("GET", f"/fileHandle/{handle_id}", service="file"))
 
+    def file_handle_batch(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """POST /fileHandle/batch (≤ 100 associations): handles and/or presigned download URLs,
+        one result per request (``failureCode`` when refused). The URLs are secrets: callers
+        never log them."""
+        answer = self.t.request("POST", "/fileHandle/batch", body=body, service="file")
+        return list(answer.get("requestedFiles", [])) if isinstance(answer, dict) else []
+
+    def create_external_s3_handle(self, handle: dict[str, Any]) -> dict[str, Any]:
+        """POST /externalFileHandle/s3: register an object in an external S3 location the caller
+        created (Synapse HEADs it; the MD5 is taken as given)."""
+        return dict(self.t.request("POST", "/externalFileHandle/s3", body=handle, service="file"))
+
     def start_multipart(self, request: dict[str, Any], *, force_restart: bool) -> dict[str, Any]:
         """POST /file/multipart (upload or copy request) → MultipartUploadStatus."""
         return dict(

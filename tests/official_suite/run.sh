@@ -19,7 +19,7 @@ VENV="$WORK/venv"
 SERVE="$REPO/.venv/bin/synapse-declare"
 
 mkdir -p "$WORK"
-rm -rf "$WORK/src" "$WORK/home" "$WORK/state"
+rm -rf "$WORK/src" "$WORK/home" "$WORK/state" "$WORK/exchanges.jsonl"
 mkdir -p "$WORK/src" "$WORK/home"
 git --git-dir="$SPC_GIT_DIR" archive "$SPC_REF" tests pytest.ini | tar -x -C "$WORK/src"
 
