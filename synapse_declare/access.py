@@ -319,14 +319,15 @@ def _user_row(
     groups = {user.id, AUTHENTICATED_USERS_ID, PUBLIC_ID} | _teams_of(world, user.id, entries)
     grants = _grants(world, benefactor, entries, groups)
     access = frozenset().union(*(g.access for g in grants)) if grants else frozenset()
-    if not access:
-        return None
     permissions = derive_permissions(
         access,
         entity_type=node.type,
         certified=user.id in world.certified,
         creator=node.created_by == user.id,
     )
+    if not access and permissions == NO_PERMISSIONS:
+        return None
+    # A certified creator keeps canChangeSettings even when no ACL entry reaches them.
     return AccessRow(node, user, access, permissions, grants, benefactor)
 
 
@@ -352,8 +353,9 @@ def _group_row(
 
 def effective_access(world: AccessWorld, *, users: Iterable[Principal] = ()) -> AccessReport:
     """A row per entity and principal with any access: every principal of the benefactor's ACL,
-    every member of a team in it, and each of ``users`` (who may reach an entity only through
-    AUTHENTICATED_USERS or PUBLIC)."""
+    every member of a team in it, the entity's creator, and each of ``users`` (who may reach an
+    entity only through AUTHENTICATED_USERS or PUBLIC). Users reached only through
+    AUTHENTICATED_USERS or PUBLIC are not listed one by one: those groups' rows stand for them."""
     extra = list(users)
     governing = benefactors(world)
     rows: list[AccessRow] = []
@@ -361,6 +363,10 @@ def effective_access(world: AccessWorld, *, users: Iterable[Principal] = ()) -> 
         benefactor = governing[node.id]
         entries = world.acls.get(benefactor, {})
         user_ids: set[int] = {u.id for u in extra}
+        if node.created_by is not None and (
+            world.principal(node.created_by).type is PrincipalType.USER
+        ):
+            user_ids.add(node.created_by)
         group_ids: list[int] = []
         for pid in entries:
             principal = world.principal(pid)
@@ -677,7 +683,8 @@ def read_access_world(
     benefactor_ids = sorted(own_acl | outside)
     acl_bodies = _parallel(api, api.get_acl, benefactor_ids)
     acls = {bid: _entries(body) for bid, body in zip(benefactor_ids, acl_bodies, strict=True)}
-    principal_ids = sorted({pid for entries in acls.values() for pid in entries})
+    creators = {n.created_by for n in nodes if n.created_by is not None}
+    principal_ids = sorted({pid for entries in acls.values() for pid in entries} | creators)
     principals: dict[int, Principal] = {u.id: u for u in users}
     unnamed = [pid for pid in principal_ids if pid not in SYSTEM_GROUPS]
     for start_at in range(0, len(unnamed), 100):

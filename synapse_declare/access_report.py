@@ -65,6 +65,8 @@ def _sorted_access(access: frozenset[str]) -> list[str]:
 
 
 def _level(access: frozenset[str]) -> str:
+    if not access:
+        return "none"  # e.g. a certified creator, who may still change the entity's settings
     return level_for(access) or "custom"
 
 
