@@ -255,3 +255,38 @@ def test_no_requirements_skips_the_per_entity_listing(ws: Workspace, tree: dict[
     document = run_json(ws, tree["project"]["name"], "--no-requirements")
     assert document["calls"]["accessRequirementReads"] == 0
     assert all(e["accessRequirements"] == [] for e in document["entities"])
+
+
+def test_the_example_reviews_a_team_based_project(make_emulator: Any, tmp_path: Path) -> None:
+    """examples/access: applied, then cleo (uncertified) holds Center B's edit grant there but
+    cannot edit; ben reaches his center's folders and the releases, nothing of Center B."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "access"
+    emulator = make_emulator(users=None, teams=(), users_file=example / "users.yaml")
+    ws = Workspace(emulator, tmp_path / "example")
+    applied = ws.run(
+        "apply", example / "access.yaml", "--auto-approve", *ws.connection("dcc-admin")
+    )
+    assert applied.code == 0, applied.err
+    connection = ws.connection("dcc-admin")
+    cleo = ws.run(
+        "access", example / "access.yaml", "--user", "cleo", "--format", "json", *connection
+    )
+    assert cleo.code == 0, cleo.err
+    rows = {r["path"]: r for r in json.loads(cleo.out)["rows"]}
+    center_b = rows["Access review example/Center B"]
+    assert center_b["level"] == "edit" and center_b["canEdit"] is False
+    assert center_b["grants"][0]["principal"] == "team:Center B"
+    ben = ws.run(
+        "access", "Access review example", "--user", "ben", "--format", "json", *connection
+    )
+    reached = {r["path"].removeprefix("Access review example") for r in json.loads(ben.out)["rows"]}
+    assert reached == {
+        "",
+        "/Center A",
+        "/Center A/Raw",
+        "/Center A/Processed",
+        "/Releases",
+        "/Releases/2024-05",
+    }
+    review = ws.run("access", example / "access.yaml", "--format", "markdown", *connection)
+    assert "- **Center A** (" in review.out and "ana, ben, dcc-admin" in review.out
