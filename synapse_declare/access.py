@@ -681,6 +681,8 @@ def read_access_world(
         if node.id in inherited and node.parent_id in {n.id for n in nodes}:
             inherited.pop(node.id)
     benefactor_ids = sorted(own_acl | outside)
+    # Readable by construction: Synapse lists only children whose benefactor grants the caller
+    # READ, and a readable target's benefactor grants READ too (GET .../acl needs READ).
     acl_bodies = _parallel(api, api.get_acl, benefactor_ids)
     acls = {bid: _entries(body) for bid, body in zip(benefactor_ids, acl_bodies, strict=True)}
     creators = {n.created_by for n in nodes if n.created_by is not None}

@@ -290,3 +290,19 @@ def test_the_example_reviews_a_team_based_project(make_emulator: Any, tmp_path: 
     }
     review = ws.run("access", example / "access.yaml", "--format", "markdown", *connection)
     assert "- **Center A** (" in review.out and "ana, ben, dcc-admin" in review.out
+
+
+def test_a_reviewer_sees_only_what_they_can_read(
+    ws: Workspace, emu: Emulator, alice: Api, tree: dict[str, Any]
+) -> None:
+    """Synapse lists only readable children: bob's review leaves out a folder closed to him,
+    and says nothing false about the rest (his rows equal alice's view of him)."""
+    private = alice.folder("Private", tree["project"]["id"])
+    set_acl(alice, private["id"], {user_id(emu, "alice"): sorted(ADMIN_SET)})
+    name = tree["project"]["name"]
+    as_bob = ws.run("access", name, "--user", "bob", "--format", "json", *ws.connection("bob"))
+    assert as_bob.code == 0, as_bob.err
+    bob_view = json.loads(as_bob.out)
+    assert f"{name}/Private" not in [e["path"] for e in bob_view["entities"]]
+    assert f"{name}/Private" in [e["path"] for e in run_json(ws, name)["entities"]]
+    assert bob_view["rows"] == run_json(ws, name, "--user", "bob")["rows"]
