@@ -261,7 +261,7 @@ def test_the_example_reviews_a_team_based_project(make_emulator: Any, tmp_path: 
     """examples/access: applied, then cleo (uncertified) holds Center B's edit grant there but
     cannot edit; ben reaches his center's folders and the releases, nothing of Center B."""
     example = Path(__file__).resolve().parent.parent / "examples" / "access"
-    emulator = make_emulator(users=None, teams=(), users_file=example / "users.yaml")
+    emulator = make_emulator(users=None, teams=(), users_file=example / "emulator-users.txt")
     ws = Workspace(emulator, tmp_path / "example")
     applied = ws.run(
         "apply", example / "access.yaml", "--auto-approve", *ws.connection("dcc-admin")
