@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ApiError, Forbidden, NotFound, ResolutionError
@@ -133,26 +134,28 @@ class AccessWorld:
         return replace(self, acls=acls)
 
     def principal(self, principal_id: int) -> Principal:
-        known = self.principals.get(principal_id)
-        if known is not None:
-            return known
-        if principal_id == PUBLIC_ID:
-            return Principal(PUBLIC_ID, "PUBLIC", PrincipalType.PUBLIC)
-        if principal_id == AUTHENTICATED_USERS_ID:
-            return Principal(
-                AUTHENTICATED_USERS_ID, "AUTHENTICATED_USERS", PrincipalType.AUTHENTICATED_USERS
-            )
-        return Principal(
-            principal_id,
-            SYSTEM_GROUPS.get(principal_id, str(principal_id)),
-            PrincipalType.GROUP,
-        )
+        return self.principals.get(principal_id) or default_principal(principal_id)
+
+    @cached_property
+    def _node_paths(self) -> dict[str, str]:
+        return {node.id: node.path for node in self.nodes}
 
     def path_of(self, entity_id: str) -> str:
-        for node in self.nodes:
-            if node.id == entity_id:
-                return node.path
-        return self.paths.get(entity_id, entity_id)
+        found = self._node_paths.get(entity_id)
+        return found if found is not None else self.paths.get(entity_id, entity_id)
+
+
+def default_principal(principal_id: int) -> Principal:
+    """PUBLIC, AUTHENTICATED_USERS, Synapse's other groups, or an id nobody named."""
+    if principal_id == PUBLIC_ID:
+        return Principal(PUBLIC_ID, "PUBLIC", PrincipalType.PUBLIC)
+    if principal_id == AUTHENTICATED_USERS_ID:
+        return Principal(
+            AUTHENTICATED_USERS_ID, "AUTHENTICATED_USERS", PrincipalType.AUTHENTICATED_USERS
+        )
+    return Principal(
+        principal_id, SYSTEM_GROUPS.get(principal_id, str(principal_id)), PrincipalType.GROUP
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,8 +680,9 @@ def read_access_world(
                 level.append(child)
     # A target nested in another target was listed twice: keep tree order (parents first).
     nodes = _parents_first(nodes)
+    in_tree = {n.id for n in nodes}
     for node in nodes:
-        if node.id in inherited and node.parent_id in {n.id for n in nodes}:
+        if node.id in inherited and node.parent_id in in_tree:
             inherited.pop(node.id)
     benefactor_ids = sorted(own_acl | outside)
     # Readable by construction: Synapse lists only children whose benefactor grants the caller
@@ -698,9 +702,8 @@ def read_access_world(
                 str(header.get("userName") or pid),
                 PrincipalType.USER if individual else PrincipalType.TEAM,
             )
-    world_stub = AccessWorld((), {}, {}, principals, {}, frozenset())
     for pid in principal_ids:
-        principals.setdefault(pid, world_stub.principal(pid))
+        principals.setdefault(pid, default_principal(pid))
     team_ids = [pid for pid, p in principals.items() if p.type is PrincipalType.TEAM]
     members: dict[int, frozenset[int]] = {}
     for team_id, member_headers in zip(
@@ -768,12 +771,14 @@ def _members_or_none(api: SynapseAPI) -> Callable[[int], list[dict[str, Any]] | 
 
 
 def _parents_first(nodes: list[Node]) -> list[Node]:
-    """Depth-first tree order (each parent, then its children in listing order), so reports
-    read like a file tree; a target nested in another target lands under its parent."""
+    """Depth-first tree order (each parent, then its children by name), so reports read like a
+    file tree; a target nested in another target lands under its parent."""
     ids = {n.id for n in nodes}
     children: dict[str | None, list[Node]] = {}
     for node in nodes:
         children.setdefault(node.parent_id if node.parent_id in ids else None, []).append(node)
+    for siblings in children.values():
+        siblings.sort(key=lambda n: n.name)  # as the listings (by name), wherever a node came from
     ordered: list[Node] = []
     stack = list(reversed(children.get(None, [])))
     while stack:

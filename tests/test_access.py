@@ -165,6 +165,14 @@ def test_user_focus_includes_grants_that_never_name_them(
     assert "via AUTHENTICATED_USERS (READ DOWNLOAD)" in text.out
 
 
+def test_nested_and_repeated_targets_are_read_once(ws: Workspace, tree: dict[str, Any]) -> None:
+    name = tree["project"]["name"]
+    alone = run_json(ws, name)
+    nested = run_json(ws, f"{name}/Raw", name, tree["project"]["id"])
+    assert nested["entities"] == alone["entities"]
+    assert nested["rows"] == alone["rows"]
+
+
 def test_team_focus_and_folder_path_target(ws: Workspace, tree: dict[str, Any]) -> None:
     name = tree["project"]["name"]
     document = run_json(ws, f"{name}/Raw", "--team", "lab admins")
