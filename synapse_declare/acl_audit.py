@@ -29,6 +29,7 @@ from .model import (
     level_for,
 )
 from .plan import Target
+from .resources.base import Address, sub_address
 
 if TYPE_CHECKING:
     from .client.synapse import SynapseAPI
@@ -102,9 +103,9 @@ def find_exposures(
         live = containers.get(spec.address)
         if live is None:
             continue
-        path = "/".join(p.split(":", 1)[-1] for p in spec.address.split("/"))
+        path = Address.parse(spec.address).display_path
         if spec.acl is None and live.own_acl:
-            jobs.append((f"{spec.address}#acl", path, live.syn_id))
+            jobs.append((sub_address(spec.address, "acl"), path, live.syn_id))
         if live.children is None:
             unlisted.append((path, live.syn_id))
             continue

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
-from .errors import SynapseDeclareError
+from .errors import SynapseDeclareError, UsageError
+from .plan import Change
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .applier import StorageOptions
@@ -38,10 +40,6 @@ EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("synapse_declare")
-
-
-class UsageError(SynapseDeclareError):
-    """Bad command-line usage (exit 1, never argparse's 2, which means "changes" here)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -748,7 +746,6 @@ def _apply(args: argparse.Namespace) -> int:
     from .errors import ApplyError, StalePlanError
     from .plan import load_plan, stale_reasons
     from .preflight import check_verify_access
-    from .progress import PlainProgress
     from .render import render_apply_summary
 
     if args.plan_file and args.paths:
@@ -1114,6 +1111,47 @@ def _sts(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+class PlainProgress(Progress):  # presentation: the only printing progress, at the edge
+    """Line-based progress on stderr: ``[3/12] + folder 'P/Raw' ... ok (syn123, 40 ms)``."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        self._finished = 0
+        self._total = 0
+
+    def start(self, change: Change, index: int, total: int) -> None:
+        del index
+        with self._lock:
+            self._started[change.address] = time.perf_counter()
+            self._total = total
+
+    def done(self, change: Change, detail: str) -> None:
+        self._line(change, f"ok ({detail})" if detail else "ok")
+
+    def failed(self, change: Change, error: BaseException) -> None:
+        self._line(change, f"FAILED: {str(error).splitlines()[0]}")
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            print(f"  note: {message}", file=self.stream, flush=True)
+
+    def _line(self, change: Change, outcome: str) -> None:
+        from .render import change_label  # the CLI defers heavy imports until a command runs
+
+        with self._lock:
+            started = self._started.pop(change.address, time.perf_counter())
+            self._finished += 1
+            index = f"[{self._finished}/{self._total}]"
+            elapsed = (time.perf_counter() - started) * 1000
+            print(
+                f"{index} {change_label(change)} ... {outcome} [{elapsed:.0f} ms]",
+                file=self.stream,
+                flush=True,
+            )
 
 
 # ---------------------------------------------------------------------------------------------

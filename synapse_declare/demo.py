@@ -17,11 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import SynapseDeclareError
-
-
-class DemoError(SynapseDeclareError):
-    """A demo step did not behave as the demo expects."""
+from .errors import DemoError
 
 
 def _example_dir(name: str) -> Path:

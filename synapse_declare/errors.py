@@ -257,3 +257,51 @@ class MigrationError(SynapseDeclareError):
 
 class VerificationError(MigrationError):
     """A copied object's size or MD5 differs from its source; the entity was not repointed."""
+
+
+class UsageError(SynapseDeclareError):
+    """Bad command-line usage (exit 1, never argparse's 2, which means "changes" here)."""
+
+
+class DemoError(SynapseDeclareError):
+    """A demo step did not behave as the demo expects."""
+
+
+class AmbiguousWrite(TransportError):
+    """A write was sent but its outcome is unknown (5xx, dropped connection, read timeout)."""
+
+    def __init__(self, message: str, *, method: str, path: str, status: int | None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.status = status
+
+
+class ConflictError(SynapseDeclareError):
+    """Someone else changed the object since it was read; nothing was overwritten."""
+
+
+class S3AccessError(SynapseDeclareError):
+    """S3 refused or failed a request (no credentials, access denied, missing object, ...)."""
+
+    def __init__(self, message: str, *, code: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class PartCopyError(SynapseDeclareError):
+    """S3 refused or failed one part copy. ``expired`` means: fetch fresh presigned URLs."""
+
+    def __init__(self, message: str, *, status: int | None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    @property
+    def expired(self) -> bool:
+        return self.status == 403 and self.code in ("AccessDenied", "ExpiredToken", "")
+
+    @property
+    def source_changed(self) -> bool:
+        """The source object's ETag no longer matches the one Synapse signed (412)."""
+        return self.status == 412 or self.code == "PreconditionFailed"

@@ -44,6 +44,7 @@ from synapse_declare.manifest import (
     SourceMap,
     YamlTimestamp,
 )
+from synapse_declare.resources.base import Address
 
 MANIFEST_VERSION = 1
 MAX_NAME_LENGTH = 256
@@ -805,7 +806,7 @@ class _ModelBuilder:
         if problem is not None:
             self.error((*path, "name"), *problem)
         name = java_trim(raw_name)
-        address = f"{parent}/{kind.value}:{name}" if parent else f"{kind.value}:{name}"
+        address = str(Address.container(kind.value, name, parent or None))
 
         description = raw.get("description")
         if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:

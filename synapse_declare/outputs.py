@@ -33,6 +33,7 @@ from synapse_declare.client.synapse import SynapseAPI
 from synapse_declare.errors import PlanError
 from synapse_declare.fanout import Instance
 from synapse_declare.model import ContainerSpec, Manifest
+from synapse_declare.resources.base import Address
 
 FORMAT_VERSION = 1
 FORMATS = ("json", "yaml", "env")
@@ -118,7 +119,7 @@ _ENV_UNSAFE = re.compile(r"[^A-Z0-9]+")
 def env_name(prefix: str, address: str) -> str:
     """``project:HTAN Alpha/folder:Raw Data`` → ``SYNAPSE_ID_HTAN_ALPHA__RAW_DATA``: kinds
     dropped, ``/`` becomes ``__``, anything else not a letter or digit ``_``."""
-    segments = [part.split(":", 1)[-1] for part in address.split("/")]
+    segments = Address.parse(address).names
     parts = [_ENV_UNSAFE.sub("_", part.upper()).strip("_") for part in segments]
     return f"{prefix}_" + "__".join(parts)
 

@@ -21,7 +21,10 @@ from typing import Any
 from . import __version__
 from .errors import PlanError
 
-FORMAT_VERSION = "1"
+# 2: addresses are formatted by resources.Address and each change's apply payload belongs to its
+# resource kind (resources/). A version-1 plan may carry addresses this tool parses differently,
+# so it is refused rather than guessed at.
+FORMAT_VERSION = "2"
 
 
 class Action(StrEnum):
@@ -193,10 +196,7 @@ class Plan:
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise PlanError(
-                f"unsupported plan format_version {version!r} (this tool reads {FORMAT_VERSION!r})",
-                hint="re-create the plan with this version of synapse-declare",
-            )
+            raise PlanError(_version_problem(version), hint="run 'synapse-declare plan' again")
         try:
             target = data["target"]
             return cls(
@@ -220,6 +220,21 @@ class Plan:
             raise PlanError(
                 f"the plan file is damaged or not a synapse-declare plan: {exc}"
             ) from exc
+
+
+def _version_problem(version: object) -> str:
+    made_by = "an older" if _older(version) else "a newer or unknown"
+    return (
+        f"the plan file (format_version {version!r}) was made by {made_by} synapse-declare; "
+        f"this one reads format_version {FORMAT_VERSION!r}: plan again"
+    )
+
+
+def _older(version: object) -> bool:
+    try:
+        return int(str(version)) < int(FORMAT_VERSION)
+    except ValueError:
+        return False
 
 
 def save_plan(plan: Plan, path: Path) -> None:

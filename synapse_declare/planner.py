@@ -38,6 +38,17 @@ from .model import (
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
+from .resources.base import Address, owner_of, storage_address, sub_address
+from .resources.payloads import (
+    ContainerCreate,
+    ContainerPrior,
+    ContainerUpdate,
+    EtagPrior,
+    MigrationDesired,
+    WikiOrderDesired,
+    WikiPageDesired,
+    WikiPagePrior,
+)
 from .state import (
     FOLDER_TYPE,
     MARKER_KEY,
@@ -47,6 +58,7 @@ from .state import (
     creator_of,
     orders_siblings,
 )
+from .units import human_bytes, human_seconds
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
@@ -90,7 +102,7 @@ def _needs_certified(change: Change) -> bool:
     """What Synapse refuses to a user who has not passed its certification quiz: creating any
     entity but a project, changing a folder, creating a wiki page (CREATE with no type), changing
     a folder's wiki page, and letting AUTHENTICATED_USERS download."""
-    owner_is_folder = "/folder:" in change.address.split("#", 1)[0]
+    owner_is_folder = Address.parse(change.address).in_folder
     if change.resource is Resource.FOLDER:
         if change.action is Action.CREATE:
             return True
@@ -116,7 +128,7 @@ def _refuse_uncertified(manifest: Manifest, live: LiveState, changes: list[Chang
     if not refused:
         return
     specs = {spec.address: spec for spec in manifest.walk()}
-    first = specs.get(refused[0].address.split("#", 1)[0])
+    first = specs.get(owner_of(refused[0].address))
     shown = ", ".join(c.address for c in refused[:3])
     more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
     raise PolicyViolation(
@@ -180,10 +192,10 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
     index = live.storage.migrations.get(spec.address)
     depends = [spec.address]
     if spec.storage is not None:
-        depends.append(f"{spec.address}#upload")
+        depends.append(sub_address(spec.address, "upload"))
     if migration.to not in live.storage.matched:
-        depends.append(f"storage:{migration.to}")
-    address = f"{spec.address}#migration"
+        depends.append(storage_address(migration.to))
+    address = sub_address(spec.address, "migration")
     if index is None:
         return None  # the container is created by this plan: it holds no files yet
     skipped: dict[str, int] = {}
@@ -193,11 +205,11 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "files": len({i.entity_id for i in index.items}),
         "versions": len(index.items),
         "bytes": index.total_bytes(),
-        "size": _human_bytes(index.total_bytes()),
+        "size": human_bytes(index.total_bytes()),
         "copies": index.unique_handles(),
         "already_in_destination": len(index.already),
         "skipped": skipped,
-        "estimated_duration": _human_seconds(index.estimated_seconds()),
+        "estimated_duration": human_seconds(index.estimated_seconds()),
         **index.plan_summary(),
     }
     fields = tuple(
@@ -212,13 +224,13 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         syn_id=index.container_id,
         fields=fields if index.items else (),
         depends_on=tuple(depends),
-        desired={
-            "container": spec.address,
-            "destination": migration.to,
-            "endpoint_url": live.storage.endpoints.get(migration.to),
-            "strategy": migration.versions,
-            "index": index.to_json(),
-        },
+        desired=MigrationDesired(
+            container=spec.address,
+            destination=migration.to,
+            endpoint_url=live.storage.endpoints.get(migration.to),
+            strategy=migration.versions,
+            index=index.to_json(),
+        ).to_json(),
         reason=(
             f"{migration.versions} version(s) to {migration.to}, copied by the cheapest path "
             "per file (see copy_paths), verified, sources kept"
@@ -238,9 +250,9 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         return None  # the project is new: there are no files to move yet
     source_id, index = found
     location = spec.storage[0]
-    depends = [spec.address, f"{spec.address}#upload"]
+    depends = [spec.address, sub_address(spec.address, "upload")]
     if location not in live.storage.matched:
-        depends.append(f"storage:{location}")
+        depends.append(storage_address(location))
     skipped: dict[str, int] = {}
     for item in index.skipped:
         skipped[item.reason] = skipped.get(item.reason, 0) + 1
@@ -248,13 +260,13 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "from": f"{spec.move_files_from} ({source_id})",
         "files": len(index.items),
         "bytes": index.total_bytes(),
-        "size": _human_bytes(index.total_bytes()),
+        "size": human_bytes(index.total_bytes()),
         "skipped": skipped,
-        "estimated_duration": _human_seconds(index.estimated_seconds()),
+        "estimated_duration": human_seconds(index.estimated_seconds()),
         **index.plan_summary(),
     }
     return Change(
-        address=f"{spec.address}#move",
+        address=sub_address(spec.address, "move"),
         resource=Resource.MIGRATION,
         action=Action.MIGRATE if index.items else Action.NO_OP,
         syn_id=source_id,
@@ -264,37 +276,20 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         if index.items
         else (),
         depends_on=tuple(depends),
-        desired={
-            "container": spec.address,
-            "destination": location,
-            "strategy": "move",
-            "move_to": spec.address,
-            "endpoint_url": live.storage.endpoints.get(location),
-            "index": index.to_json(),
-        },
+        desired=MigrationDesired(
+            container=spec.address,
+            destination=location,
+            endpoint_url=live.storage.endpoints.get(location),
+            strategy="move",
+            index=index.to_json(),
+            move_to=spec.address,
+        ).to_json(),
         reason=(
             f"files copied into {location} and moved here: same Synapse ids, sources kept"
             if index.items
             else f"nothing left to move from {spec.move_files_from}"
         ),
     )
-
-
-def _human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def _human_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"~{round(seconds / 60)} min"
-    return f"~{seconds / 3600:.1f} h"
 
 
 MANAGE_ACCESS = frozenset({"READ", "UPDATE", "CHANGE_PERMISSIONS"})
@@ -435,11 +430,11 @@ def public_grants(
 
 
 def _display_path(address: str) -> str:
-    return "/".join(part.split(":", 1)[-1] for part in address.split("#", 1)[0].split("/"))
+    return Address.parse(address).display_path
 
 
-def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
-    return [{"principalId": p, "accessType": sorted(a)} for p, a in sorted(entries.items())]
+def _acl_wire(entries: Mapping[int, frozenset[str]]) -> tuple[dict[str, Any], ...]:
+    return tuple({"principalId": p, "accessType": sorted(a)} for p, a in sorted(entries.items()))
 
 
 def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
@@ -513,16 +508,16 @@ def _plan_container(
                 syn_id=None,
                 fields=tuple(fields),
                 depends_on=depends,
-                desired={
-                    "entity": entity,
-                    "annotations": desired_annotations,
-                    "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
+                desired=ContainerCreate(
+                    entity=entity,
+                    annotations=desired_annotations,
+                    acl=_acl_wire(desired_acl) if desired_acl is not None else None,
                     # The ACL is set after the create, etag-guarded, when it cannot go in the
                     # bundle2/create call: a new project already has its creator's ACL, which
                     # Synapse would update and ask an etag for that nobody can know yet; and
                     # bundle2/create applies the ACL before the annotations, which need UPDATE
                     # that the new ACL may give us only through a team.
-                    "acl_after_create": desired_acl is not None
+                    acl_after_create=desired_acl is not None
                     and (
                         is_project
                         or bool(
@@ -530,8 +525,8 @@ def _plan_container(
                             and "UPDATE" not in desired_acl.get(live.target.user_id, frozenset())
                         )
                     ),
-                    "parent": parent.address if parent is not None else None,
-                },
+                    parent=parent.address if parent is not None else None,
+                ).to_json(),
                 reason="does not exist",
             )
         )
@@ -615,17 +610,17 @@ def _plan_container(
             syn_id=current.syn_id,
             fields=tuple(fields),
             depends_on=depends,
-            desired={
-                "entity_update": entity_update or None,
-                "annotations": annotations_after,
-                "acl_op": acl_op,
-                "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
-            },
-            prior={
-                "etag": current.etag,
-                "entity": current.entity if entity_update else None,
-                "acl_etag": current.acl.etag if current.acl is not None else None,
-            },
+            desired=ContainerUpdate(
+                entity_update=entity_update or None,
+                annotations=annotations_after,
+                acl_op=acl_op,
+                acl=_acl_wire(desired_acl) if desired_acl is not None else None,
+            ).to_json(),
+            prior=ContainerPrior(
+                etag=current.etag,
+                entity=current.entity if entity_update else None,
+                acl_etag=current.acl.etag if current.acl is not None else None,
+            ).to_json(),
             reason=reason,
         )
     )
@@ -697,11 +692,13 @@ def _plan_wiki(
     changes: list[Change],
 ) -> None:
     key = "/".join(path)
-    address = f"{owner.address}#wiki" + (f"/{key}" if key else "")
+    address = sub_address(owner.address, "wiki" + (f"/{key}" if key else ""))
     parent_address = None
     if path:
         parent_key = "/".join(path[:-1])
-        parent_address = f"{owner.address}#wiki" + (f"/{parent_key}" if parent_key else "")
+        parent_address = sub_address(
+            owner.address, "wiki" + (f"/{parent_key}" if parent_key else "")
+        )
     depends = tuple(a for a in (owner.address, parent_address) if a)
     current = None if live is None else live.wiki_pages.get(key)
     if current is None:
@@ -718,12 +715,9 @@ def _plan_wiki(
                     ),
                 ),
                 depends_on=depends,
-                desired={
-                    "owner": owner.address,
-                    "parent": parent_address,
-                    "title": page.title,
-                    "markdown": page.markdown,
-                },
+                desired=WikiPageDesired(
+                    owner.address, parent_address, page.title, page.markdown
+                ).to_json(),
                 reason="does not exist",
             )
         )
@@ -747,13 +741,10 @@ def _plan_wiki(
                 syn_id=current.id,
                 fields=tuple(fields),
                 depends_on=depends,
-                desired={
-                    "owner": owner.address,
-                    "parent": parent_address,
-                    "title": page.title,
-                    "markdown": page.markdown,
-                },
-                prior={"etag": current.etag, "page": current.raw if fields else None},
+                desired=WikiPageDesired(
+                    owner.address, parent_address, page.title, page.markdown
+                ).to_json(),
+                prior=WikiPagePrior(current.etag, current.raw if fields else None).to_json(),
                 reason="differs from the manifest" if fields else "matches the manifest",
             )
         )
@@ -779,7 +770,7 @@ def _plan_wiki_order(
     if not orders_siblings(wiki):
         return
     paths = _sub_pages(wiki)
-    addresses = [f"{owner.address}#wiki/" + "/".join(p) for p in paths]
+    addresses = [sub_address(owner.address, "wiki/" + "/".join(p)) for p in paths]
     hint = live.wiki_order if live is not None else None
     ids = [
         live.wiki_pages["/".join(p)].id if live and "/".join(p) in live.wiki_pages else None
@@ -796,19 +787,19 @@ def _plan_wiki_order(
         before = [by_id[i] for i in in_live_order]
     changes.append(
         Change(
-            address=f"{owner.address}#wiki-order",
+            address=sub_address(owner.address, "wiki-order"),
             resource=Resource.WIKI_ORDER,
             action=Action.NO_OP if matches else (Action.UPDATE if hint else Action.CREATE),
             syn_id=None,
             fields=() if matches else (FieldChange("order", before, titles),),
             depends_on=(owner.address, *addresses),
-            desired={
-                "owner": owner.address,
-                "pages": addresses,
+            desired=WikiOrderDesired(
+                owner.address,
+                tuple(addresses),
                 # Ids the manifest does not describe stay, after its pages, in their order.
-                "others": [i for i in current if i not in set(known)],
-            },
-            prior={"etag": hint.get("etag") if hint else None},
+                tuple(i for i in current if i not in set(known)),
+            ).to_json(),
+            prior=EtagPrior(hint.get("etag") if hint else None).to_json(),
             reason="matches the manifest" if matches else "sub-pages in the manifest's order",
         )
     )

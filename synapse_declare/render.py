@@ -12,8 +12,10 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
-from .plan import SYMBOLS, Action, Change, FieldChange, Plan, Resource
+from .plan import SYMBOLS, Action, Change, FieldChange, Plan
 from .redact import redact_text
+from .resources import registry
+from .resources.base import Address
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
 
@@ -46,21 +48,16 @@ def use_color(mode: str, stream: IO[str]) -> bool:
 
 def change_label(change: Change) -> str:
     symbol = SYMBOLS[change.action]
-    kind = {
-        Resource.PROJECT: "project",
-        Resource.FOLDER: "folder",
-        Resource.WIKI_PAGE: "wiki page",
-        Resource.WIKI_ORDER: "wiki",
-    }.get(change.resource, change.resource.value.replace("_", " "))
+    kind = registry.kind_of(change.resource).label(change.resource)
     where = f" ({change.syn_id})" if change.syn_id else ""
     return f"{symbol} {kind} {_address_display(change.address)}{where}"
 
 
 def _address_display(address: str) -> str:
     """``project:A/folder:B#wiki/Sub`` → ``"A/B" wiki "Sub"``."""
-    path, _, wiki = address.partition("#")
-    names = [part.split(":", 1)[1] if ":" in part else part for part in path.split("/")]
-    shown = '"' + "/".join(names) + '"'
+    parsed = Address.parse(address)
+    wiki = parsed.sub or ""
+    shown = '"' + parsed.display_path + '"'
     if wiki == "wiki-order":
         return shown + " sub-page order"
     if wiki.startswith("wiki"):

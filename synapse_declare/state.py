@@ -37,8 +37,12 @@ from .errors import (
     ResolutionErrors,
     SourceLocation,
 )
+from .migration import SkippedItem, Strategy, index_migration
 from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
 from .plan import Target
+from .preflight import read_problem
+from .resources import registry
+from .resources.base import sub_address
 from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
@@ -242,27 +246,12 @@ def resolve_principals(
 # Entities
 
 
-def _needs_bundle(spec: ContainerSpec, own_acl: bool) -> bool:
-    return (
-        spec.kind.value == "project"
-        or spec.description is not None
-        or spec.annotations is not None
-        or (isinstance(spec.acl, AclSpec) and own_acl)
-        or spec.wiki is not None
-    )
-
-
 def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> None:
-    is_project = spec.kind.value == "project"
-    flags = {
-        "includeEntity": is_project or spec.description is not None or spec.alias is not None,
-        "includeAnnotations": is_project or spec.annotations is not None,
-        "includeAccessControlList": isinstance(spec.acl, AclSpec) and live.own_acl,
-        "includeRootWikiId": spec.wiki is not None,
-        # Same call, no extra request: lets the plan refuse what the user may not do.
-        "includePermissions": True,
-    }
-    bundle = api.bundle(live.syn_id, **{k: v for k, v in flags.items() if v})
+    """ONE ``bundle2`` read with the union of the flags every resource kind asks for."""
+    flags = registry.bundle_flags(spec, live.own_acl)
+    if not flags.any:
+        return
+    bundle = api.bundle(live.syn_id, **flags.query())
     if "permissions" in bundle:
         live.permissions = dict(bundle["permissions"])
     if "entity" in bundle:
@@ -272,13 +261,13 @@ def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> N
     if "annotations" in bundle:
         live.annotations = dict(bundle["annotations"].get("annotations", {}))
         live.etag = str(bundle["annotations"]["etag"])
-    if flags["includeAccessControlList"]:
+    if flags.acl:
         acl = bundle.get("accessControlList")
         if acl is not None:
             live.acl = LiveAcl(etag=str(acl["etag"]), entries=_acl_entries(acl))
         else:
             live.own_acl = False
-    if flags["includeRootWikiId"]:
+    if flags.root_wiki:
         live.wiki_root_id = bundle.get("rootWikiId")
 
 
@@ -416,7 +405,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         existing = [(spec, live) for spec, live in level if live is not None]
         for spec, live in level:
             containers[spec.address] = live
-        bundle_jobs = [(s, lv) for s, lv in existing if _needs_bundle(s, lv.own_acl)]
+        bundle_jobs = [(s, lv) for s, lv in existing if registry.bundle_flags(s, lv.own_acl).any]
         _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
         _parallel(
             api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
@@ -556,7 +545,6 @@ def _read_storage(
             log.info("owner.txt of storage location %r not checked here: %s", name, check.error)
     moving = [s for s in manifest.walk() if s.move_files_from]
     if moving:
-        from .migration import Strategy, index_migration
 
         def index_move(spec: ContainerSpec) -> tuple[str, tuple[str, Any]] | None:
             assert spec.move_files_from is not None and spec.storage
@@ -586,7 +574,6 @@ def _read_storage(
         live.moves = dict(m for m in _parallel(api, index_move, moving) if m is not None)
     migrating = [s for s in manifest.walk() if s.migrate_existing and ids.get(s.address)]
     if migrating:
-        from .migration import Strategy, index_migration
 
         def index(spec: ContainerSpec) -> tuple[str, Any]:
             assert spec.migrate_existing is not None
@@ -625,7 +612,6 @@ def _read_storage(
 def _unreadable_destinations(manifest: Manifest, live: LiveStorage) -> dict[str, str]:
     """external_s3 destinations of migrations with files to copy that this machine's AWS
     credentials cannot read (so that plan can say what apply's verification will refuse)."""
-    from .preflight import read_problem
 
     names = {
         spec.migrate_existing.to
@@ -664,7 +650,6 @@ def _outside_sts(index: Any, moved: set[str], sts_ids: frozenset[int]) -> Any:
     """A container migration without the files a ``move_files_from`` moves (the move copies
     them into its STS folder; migrating them too would race it) and with files already in an
     STS location listed as skipped: Synapse refuses any other storage for them."""
-    from .migration import SkippedItem
 
     kept = []
     skipped = list(index.skipped)
@@ -724,18 +709,18 @@ def _observe(
         f"{live.syn_id} etag={live.etag}" if live.etag else f"{live.syn_id} own_acl={live.own_acl}"
     )
     if live.acl is not None:
-        observed[f"{spec.address}#acl"] = live.acl.etag
+        observed[sub_address(spec.address, "acl")] = live.acl.etag
     elif isinstance(spec.acl, AclSpec) or spec.acl is INHERIT:
-        observed[f"{spec.address}#acl"] = "own" if live.own_acl else "inherits"
+        observed[sub_address(spec.address, "acl")] = "own" if live.own_acl else "inherits"
     if spec.wiki is not None:
-        observed[f"{spec.address}#wiki"] = live.wiki_root_id
+        observed[sub_address(spec.address, "wiki")] = live.wiki_root_id
         for path, page in sorted(live.wiki_pages.items()):
-            observed[f"{spec.address}#wiki/{path}"] = page.etag
+            observed[sub_address(spec.address, f"wiki/{path}")] = page.etag
         # A page the plan creates is "absent" too: one made meanwhile makes the plan stale
         # instead of apply adding a second page with the same title.
         for parts, _page in _wiki_paths(spec.wiki):
             key = "/".join(parts)
             if parts and key not in live.wiki_pages:
-                observed[f"{spec.address}#wiki/{key}"] = None
+                observed[sub_address(spec.address, f"wiki/{key}")] = None
         if live.wiki_order is not None:
-            observed[f"{spec.address}#wiki-order"] = str(live.wiki_order.get("etag"))
+            observed[sub_address(spec.address, "wiki-order")] = str(live.wiki_order.get("etag"))

@@ -27,6 +27,8 @@ from .client.synapse import SynapseAPI
 from .errors import PolicyViolation
 from .model import ContainerSpec, Manifest, StorageLocationSpec
 from .plan import Action, Change, FieldChange, Resource
+from .resources.base import storage_address, sub_address
+from .resources.payloads import LocationDesired, LocationPrior, UploadDesired, UploadPrior
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +191,17 @@ def _has_sts(setting: Mapping[str, Any], live: LiveStorage) -> bool:
 def observe(manifest: Manifest, live: LiveStorage, observed: dict[str, str | None]) -> None:
     for name in sorted(manifest.storage_locations):
         found = live.matched.get(name)
-        observed[f"storage:{name}"] = None if found is None else str(found)
+        observed[storage_address(name)] = None if found is None else str(found)
     for address, setting in sorted(live.settings.items()):
-        observed[f"{address}#upload"] = None if setting is None else str(setting.get("etag"))
-    moved = {f"{a}#move": index for a, (_, index) in live.moves.items()}
+        observed[sub_address(address, "upload")] = (
+            None if setting is None else str(setting.get("etag"))
+        )
+    moved = {sub_address(a, "move"): index for a, (_, index) in live.moves.items()}
     for address, index in sorted({**live.migrations, **moved}.items()):
         digest = hashlib.sha256(
             json.dumps(index.to_json(), sort_keys=True).encode("utf-8")
         ).hexdigest()[:16]
-        observed[f"{address}#migration"] = digest
+        observed[sub_address(address, "migration")] = digest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,13 +228,13 @@ def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
             )
             changes.append(
                 Change(
-                    address=f"storage:{name}",
+                    address=storage_address(name),
                     resource=Resource.STORAGE_LOCATION,
                     action=Action.REPLACE,
                     syn_id=None,
                     fields=fields,
-                    desired={"name": name, "setting": body},
-                    prior={"replaces": int(previous["storageLocationId"])},
+                    desired=LocationDesired(name, body).to_json(),
+                    prior=LocationPrior(int(previous["storageLocationId"])).to_json(),
                     reason=(
                         f"storage locations are immutable: a new location replaces "
                         f"{previous['storageLocationId']} in the upload destinations below"
@@ -240,12 +244,12 @@ def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
         else:
             changes.append(
                 Change(
-                    address=f"storage:{name}",
+                    address=storage_address(name),
                     resource=Resource.STORAGE_LOCATION,
                     action=Action.CREATE,
                     syn_id=None,
                     fields=tuple(FieldChange(k, None, v) for k, v in wanted.items()),
-                    desired={"name": name, "setting": body},
+                    desired=LocationDesired(name, body).to_json(),
                     reason="no existing location of yours has these settings",
                 )
             )
@@ -284,9 +288,9 @@ def plan_upload_destination(
 ) -> Change | None:
     if spec.storage is None:
         return None
-    address = f"{spec.address}#upload"
+    address = sub_address(spec.address, "upload")
     wanted = [location_ref(n, live) for n in spec.storage]
-    depends = [spec.address] + [f"storage:{n}" for n in spec.storage if n not in live.matched]
+    depends = [spec.address] + [storage_address(n) for n in spec.storage if n not in live.matched]
     shown_after = [
         f"{n} (new)" if n not in live.matched else f"{n} (id {live.matched[n]})"
         for n in spec.storage
@@ -302,7 +306,7 @@ def plan_upload_destination(
             syn_id=None,
             fields=(FieldChange("locations", None, shown_after),),
             depends_on=tuple(depends),
-            desired={"container": spec.address, "locations": wanted},
+            desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
             reason="first is the default upload destination",
         )
     have = [int(i) for i in current.get("locations", [])]
@@ -313,8 +317,8 @@ def plan_upload_destination(
             action=Action.NO_OP,
             syn_id=str(current.get("id")),
             depends_on=tuple(depends),
-            desired={"container": spec.address, "locations": wanted},
-            prior={"etag": current.get("etag"), "setting": current},
+            desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
+            prior=UploadPrior(current.get("etag"), current).to_json(),
             reason="matches the manifest",
         )
     return Change(
@@ -324,8 +328,8 @@ def plan_upload_destination(
         syn_id=str(current.get("id")),
         fields=(FieldChange("locations", have, shown_after),),
         depends_on=tuple(depends),
-        desired={"container": spec.address, "locations": wanted},
-        prior={"etag": current.get("etag"), "setting": current},
+        desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
+        prior=UploadPrior(current.get("etag"), current).to_json(),
         reason="differs from the manifest",
     )
 

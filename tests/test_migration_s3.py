@@ -13,8 +13,6 @@ from test_emulator_storage_support import make_bucket
 from synapse_declare.client.s3 import (
     DestinationReader,
     PartCopier,
-    PartCopyError,
-    S3AccessError,
     check_owner_txt,
     normalise_endpoint,
     owner_tokens,
@@ -22,7 +20,7 @@ from synapse_declare.client.s3 import (
 )
 from synapse_declare.emulator import Emulator
 from synapse_declare.emulator.server import S3_ACCESS_KEY, S3_SECRET_KEY
-from synapse_declare.errors import LockError, MigrationError
+from synapse_declare.errors import LockError, MigrationError, PartCopyError, S3AccessError
 from synapse_declare.journal import Journal
 from synapse_declare.redact import redact_text
 

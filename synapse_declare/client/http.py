@@ -100,16 +100,6 @@ ERROR_TYPES: dict[int, type[errors.ApiError]] = {
 }
 
 
-class AmbiguousWrite(errors.TransportError):
-    """A write was sent but its outcome is unknown (5xx, dropped connection, read timeout)."""
-
-    def __init__(self, message: str, *, method: str, path: str, status: int | None) -> None:
-        super().__init__(message)
-        self.method = method
-        self.path = path
-        self.status = status
-
-
 # Synapse's per-user throttles (synapse-api.md §11.2): the defaults of ClientOptions.
 SYNAPSE_MAX_CONCURRENT = 3
 SYNAPSE_MAX_PER_MINUTE = 600
@@ -358,7 +348,7 @@ class Transport:
         )
         if response.status_code >= 400:
             if not is_read and response.status_code >= 500:
-                raise AmbiguousWrite(
+                raise errors.AmbiguousWrite(
                     f"{method} {path}: Synapse answered {response.status_code}; outcome unknown",
                     method=method,
                     path=path,
@@ -416,7 +406,7 @@ class Transport:
             )
         except requests.exceptions.ConnectionError as exc:
             if not is_read and not _never_sent(exc):
-                raise AmbiguousWrite(
+                raise errors.AmbiguousWrite(
                     f"{method} {path}: connection lost after sending; outcome unknown",
                     method=method,
                     path=path,
@@ -428,7 +418,7 @@ class Transport:
             ) from None
         except requests.exceptions.Timeout:
             if not is_read:
-                raise AmbiguousWrite(
+                raise errors.AmbiguousWrite(
                     f"{method} {path}: timed out after sending; outcome unknown",
                     method=method,
                     path=path,

@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .. import __version__
-from ..errors import ConfigError, SynapseDeclareError
+from ..errors import ConfigError, PartCopyError, S3AccessError
 from ..redact import redact_text, register_secret
 
 if TYPE_CHECKING:
@@ -44,14 +44,6 @@ _URL = re.compile(r"https?://\S+")
 _ETAG = re.compile(r"<ETag>(.*?)</ETag>", re.DOTALL)
 _ERROR_CODE = re.compile(r"<Code>(.*?)</Code>", re.DOTALL)
 _ERROR_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.DOTALL)
-
-
-class S3AccessError(SynapseDeclareError):
-    """S3 refused or failed a request (no credentials, access denied, missing object, ...)."""
-
-    def __init__(self, message: str, *, code: str = "", hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.code = code
 
 
 def _scrub(text: str) -> str:
@@ -114,7 +106,8 @@ def make_s3_client(
     return client
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
+    """An S3 error's code (``AccessDenied``), else its HTTP status, else the exception type."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error") or {}
@@ -128,7 +121,7 @@ def _error_code(exc: BaseException) -> str:
 
 
 def _access_error(action: str, bucket: str, key: str, exc: BaseException) -> S3AccessError:
-    code = _error_code(exc)
+    code = error_code(exc)
     hint = None
     if code in ("NoCredentialsError", "PartialCredentialsError"):
         hint = (
@@ -304,7 +297,7 @@ def check_owner_txt(
             "the storage location is created",
         )
     except ClientError as exc:
-        code = _error_code(exc)
+        code = error_code(exc)
         if code == "NoSuchBucket":
             return OwnerCheck(
                 bucket, key, True, False, False, error=f"Did not find S3 bucket {bucket}"
@@ -360,24 +353,6 @@ def check_owner_txt(
 
 # ---------------------------------------------------------------------------------------------
 # Presigned part copies (S3 UploadPartCopy through a URL Synapse signed)
-
-
-class PartCopyError(SynapseDeclareError):
-    """S3 refused or failed one part copy. ``expired`` means: fetch fresh presigned URLs."""
-
-    def __init__(self, message: str, *, status: int | None, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-    @property
-    def expired(self) -> bool:
-        return self.status == 403 and self.code in ("AccessDenied", "ExpiredToken", "")
-
-    @property
-    def source_changed(self) -> bool:
-        """The source object's ETag no longer matches the one Synapse signed (412)."""
-        return self.status == 412 or self.code == "PreconditionFailed"
 
 
 class PartCopier:
@@ -475,10 +450,9 @@ __all__ = [
     "DestinationReader",
     "OwnerCheck",
     "PartCopier",
-    "PartCopyError",
-    "S3AccessError",
     "check_owner_txt",
     "describe_exception",
+    "error_code",
     "make_s3_client",
     "normalise_endpoint",
     "object_key_from_url",

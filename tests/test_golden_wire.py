@@ -1,4 +1,8 @@
-"""Golden plans (engineering.md §C.3 #1): one directory per case under ``tests/golden/``.
+"""Wire golden plans (engineering.md §C.3 #1): one directory per case under ``tests/golden_wire/``.
+
+These run the real CLI against an emulator, so they cover what needs the wire: reading, the
+plan's read-only guarantee, and that each golden plan applies and converges. The pure planner
+goldens (no emulator, many more cases) are ``tests/golden/`` and ``tests/test_golden.py``.
 
 Each case has ``manifest.yaml`` (plus any markdown files it names), an optional ``setup.yaml``
 that prepares live state on a fresh emulator, and the expected ``plan.txt`` / ``plan.json`` —
@@ -12,13 +16,17 @@ digest) replaced by stable placeholders.
 * ``{lookup: NAME, save: VAR}`` — find a project by name (``${VAR.id}``);
 * ``{method, path, body?, as?, save?}`` — one raw REST call (``as`` a user, default alice);
 * ``{edit: PATH, set|merge: {...}, as?}`` — GET PATH, replace (``set``) or update (``merge``)
-  top-level keys, PUT it back with its etag.
+  top-level keys, PUT it back with its etag;
+* ``{bucket: NAME, owner_txt: [PREFIX, ...]}`` — a bucket in the embedded S3 with an owner.txt
+  naming alice under each prefix;
+* ``{file: NAME, parent: ID, content: TEXT, as?, save?}`` — upload a file (multipart, to the
+  project's current upload destination) and create its file entity.
 
 Strings may use ``${VAR.key}`` (a saved response's field) and ``${principal.NAME}`` (a seeded
 user's or team's principal id); a string that is exactly one placeholder keeps the value's type.
 
 Regenerate the expected files after an intended change with ``UPDATE_GOLDEN=1 pytest
-tests/test_reconcile_golden.py`` and review the diff.
+tests/test_golden_wire.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -33,10 +41,11 @@ import pytest
 import yaml
 from conftest import Api
 from reconcile_support import Workspace, lookup
+from test_emulator_storage_support import file_entity, upload
 
 from synapse_declare.emulator import Emulator
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent / "golden_wire"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "manifest.yaml").exists())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
@@ -77,8 +86,27 @@ def run_setup(case: Path, emulator: Emulator, ws: Workspace, api_for: Any) -> No
         user = step.get("as", "alice")
         api: Api = api_for(emulator, user)
         if "apply" in step:
-            result = ws.run("apply", case / step["apply"], "--auto-approve", *ws.connection(user))
+            source = case / step["apply"]
+            # Storage manifests name the embedded S3 through a variable (see golden_support).
+            s3 = ["--var", f"s3_endpoint={emulator.s3_endpoint}"]
+            uses_s3 = "s3_endpoint" in source.read_text(encoding="utf-8")
+            result = ws.run(
+                "apply", source, "--auto-approve", *(s3 if uses_s3 else []), *ws.connection(user)
+            )
             assert result.code == 0, result.err
+            continue
+        if "bucket" in step:
+            s3 = emulator.s3_client()
+            s3.create_bucket(Bucket=step["bucket"])
+            for prefix in step.get("owner_txt", []):
+                s3.put_object(Bucket=step["bucket"], Key=f"{prefix}/owner.txt", Body=b"alice\n")
+            continue
+        if "file" in step:
+            parent = _substitute(step["parent"], saved)
+            handle = upload(api, str(step["content"]).encode("utf-8"), step["file"])
+            created = file_entity(api, parent, str(handle["id"]), step["file"])
+            if "save" in step:
+                saved[step["save"]] = created
             continue
         if "lookup" in step:
             found = lookup(api, step["lookup"])
@@ -207,7 +235,7 @@ def test_golden_plan(
     assert emulator.state_version() == before, "plan wrote to Synapse"
 
     document = json.loads(as_json.out)
-    assert document["format_version"] == "1"
+    assert document["format_version"] == "2"
     normaliser = Normaliser(emulator, document)
     _compare(
         case / "plan.json",
