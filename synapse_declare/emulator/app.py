@@ -226,8 +226,27 @@ class SynapseApp:
                 )
         self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
         self.request_log: RequestLog | None = None
+        # Requests being handled (any user): stop() waits for them before closing the store,
+        # so a slow handler a client gave up on does not fail against a closed database.
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled; False if some still were after ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with self._idle:
+            self._busy += 1
+        try:
+            return self._call(environ, start_response)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         started = time.perf_counter()
         path = request.path

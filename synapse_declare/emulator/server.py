@@ -211,6 +211,10 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if getattr(self, "app", None) is not None:
+            # Handler threads outlive serve_forever (they are daemons): let the ones still
+            # running finish before their database and request log close under them.
+            self.app.wait_idle(timeout=10)
         if self.config.data_dir is not None and self._moto is not None:
             self._persist_s3()
         if self._moto is not None:
