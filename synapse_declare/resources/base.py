@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import AmbiguousWrite, ConflictError, SynapseDeclareError
 from ..plan import Change, Plan, Resource
@@ -215,6 +215,20 @@ class ApplyContext:
                     raise
                 self.progress.note(f"{what}: not applied yet; retrying ({number})")
         raise AssertionError("unreachable")
+
+    def acl_entries(self, change: Change) -> list[dict[str, Any]] | None:
+        """The change's desired ACL, with each declared team that this apply created in place of
+        its stand-in id (``pending_teams``: placeholder → team address; see resources.team)."""
+        entries = change.desired.get("acl")
+        if entries is None:
+            return None
+        pending = change.desired.get("pending_teams") or {}
+        return [
+            {**e, "principalId": int(self.id_of(pending[str(e["principalId"])]))}
+            if str(e["principalId"]) in pending
+            else dict(e)
+            for e in entries
+        ]
 
     @staticmethod
     def conflict(change: Change, detail: str) -> ConflictError:

@@ -43,7 +43,7 @@ class ContainerKind:
         if parent_id is not None:
             entity["parentId"] = parent_id
         me = str(ctx.plan.target.user_id)
-        acl = desired.get("acl")
+        acl = ctx.acl_entries(change)
         # The planner decides when the ACL cannot go in the create call (see planner.py).
         acl_later = bool(desired.get("acl_after_create"))
         bundle_acl = None if acl_later else acl
@@ -121,7 +121,8 @@ class ContainerKind:
             done.append("annotations")
         acl_op = desired.get("acl_op")
         if acl_op:
-            apply_acl(ctx, change, syn_id, acl_op, desired.get("acl") or [], prior.get("acl_etag"))
+            entries = ctx.acl_entries(change) or []
+            apply_acl(ctx, change, syn_id, acl_op, entries, prior.get("acl_etag"))
             done.append(f"acl {acl_op}")
         ctx.record(change.address, syn_id)
         return f"{syn_id}: " + ", ".join(done) if done else syn_id
