@@ -89,6 +89,7 @@ from .errors import (
     PartCopyError,
     PreconditionFailed,
     S3AccessError,
+    SynapseDeclareError,
     VerificationError,
 )
 from .journal import (
@@ -100,6 +101,7 @@ from .journal import (
     Journal,
 )
 from .progress import Progress
+from .units import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -684,15 +686,6 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
-
-
 # ---------------------------------------------------------------------------------------------
 # The run (apply side)
 
@@ -916,7 +909,7 @@ class _Runner:
                 except _SourceChanged as exc:
                     ok = False
                     self._source_changed(item, str(exc))
-                except Exception as exc:
+                except SynapseDeclareError as exc:
                     ok = False
                     self._failed(item, exc)
             pending = still
@@ -944,7 +937,7 @@ class _Runner:
                 pending = unchanged
                 if not pending:
                     return False
-            except Exception as exc:
+            except SynapseDeclareError as exc:
                 for item in pending:
                     self._failed(item, exc)
                 return False
@@ -957,7 +950,7 @@ class _Runner:
                 ok = False
                 self._source_changed(item, str(exc), to_handle=copy.new_handle_id)
                 continue
-            except Exception as exc:
+            except SynapseDeclareError as exc:
                 ok = False
                 self._failed(item, exc, to_handle=copy.new_handle_id)
                 continue
@@ -1204,7 +1197,7 @@ class _Runner:
         try:
             return self._copy_one_part(upload_id, url, count, what)
         except Exception:
-            raise
+            raise  # an error: the caller decides; only a kill below stops every part
         except BaseException:
             self.aborted.set()  # a kill: start no further part
             raise

@@ -40,6 +40,7 @@ from .model import (
 from .plan import Action, Change, FieldChange, Plan, Resource
 from .resources import team as teams
 from .resources.base import Address, owner_of, storage_address, sub_address
+from .resources.payloads import EtagPrior, WikiOrderDesired, WikiPageDesired, WikiPagePrior
 from .state import (
     FOLDER_TYPE,
     MARKER_KEY,
@@ -49,6 +50,7 @@ from .state import (
     creator_of,
     orders_siblings,
 )
+from .units import human_bytes, human_seconds
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
@@ -207,11 +209,11 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "files": len({i.entity_id for i in index.items}),
         "versions": len(index.items),
         "bytes": index.total_bytes(),
-        "size": _human_bytes(index.total_bytes()),
+        "size": human_bytes(index.total_bytes()),
         "copies": index.unique_handles(),
         "already_in_destination": len(index.already),
         "skipped": skipped,
-        "estimated_duration": _human_seconds(index.estimated_seconds()),
+        "estimated_duration": human_seconds(index.estimated_seconds()),
         **index.plan_summary(),
     }
     fields = tuple(
@@ -262,9 +264,9 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         "from": f"{spec.move_files_from} ({source_id})",
         "files": len(index.items),
         "bytes": index.total_bytes(),
-        "size": _human_bytes(index.total_bytes()),
+        "size": human_bytes(index.total_bytes()),
         "skipped": skipped,
-        "estimated_duration": _human_seconds(index.estimated_seconds()),
+        "estimated_duration": human_seconds(index.estimated_seconds()),
         **index.plan_summary(),
     }
     return Change(
@@ -292,23 +294,6 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
             else f"nothing left to move from {spec.move_files_from}"
         ),
     )
-
-
-def _human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def _human_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"~{round(seconds / 60)} min"
-    return f"~{seconds / 3600:.1f} h"
 
 
 MANAGE_ACCESS = frozenset({"READ", "UPDATE", "CHANGE_PERMISSIONS"})
@@ -738,12 +723,9 @@ def _plan_wiki(
                     ),
                 ),
                 depends_on=depends,
-                desired={
-                    "owner": owner.address,
-                    "parent": parent_address,
-                    "title": page.title,
-                    "markdown": page.markdown,
-                },
+                desired=WikiPageDesired(
+                    owner.address, parent_address, page.title, page.markdown
+                ).to_json(),
                 reason="does not exist",
             )
         )
@@ -767,13 +749,10 @@ def _plan_wiki(
                 syn_id=current.id,
                 fields=tuple(fields),
                 depends_on=depends,
-                desired={
-                    "owner": owner.address,
-                    "parent": parent_address,
-                    "title": page.title,
-                    "markdown": page.markdown,
-                },
-                prior={"etag": current.etag, "page": current.raw if fields else None},
+                desired=WikiPageDesired(
+                    owner.address, parent_address, page.title, page.markdown
+                ).to_json(),
+                prior=WikiPagePrior(current.etag, current.raw if fields else None).to_json(),
                 reason="differs from the manifest" if fields else "matches the manifest",
             )
         )
@@ -822,13 +801,13 @@ def _plan_wiki_order(
             syn_id=None,
             fields=() if matches else (FieldChange("order", before, titles),),
             depends_on=(owner.address, *addresses),
-            desired={
-                "owner": owner.address,
-                "pages": addresses,
+            desired=WikiOrderDesired(
+                owner.address,
+                tuple(addresses),
                 # Ids the manifest does not describe stay, after its pages, in their order.
-                "others": [i for i in current if i not in set(known)],
-            },
-            prior={"etag": hint.get("etag") if hint else None},
+                tuple(i for i in current if i not in set(known)),
+            ).to_json(),
+            prior=EtagPrior(hint.get("etag") if hint else None).to_json(),
             reason="matches the manifest" if matches else "sub-pages in the manifest's order",
         )
     )

@@ -28,6 +28,7 @@ from .errors import PolicyViolation
 from .model import ContainerSpec, Manifest, StorageLocationSpec
 from .plan import Action, Change, FieldChange, Resource
 from .resources.base import storage_address, sub_address
+from .resources.payloads import LocationDesired, LocationPrior, UploadDesired, UploadPrior
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +233,8 @@ def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
                     action=Action.REPLACE,
                     syn_id=None,
                     fields=fields,
-                    desired={"name": name, "setting": body},
-                    prior={"replaces": int(previous["storageLocationId"])},
+                    desired=LocationDesired(name, body).to_json(),
+                    prior=LocationPrior(int(previous["storageLocationId"])).to_json(),
                     reason=(
                         f"storage locations are immutable: a new location replaces "
                         f"{previous['storageLocationId']} in the upload destinations below"
@@ -248,7 +249,7 @@ def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
                     action=Action.CREATE,
                     syn_id=None,
                     fields=tuple(FieldChange(k, None, v) for k, v in wanted.items()),
-                    desired={"name": name, "setting": body},
+                    desired=LocationDesired(name, body).to_json(),
                     reason="no existing location of yours has these settings",
                 )
             )
@@ -305,7 +306,7 @@ def plan_upload_destination(
             syn_id=None,
             fields=(FieldChange("locations", None, shown_after),),
             depends_on=tuple(depends),
-            desired={"container": spec.address, "locations": wanted},
+            desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
             reason="first is the default upload destination",
         )
     have = [int(i) for i in current.get("locations", [])]
@@ -316,8 +317,8 @@ def plan_upload_destination(
             action=Action.NO_OP,
             syn_id=str(current.get("id")),
             depends_on=tuple(depends),
-            desired={"container": spec.address, "locations": wanted},
-            prior={"etag": current.get("etag"), "setting": current},
+            desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
+            prior=UploadPrior(current.get("etag"), current).to_json(),
             reason="matches the manifest",
         )
     return Change(
@@ -327,8 +328,8 @@ def plan_upload_destination(
         syn_id=str(current.get("id")),
         fields=(FieldChange("locations", have, shown_after),),
         depends_on=tuple(depends),
-        desired={"container": spec.address, "locations": wanted},
-        prior={"etag": current.get("etag"), "setting": current},
+        desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
+        prior=UploadPrior(current.get("etag"), current).to_json(),
         reason="differs from the manifest",
     )
 

@@ -3,6 +3,7 @@ upload destinations (the project setting listing its locations, first is the def
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BadRequest, PreconditionFailed
@@ -10,6 +11,7 @@ from ..model import ContainerSpec
 from ..plan import Action, Change, Resource
 from ..storage import match_locations_by_body
 from .base import ApplyContext, BundleFlags, Operation
+from .payloads import LocationDesired, UploadDesired, UploadPrior
 
 
 class StorageLocationKind:
@@ -28,8 +30,8 @@ class StorageLocationKind:
             ctx.record(change.address, change.syn_id)
 
     def apply(self, ctx: ApplyContext, change: Change) -> str:
-        setting = dict(change.desired["setting"])
-        name = str(change.desired["name"])
+        desired = LocationDesired.from_json(change.desired)
+        setting, name = dict(desired.setting), desired.name
 
         def attempt() -> dict[str, Any]:
             return ctx.api.create_storage_location(setting)
@@ -62,8 +64,10 @@ class UploadDestinationKind:
             ctx.record(change.address, change.syn_id)
 
     def apply(self, ctx: ApplyContext, change: Change) -> str:
-        container_id = ctx.id_of(str(change.desired["container"]))
-        wanted = _location_ids(ctx, list(change.desired["locations"]))
+        desired = UploadDesired.from_json(change.desired)
+        prior = UploadPrior.from_json(change.prior) if change.action is Action.UPDATE else None
+        container_id = ctx.id_of(desired.container)
+        wanted = _location_ids(ctx, desired.locations)
 
         def check() -> dict[str, Any] | None:
             current = ctx.api.upload_setting(container_id)
@@ -71,11 +75,7 @@ class UploadDestinationKind:
                 return current
             if change.action is Action.CREATE and current is None:
                 return None
-            if (
-                change.action is Action.UPDATE
-                and current is not None
-                and current.get("etag") == change.prior.get("etag")
-            ):
+            if prior is not None and current is not None and current.get("etag") == prior.etag:
                 return None
             raise ctx.conflict(change, "the upload destinations changed meanwhile")
 
@@ -91,7 +91,8 @@ class UploadDestinationKind:
 
             ctx.resolve(f"set upload destinations of {change.address}", create, check)
         else:
-            setting = {**dict(change.prior["setting"]), "locations": wanted}
+            assert prior is not None  # an update was planned from the setting it read
+            setting = {**dict(prior.setting), "locations": wanted}
 
             def update() -> dict[str, Any]:
                 try:
@@ -104,7 +105,7 @@ class UploadDestinationKind:
         return "locations " + ", ".join(str(i) for i in wanted)
 
 
-def _location_ids(ctx: ApplyContext, refs: list[Any]) -> list[int]:
+def _location_ids(ctx: ApplyContext, refs: Sequence[int | str]) -> list[int]:
     """Plan references to locations: an existing id, or ``new:NAME`` for one this run made."""
     ids: list[int] = []
     with ctx.lock:

@@ -8,6 +8,7 @@ from ..errors import Conflict, PreconditionFailed
 from ..model import ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
+from .payloads import EtagPrior, WikiOrderDesired, WikiPageDesired, WikiPagePrior
 
 
 class WikiKind:
@@ -38,12 +39,11 @@ class WikiKind:
         return self.update(ctx, change)
 
     def create(self, ctx: ApplyContext, change: Change) -> str:
-        desired = change.desired
-        owner_id = ctx.id_of(str(desired["owner"]))
-        parent_address = desired.get("parent")
+        desired = WikiPageDesired.from_json(change.desired)
+        owner_id = ctx.id_of(desired.owner)
         with ctx.lock:
-            parent_wiki = ctx.wiki_ids[parent_address] if parent_address else None
-        title, markdown = str(desired["title"]), str(desired["markdown"])
+            parent_wiki = ctx.wiki_ids[desired.parent] if desired.parent else None
+        title, markdown = desired.title, desired.markdown
 
         def attempt() -> dict[str, Any]:
             try:
@@ -66,13 +66,14 @@ class WikiKind:
         return f"wiki {page['id']}"
 
     def update(self, ctx: ApplyContext, change: Change) -> str:
-        desired, prior = change.desired, change.prior
-        owner_id = ctx.id_of(str(desired["owner"]))
+        desired = WikiPageDesired.from_json(change.desired)
+        prior = WikiPagePrior.from_json(change.prior)
+        owner_id = ctx.id_of(desired.owner)
         page = {
-            **dict(prior["page"]),
-            "title": desired["title"],
-            "markdown": desired["markdown"],
-            "etag": prior["etag"],
+            **dict(prior.page or {}),
+            "title": desired.title,
+            "markdown": desired.markdown,
+            "etag": prior.etag,
         }
 
         def attempt() -> dict[str, Any]:
@@ -88,7 +89,7 @@ class WikiKind:
                 and current.get("markdown") == page["markdown"]
             ):
                 return current
-            if current.get("etag") == prior["etag"]:
+            if current.get("etag") == prior.etag:
                 return None
             raise ctx.conflict(change, "the wiki page changed while its update was unconfirmed")
 
@@ -100,11 +101,12 @@ class WikiKind:
     def set_order(self, ctx: ApplyContext, change: Change) -> str:
         """Put the owner's wiki order hint; etag-guarded (the plan's, or for a root this apply
         created, the one read now)."""
-        owner_id = ctx.id_of(str(change.desired["owner"]))
+        desired = WikiOrderDesired.from_json(change.desired)
+        owner_id = ctx.id_of(desired.owner)
         with ctx.lock:
-            pages = [ctx.wiki_ids[str(a)] for a in change.desired["pages"]]
-        wanted = [*pages, *[str(i) for i in change.desired.get("others", [])]]
-        prior = change.prior.get("etag")
+            pages = [ctx.wiki_ids[a] for a in desired.pages]
+        wanted = [*pages, *desired.others]
+        prior = EtagPrior.from_json(change.prior).etag
         etag = prior if prior is not None else ctx.api.wiki_order_hint(owner_id).get("etag")
         body = {"ownerId": owner_id, "ownerObjectType": "ENTITY", "idList": wanted, "etag": etag}
 
