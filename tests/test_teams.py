@@ -94,7 +94,7 @@ def test_create_invite_accept_then_no_drift(ws: Workspace, temu: Emulator) -> No
     plan = ws.plan_json(m)
     assert actionable(plan) == {
         f"team:{name}": "create",
-        f"team:{name}#member/user:bob": "create",
+        f"team:{name}/member:bob": "create",
     }
     text = ws.plan(m)
     assert "invited (until" in text.out and "team member" in text.out
@@ -107,7 +107,7 @@ def test_create_invite_accept_then_no_drift(ws: Workspace, temu: Emulator) -> No
     # A pending invitation is not drift: nothing to do, and no second invitation.
     again = ws.plan_json(m)
     assert actionable(again) == {}
-    assert actions(again)[f"team:{name}#member/user:bob"] == "no-op"
+    assert actions(again)[f"team:{name}/member:bob"] == "no-op"
     accept(temu, "bob", tid)
     assert members(alice, tid) == {"alice": True, "bob": False}
     assert actionable(ws.plan_json(m)) == {}
@@ -124,8 +124,8 @@ def test_direct_add_after_request_and_make_manager(ws: Workspace, temu: Emulator
     request_to_join(temu, "dave", tid)
     m = team_manifest(ws, name, "    managers: [self, user:carol]\n    members: [user:dave]\n")
     changes = saved_changes(ws, m)
-    assert changes[f"team:{name}#member/user:carol"]["desired"]["op"] == "add"
-    assert changes[f"team:{name}#member/user:dave"]["desired"]["op"] == "add"
+    assert changes[f"team:{name}/member:carol"]["desired"]["op"] == "add"
+    assert changes[f"team:{name}/member:dave"]["desired"]["op"] == "add"
     applied(ws, m)
     assert members(alice, tid) == {"alice": True, "carol": True, "dave": False}
     assert invitations(alice, tid) == {}
@@ -146,7 +146,7 @@ def test_expired_invitation_is_sent_again(ws: Workspace, temu: Emulator) -> None
     )
     assert invitations(alice, tid) == {}
     m = team_manifest(ws, name, "    managers: [self]\n    members: [user:erin]\n")
-    change = saved_changes(ws, m)[f"team:{name}#member/user:erin"]
+    change = saved_changes(ws, m)[f"team:{name}/member:erin"]
     assert (change["action"], change["desired"]["op"]) == ("create", "invite")
     applied(ws, m)
     assert list(invitations(alice, tid)) == [uid(temu, "erin")]
@@ -162,11 +162,9 @@ def test_removal_and_invitation_cancel(ws: Workspace, temu: Emulator) -> None:
     accept(temu, "bob", tid)
     m = team_manifest(ws, name, "    managers: [self]\n")
     changes = saved_changes(ws, m)
-    assert changes[f"team:{name}#member/user:bob"]["desired"]["op"] == "remove"
-    assert changes[f"team:{name}#member/user:carol"]["desired"]["op"] == "cancel_invitation"
-    assert {changes[f"team:{name}#member/user:{u}"]["action"] for u in ("bob", "carol")} == {
-        "delete"
-    }
+    assert changes[f"team:{name}/member:bob"]["desired"]["op"] == "remove"
+    assert changes[f"team:{name}/member:carol"]["desired"]["op"] == "cancel_invitation"
+    assert {changes[f"team:{name}/member:{u}"]["action"] for u in ("bob", "carol")} == {"delete"}
     applied(ws, m)
     assert members(alice, tid) == {"alice": True}
     assert invitations(alice, tid) == {}

@@ -8,6 +8,8 @@ An address names one managed thing, the way Terraform's resource addresses do::
     project:AD Portal/folder:Raw Data#acl      a sub-resource of a container (sub-key)
     project:AD Portal#wiki/Methods/Imaging     a wiki page by title path
     storage:lab-bucket                         a storage location
+    team:Center A                              a team
+    team:Center A/member:jdoe                  one person's membership of a team
     principal:user:jdoe                        a resolved principal (observed keys)
 
 It is the one place addresses are parsed and formatted; plan changes, ``depends_on``, observed
@@ -39,7 +41,7 @@ MAX_AMBIGUOUS_ATTEMPTS = 4
 
 # Segment types, in the order they may nest. A path part not starting with one of them belongs
 # to the previous segment's name (a name may contain "/" where Synapse allows it, e.g. wikis).
-SEGMENT_TYPES = ("project", "folder", "storage", "principal", "acl", "team")
+SEGMENT_TYPES = ("project", "folder", "storage", "principal", "acl", "team", "member")
 
 
 @dataclass(frozen=True, slots=True, order=True)

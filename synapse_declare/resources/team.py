@@ -40,7 +40,7 @@ def alias_key(name: str) -> str:
 
 
 def member_address(team: str, user: str) -> str:
-    return f"team:{team}#member/{user}"
+    return f"team:{team}/member:{user}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def _people(
         name = live.names.get(uid, str(uid))
         out.append(
             Change(
-                address=member_address(spec.name, f"user:{name}"),
+                address=member_address(spec.name, name),
                 resource=Resource.TEAM_MEMBER,
                 action=action,
                 syn_id=team_id,
