@@ -290,3 +290,63 @@ def test_saved_plan_is_stale_after_membership_changes(ws: Workspace, temu: Emula
     result = ws.run("apply", "--plan", str(out), "--auto-approve", *ws.connection())
     assert result.code == 1 and "changed since the plan was made" in result.err, result.both
     assert json.loads(out.read_text())["changes"]
+
+
+def test_outputs_list_team_ids_by_name(ws: Workspace, temu: Emulator) -> None:
+    name, later = uniq("Center"), uniq("Center")
+    applied(ws, team_manifest(ws, name, "    managers: [self]\n"))
+    m = ws.manifest(
+        f"version: 1\nteams:\n  - name: {name}\n    managers: [self]\n"
+        f"  - name: {later}\n    managers: [self]\n"
+    )
+    result = ws.run("output", m, "--format", "json", *ws.connection())
+    assert result.code == 0, result.both
+    tid = team_id(as_user(temu, "alice"), name)
+    assert json.loads(result.out)["teams"] == {name: tid, later: None}
+    env = ws.run("output", m, "--format", "env", *ws.connection())
+    key = "SYNAPSE_TEAM_" + name.upper().replace(" ", "_")
+    assert f"{key}={tid}\n" in env.out, env.both
+
+
+def test_export_hook_declares_the_live_team(ws: Workspace, temu: Emulator) -> None:
+    """Issue 14's export: live team state → the teams: entry that declares it (a pending
+    invitee counts as a member), and that entry plans as no change."""
+    import yaml
+
+    from synapse_declare.auth import Credentials, Endpoints
+    from synapse_declare.engine import connect
+    from synapse_declare.plan import Resource
+    from synapse_declare.resources import registry
+    from synapse_declare.resources.base import Operation
+    from synapse_declare.resources.team import TeamKind
+    from synapse_declare.state import read_state
+    from synapse_declare.validate import validate_paths
+
+    name = uniq("Center")
+    m = team_manifest(
+        ws,
+        name,
+        "    description: exported\n    managers: [self]\n    members: [user:bob, user:carol]\n",
+    )
+    applied(ws, m)
+    accept(temu, "bob", team_id(as_user(temu, "alice"), name))
+    report = validate_paths([str(m)])
+    assert report.manifest is not None
+    api = connect(Credentials(temu.users["alice"], "test", Endpoints.from_base(temu.base_url)))
+    try:
+        live = read_state(api, report.manifest)
+    finally:
+        api.t.close()
+    kind = registry.require(Resource.TEAM, Operation.EXPORT)
+    assert isinstance(kind, TeamKind)
+    team = live.teams.teams[f"team:{name}"]
+    assert team is not None
+    entry = kind.export(team, live.teams.names, live.target.user_id)
+    assert entry == {
+        "name": name,
+        "description": "exported",
+        "managers": ["self"],
+        "members": ["user:bob", "user:carol"],
+    }
+    exported = ws.manifest(yaml.safe_dump({"version": 1, "teams": [entry]}), "exported.yaml")
+    assert actionable(ws.plan_json(exported)) == {}
