@@ -350,3 +350,14 @@ def test_export_hook_declares_the_live_team(ws: Workspace, temu: Emulator) -> No
     }
     exported = ws.manifest(yaml.safe_dump({"version": 1, "teams": [entry]}), "exported.yaml")
     assert actionable(ws.plan_json(exported)) == {}
+
+
+def test_an_existing_team_you_do_not_manage_is_refused(ws: Workspace, temu: Emulator) -> None:
+    name = uniq("Center")
+    as_user(temu, "bob").ok("POST", "/team", {"name": name})
+    m = team_manifest(ws, name, "    managers: [self]\n")
+    result = ws.plan(m)
+    assert result.code == 1, result.both
+    assert f"{m}:3:" in result.err and "you are not one of its managers" in result.err
+    teams = as_user(temu, "alice").ok("GET", "/teams", fragment=name, limit=10)["results"]
+    assert len(teams) == 1
