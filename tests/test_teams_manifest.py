@@ -68,3 +68,21 @@ def test_the_digest_covers_teams(tmp_path: Path) -> None:
 
     assert digest("[user:a, user:b]") == digest("[user:b, user:a]")
     assert digest("[user:a]") != digest("[user:a, user:b]")
+
+
+def test_a_damaged_membership_payload_is_refused_clearly() -> None:
+    import pytest
+
+    from synapse_declare.errors import PlanError
+    from synapse_declare.resources.team import MembershipDesired, MembershipOp
+
+    good = MembershipDesired(MembershipOp.INVITE, "team:A", "7", expires_on="2030-01-01")
+    assert MembershipDesired.from_json(good.to_json()) == good
+    for damaged in (
+        {"op": "invite", "team": "team:A", "user_id": "7"},
+        {"op": "cancel_invitation", "team": "team:A", "user_id": "7"},
+        {"op": "promote", "team": "team:A", "user_id": "7"},
+        {"op": "add", "user_id": "7"},
+    ):
+        with pytest.raises(PlanError, match="the plan file is damaged"):
+            MembershipDesired.from_json(damaged)

@@ -18,10 +18,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from ..client.teams import TeamsAPI
-from ..errors import ApiError, Forbidden, PolicyViolation, PolicyViolations, ResolutionError
+from ..errors import (
+    ApiError,
+    Forbidden,
+    PlanError,
+    PolicyViolation,
+    PolicyViolations,
+    ResolutionError,
+)
 from ..model_teams import MembershipMode, Person, TeamSpec
 from ..plan import Action, Change, FieldChange, Resource
 from .base import ApplyContext, BundleFlags, Operation
@@ -41,6 +49,97 @@ def alias_key(name: str) -> str:
 
 def member_address(team: str, user: str) -> str:
     return f"team:{team}/member:{user}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed apply payloads (``Change.desired`` of a membership; see resources/payloads.py)
+
+
+class MembershipOp(StrEnum):
+    KEEP = "keep"  # no-op: already as declared
+    PENDING = "pending"  # no-op: invited, not accepted yet
+    ADD = "add"  # direct add: the user asked to join
+    INVITE = "invite"
+    MAKE_MANAGER = "make_manager"
+    UNMAKE_MANAGER = "unmake_manager"
+    REMOVE = "remove"
+    CANCEL_INVITATION = "cancel_invitation"
+
+
+def _field(data: Mapping[str, Any], key: str) -> Any:
+    try:
+        return data[key]
+    except KeyError:
+        raise PlanError(
+            f"the plan file is damaged: a team change has no {key!r}",
+            hint="run 'synapse-declare plan' again",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipDesired:
+    op: MembershipOp
+    team: str  # the team's address (its id comes from the plan or from its creation)
+    user_id: str
+    manager: bool = False  # ADD: make manager right after
+    expires_on: str | None = None  # INVITE
+    invitation_id: str | None = None  # CANCEL_INVITATION
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"op": self.op.value, "team": self.team, "user_id": self.user_id}
+        if self.manager:
+            data["manager"] = True
+        if self.expires_on is not None:
+            data["expires_on"] = self.expires_on
+        if self.invitation_id is not None:
+            data["invitation_id"] = self.invitation_id
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MembershipDesired:
+        try:
+            op = MembershipOp(_field(data, "op"))
+        except ValueError:
+            raise PlanError(
+                f"the plan file is damaged: unknown membership operation {data['op']!r}",
+                hint="run 'synapse-declare plan' again",
+            ) from None
+        desired = cls(
+            op=op,
+            team=str(_field(data, "team")),
+            user_id=str(_field(data, "user_id")),
+            manager=bool(data.get("manager", False)),
+            expires_on=None if data.get("expires_on") is None else str(data["expires_on"]),
+            invitation_id=None if data.get("invitation_id") is None else str(data["invitation_id"]),
+        )
+        if op is MembershipOp.INVITE and desired.expires_on is None:
+            _field(data, "expires_on")
+        if op is MembershipOp.CANCEL_INVITATION and desired.invitation_id is None:
+            _field(data, "invitation_id")
+        return desired
+
+
+@dataclass(frozen=True, slots=True)
+class TeamDesired:
+    name: str
+    description: str | None
+    can_public_join: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "canPublicJoin": self.can_public_join,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TeamDesired:
+        description = data.get("description")
+        return cls(
+            name=str(_field(data, "name")),
+            description=None if description is None else str(description),
+            can_public_join=bool(_field(data, "canPublicJoin")),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +334,7 @@ def plan_teams(
 
 
 def _team_change(spec: TeamSpec, team: LiveTeam | None, operator: int) -> Change:
+    wanted = TeamDesired(spec.name, spec.description, spec.can_public_join)
     desired = {
         "name": spec.name,
         "description": spec.description,
@@ -247,7 +347,7 @@ def _team_change(spec: TeamSpec, team: LiveTeam | None, operator: int) -> Change
             action=Action.CREATE,
             syn_id=None,
             fields=tuple(FieldChange(k, None, v) for k, v in desired.items() if v is not None),
-            desired={"team": desired},
+            desired={"team": wanted.to_json()},
             reason="no team of this name exists",
         )
     fields = []
@@ -302,7 +402,13 @@ def _people(
     out: list[Change] = []
 
     def change(
-        uid: int, action: Action, op: str, before: Any, after: Any, reason: str, **extra: Any
+        uid: int,
+        action: Action,
+        op: MembershipOp,
+        before: Any,
+        after: Any,
+        reason: str,
+        **extra: Any,
     ) -> None:
         name = live.names.get(uid, str(uid))
         out.append(
@@ -315,7 +421,7 @@ def _people(
                 if action is not Action.NO_OP
                 else (),
                 depends_on=(spec.address,),
-                desired={"op": op, "team": spec.address, "user_id": str(uid), **extra},
+                desired=MembershipDesired(op, spec.address, str(uid), **extra).to_json(),
                 reason=reason,
             )
         )
@@ -338,27 +444,32 @@ def _people(
             if want_admin and not is_admin:
                 managers_after.add(uid)
                 change(
-                    uid, Action.UPDATE, "make_manager", "member", "manager", "listed under managers"
+                    uid,
+                    Action.UPDATE,
+                    MembershipOp.MAKE_MANAGER,
+                    "member",
+                    "manager",
+                    "listed under managers",
                 )
             elif is_admin and not want_admin and authoritative:
                 managers_after.discard(uid)
                 change(
                     uid,
                     Action.UPDATE,
-                    "unmake_manager",
+                    MembershipOp.UNMAKE_MANAGER,
                     "manager",
                     "member",
                     "listed under members, not managers",
                 )
             elif team is not None:
-                change(uid, Action.NO_OP, "keep", role, role, f"already a {role}")
+                change(uid, Action.NO_OP, MembershipOp.KEEP, role, role, f"already a {role}")
         elif uid in requests:
             if want_admin:
                 managers_after.add(uid)
             change(
                 uid,
                 Action.CREATE,
-                "add",
+                MembershipOp.ADD,
                 None,
                 role,
                 "asked to join: added directly",
@@ -369,7 +480,7 @@ def _people(
             change(
                 uid,
                 Action.NO_OP,
-                "pending",
+                MembershipOp.PENDING,
                 f"invited (until {expiry})",
                 f"invited (until {expiry})",
                 f"invited, pending until {expiry}: not drift (they accept in Synapse)",
@@ -379,7 +490,7 @@ def _people(
             change(
                 uid,
                 Action.CREATE,
-                "invite",
+                MembershipOp.INVITE,
                 None,
                 f"invited (until {expires})",
                 "Synapse adds a user directly only after they ask to join: invitation sent" + later,
@@ -394,7 +505,7 @@ def _people(
             change(
                 uid,
                 Action.DELETE,
-                "remove",
+                MembershipOp.REMOVE,
                 "manager" if is_admin else "member",
                 None,
                 "not listed (authoritative membership)",
@@ -405,7 +516,7 @@ def _people(
             change(
                 uid,
                 Action.DELETE,
-                "cancel_invitation",
+                MembershipOp.CANCEL_INVITATION,
                 f"invited (until {expiry})",
                 None,
                 "no longer listed: pending invitation cancelled",
@@ -451,20 +562,16 @@ class TeamKind:
         return self.membership(ctx, teams, change)
 
     def create(self, ctx: ApplyContext, teams: TeamsAPI, change: Change) -> str:
-        wanted = dict(change.desired["team"])
+        wanted = TeamDesired.from_json(_field(change.desired, "team"))
         me = str(ctx.plan.target.user_id)
 
         def attempt() -> dict[str, Any]:
-            return teams.create_team(
-                str(wanted["name"]), wanted.get("description"), bool(wanted["canPublicJoin"])
-            )
+            return teams.create_team(wanted.name, wanted.description, wanted.can_public_join)
 
         def check() -> dict[str, Any] | None:
             # A lost response: the team exists if its name resolves (never create a second).
             found = [
-                h
-                for h in ctx.api.headers_by_alias([str(wanted["name"])])
-                if not h.get("isIndividual")
+                h for h in ctx.api.headers_by_alias([wanted.name]) if not h.get("isIndividual")
             ]
             if not found:
                 return None
@@ -480,8 +587,9 @@ class TeamKind:
     def update(self, ctx: ApplyContext, teams: TeamsAPI, change: Change) -> str:
         assert change.syn_id is not None
         team_id = change.syn_id
-        update = dict(change.desired["update"])
-        body = {**dict(change.prior["team"]), **update, "etag": change.prior["etag"]}
+        update = dict(_field(change.desired, "update"))
+        etag = str(_field(change.prior, "etag"))
+        body = {**dict(_field(change.prior, "team")), **update, "etag": etag}
 
         def attempt() -> dict[str, Any]:
             try:
@@ -495,7 +603,7 @@ class TeamKind:
             current = teams.get_team(team_id) or {}
             if all(current.get(k) == v for k, v in update.items()):
                 return current
-            if current.get("etag") == change.prior["etag"]:
+            if current.get("etag") == etag:
                 return None
             raise ctx.conflict(change, "the team changed while its update was unconfirmed")
 
@@ -504,9 +612,9 @@ class TeamKind:
         return f"team {team_id}"
 
     def membership(self, ctx: ApplyContext, teams: TeamsAPI, change: Change) -> str:
-        desired = change.desired
-        team_id = ctx.id_of(str(desired["team"]))
-        uid, op = str(desired["user_id"]), str(desired["op"])
+        desired = MembershipDesired.from_json(change.desired)
+        team_id = ctx.id_of(desired.team)
+        uid, op = desired.user_id, desired.op
 
         def status() -> tuple[bool, bool, set[str]]:
             members = {
@@ -515,10 +623,11 @@ class TeamKind:
             invited = {str(i.get("inviteeId")) for i in teams.open_invitations(team_id)}
             return uid in members, members.get(uid, False), invited
 
-        if op == "invite":
+        if op is MembershipOp.INVITE:
+            expires = str(desired.expires_on)
 
             def invite() -> dict[str, Any]:
-                return teams.invite(team_id, uid, str(desired["expires_on"]))
+                return teams.invite(team_id, uid, expires)
 
             def invited() -> dict[str, Any] | None:
                 # Never a second invitation: an open one for this user means the first arrived.
@@ -526,21 +635,22 @@ class TeamKind:
                 return {"invited": True} if member or uid in open_ else None
 
             ctx.resolve(f"invite {change.address}", invite, invited)
-            return f"invited until {desired['expires_on']}"
-        if op == "add":
+            return f"invited until {expires}"
+        if op is MembershipOp.ADD:
 
             def add() -> bool:
                 teams.add_member(team_id, uid)
                 return True
 
             ctx.resolve(f"add {change.address}", add, lambda: True if status()[0] else None)
-            if desired.get("manager"):
+            if desired.manager:
                 self._set_manager(ctx, teams, change, team_id, uid, True, status)
             return "added"
-        if op in ("make_manager", "unmake_manager"):
-            self._set_manager(ctx, teams, change, team_id, uid, op == "make_manager", status)
-            return "manager" if op == "make_manager" else "member"
-        if op == "remove":
+        if op in (MembershipOp.MAKE_MANAGER, MembershipOp.UNMAKE_MANAGER):
+            manager = op is MembershipOp.MAKE_MANAGER
+            self._set_manager(ctx, teams, change, team_id, uid, manager, status)
+            return "manager" if manager else "member"
+        if op is MembershipOp.REMOVE:
 
             def remove() -> bool:
                 teams.remove_member(team_id, uid)
@@ -548,8 +658,8 @@ class TeamKind:
 
             ctx.resolve(f"remove {change.address}", remove, lambda: None if status()[0] else True)
             return "removed"
-        if op == "cancel_invitation":
-            invitation = str(desired["invitation_id"])
+        if op is MembershipOp.CANCEL_INVITATION:
+            invitation = str(desired.invitation_id)
 
             def cancel() -> bool:
                 teams.delete_invitation(invitation)
@@ -561,7 +671,10 @@ class TeamKind:
                 lambda: None if uid in status()[2] else True,
             )
             return "invitation cancelled"
-        raise AssertionError(f"unknown membership operation {op!r}")
+        raise PlanError(
+            f"{change.address}: a {op.value} membership change has nothing to apply",
+            hint="run 'synapse-declare plan' again",
+        )
 
     @staticmethod
     def _set_manager(
