@@ -86,3 +86,14 @@ def test_a_damaged_membership_payload_is_refused_clearly() -> None:
     ):
         with pytest.raises(PlanError, match="the plan file is damaged"):
             MembershipDesired.from_json(damaged)
+
+
+def test_validate_counts_the_teams(capsys: object) -> None:
+    import pytest
+
+    from synapse_declare.cli import main
+
+    assert isinstance(capsys, pytest.CaptureFixture)
+    examples = Path(__file__).resolve().parent.parent / "examples" / "teams"
+    assert main(["validate", str(examples)]) == 0
+    assert capsys.readouterr().out == "ok: 1 file(s), 1 project(s), 0 folder(s), 1 team(s)\n"
