@@ -77,6 +77,7 @@ class _Node:
     acl: dict[int, frozenset[str]] | None
     root_wiki: str | None
     upload: dict[str, Any] | None
+    has_children: bool = True
     folders: list[_Node] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     others: list[tuple[str, str]] = field(default_factory=list)  # (name, type)
@@ -173,6 +174,8 @@ def _read_node(walk: _Walk, syn_id: str, *, only: bool = False) -> _Node:
             includeAnnotations=True,
             includeAccessControlList=True,
             includeRootWikiId=True,
+            # Leaves (most of a tree) then need no children page.
+            includeHasChildren=True,
         )
     except Forbidden:
         raise _no_access(syn_id, walk.target) from None
@@ -190,6 +193,7 @@ def _read_node(walk: _Walk, syn_id: str, *, only: bool = False) -> _Node:
         annotations=dict(bundle.get("annotations", {}).get("annotations", {})),
         acl=entries,
         root_wiki=bundle.get("rootWikiId"),
+        has_children=bool(bundle.get("hasChildren", True)),
         upload=None if only else api.upload_setting(syn_id),
         only=only,
     )
@@ -197,7 +201,7 @@ def _read_node(walk: _Walk, syn_id: str, *, only: bool = False) -> _Node:
 
 def _walk(walk: _Walk, node: _Node, chain: Sequence[str]) -> None:
     """Children of ``node``: the whole subtree, or only the next folder of ``chain``."""
-    headers = walk.api.children(node.syn_id)
+    headers = walk.api.children(node.syn_id) if node.has_children or chain else []
     if chain:
         match = [h for h in headers if h.get("name") == chain[0] and h["type"] == FOLDER_TYPE]
         child = _read_node(walk, str(match[0]["id"]), only=len(chain) > 1)
