@@ -620,6 +620,16 @@ class _ReadingProgress:
             )
 
 
+def _add_max_removals(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-removals",
+        type=int,
+        default=5,
+        metavar="N",
+        help="refuse a plan that removes more than N team members in one run (default 5)",
+    )
+
+
 def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser = sub.add_parser(
         "plan",
@@ -629,6 +639,7 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
     parser.add_argument("--out", type=Path, help="save the plan here for 'apply --plan'")
     _add_variables(parser)
+    _add_max_removals(parser)
     parser.add_argument(
         "--audit-public",
         action="store_true",
@@ -656,7 +667,12 @@ def _plan(args: argparse.Namespace) -> int:
     assert isinstance(api, SynapseAPI)
     try:
         with _ReadingProgress(api, quiet=args.quiet):
-            plan = plan_manifest(api, report.manifest, audit_public=args.audit_public)
+            plan = plan_manifest(
+                api,
+                report.manifest,
+                audit_public=args.audit_public,
+                max_removals=args.max_removals,
+            )
     finally:
         api.t.close()
     plan = _with_variables(plan, report)
@@ -684,6 +700,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     parser.add_argument("--plan", dest="plan_file", type=Path, help="a plan saved by 'plan --out'")
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking (for CI)")
     _add_variables(parser)
+    _add_max_removals(parser)
     parser.add_argument(
         "--outputs",
         type=Path,
@@ -772,7 +789,12 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         with _ReadingProgress(api, quiet=args.quiet):
             # A saved plan is checked against the same reads it was made with.
-            plan = plan_manifest(api, manifest, audit_public=bool(saved and saved.audit_public))
+            plan = plan_manifest(
+                api,
+                manifest,
+                audit_public=bool(saved and saved.audit_public),
+                max_removals=args.max_removals,
+            )
         plan = _with_variables(plan, report)
         if saved is not None:
             reasons = stale_reasons(saved, plan)

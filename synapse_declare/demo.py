@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import io
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -47,13 +48,18 @@ def run_demo(
     main: Callable[[Sequence[str]], int], out: TextIO, *, workdir: Path | None = None
 ) -> int:
     try:
-        from .emulator import Emulator, EmulatorConfig
+        from .emulator import Emulator, EmulatorConfig, SeedUser
     except ImportError as exc:
         raise DemoError(
             f"the demo needs the emulator extra ({exc.name} is missing)",
             hint="pip install -c constraints.txt 'synapse-declare[demo]'",
         ) from exc
-    with _workdir(workdir) as work, Emulator(EmulatorConfig()).start() as emulator:
+    # The operator, and a center member to invite in the teams chapter (fresh tokens per run).
+    users = [
+        SeedUser("demo", secrets.token_urlsafe(24), email="demo@example.org", certified=True),
+        SeedUser("jdoe", secrets.token_urlsafe(24), email="jdoe@example.org", certified=True),
+    ]
+    with _workdir(workdir) as work, Emulator(EmulatorConfig(users=users)).start() as emulator:
         manifest_dir = work / "quickstart"
         shutil.copytree(_example_dir("quickstart"), manifest_dir, dirs_exist_ok=True)
         config = work / "synapseConfig"
@@ -91,6 +97,7 @@ def run_demo(
         step("Plan: no changes")
         step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
 
+        _teams_chapter(main, out, step, emulator, work, config)
         _storage_chapter(main, out, step, emulator, work, config)
         out.write("\nDemo complete: every step behaved as expected.\n")
     return 0
@@ -154,6 +161,51 @@ def _edit_with_synapseclient(synapseclient: Any, config: Path) -> list[str]:
         f"PUBLIC given READ on {project_id}",
         "a line appended to the project's wiki page",
     ]
+
+
+def _teams_chapter(
+    main: Callable[[Sequence[str]], int],
+    out: TextIO,
+    step: _Stepper,
+    emulator: Any,
+    work: Path,
+    config: Path,
+) -> None:
+    """A center team granted access in the same manifest; its member is invited, accepts as
+    themself through REST, and the next plan is empty."""
+    import requests
+
+    out.write("\n---- Teams: a center team, an invitation, its acceptance ----\n")
+    manifest_dir = work / "teams"
+    shutil.copytree(_example_dir("teams"), manifest_dir, dirs_exist_ok=True)
+    manifest = str(manifest_dir / "teams.yaml")
+    common = ["--config", str(config)]
+
+    step("Plan: the team first, jdoe invited (Synapse adds only those who asked), the ACL")
+    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
+
+    step("Apply")
+    step.run(main, ["apply", manifest, *common, "--auto-approve"], expect=0)
+
+    step("Plan: the pending invitation is not drift")
+    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+
+    step("jdoe accepts the invitation with their own token (REST)")
+    repo = emulator.repo_endpoint
+    jdoe = requests.Session()
+    jdoe.headers["Authorization"] = f"Bearer {emulator.users['jdoe']}"
+    own_id = emulator.principal_ids["jdoe"]
+    found = jdoe.post(
+        f"{repo}/userGroupHeaders/aliases", json={"list": ["Center A Contributors"]}, timeout=30
+    ).json()["list"]
+    team_id = found[0]["ownerId"]
+    answer = jdoe.put(f"{repo}/team/{team_id}/member/{own_id}", timeout=30)
+    if answer.status_code >= 300:
+        raise DemoError(f"jdoe could not accept the invitation ({answer.status_code})")
+    out.write(f"    PUT /team/{team_id}/member/{own_id} as jdoe -> {answer.status_code}\n")
+
+    step("Plan: jdoe is a member, as declared: no changes")
+    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
 
 
 STORAGE_PROJECT = "synapse-declare storage demo"

@@ -16,6 +16,7 @@ from .client.synapse import SynapseAPI
 from .model import Manifest
 from .plan import Plan
 from .planner import build_plan
+from .resources.team import DEFAULT_MAX_REMOVALS
 from .state import read_state
 
 __all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
@@ -25,10 +26,17 @@ def connect(credentials: Credentials, options: ClientOptions | None = None) -> S
     return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
 
 
-def plan_manifest(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = False) -> Plan:
+def plan_manifest(
+    api: SynapseAPI,
+    manifest: Manifest,
+    *,
+    audit_public: bool = False,
+    max_removals: int = DEFAULT_MAX_REMOVALS,
+) -> Plan:
     """Read exactly the live state the manifest addresses and diff it. Never writes.
 
     ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
     the managed projects (one children listing per folder), not only on what the plan reads.
     """
-    return build_plan(manifest, read_state(api, manifest, audit_public=audit_public))
+    live = read_state(api, manifest, audit_public=audit_public)
+    return build_plan(manifest, live, max_removals=max_removals)

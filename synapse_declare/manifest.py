@@ -696,6 +696,7 @@ def merge_documents(
     """
     locator = Locator(docs[0].source if docs else None)
     projects: list[Any] = []
+    teams: list[Any] = []
     storage: dict[str, Any] = {}
     storage_origin: dict[str, SourceLocation] = {}
     errors: list[ManifestError] = []
@@ -719,6 +720,11 @@ def merge_documents(
             storage_origin[name] = here
             locator.add_route(("storage_locations", name), doc.locator, ("storage_locations", name))
             storage[name] = spec
+        for j, team in enumerate(data.get("teams") or []):
+            locator.add_route(("teams", len(teams)), doc.locator, ("teams", j))
+            teams.append(team)
         locator.add_source(doc.source)
     merged: dict[str, Any] = {"version": 1, "projects": projects, "storage_locations": storage}
+    if teams:
+        merged["teams"] = teams
     return merged, locator, errors

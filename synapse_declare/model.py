@@ -44,6 +44,7 @@ from synapse_declare.manifest import (
     SourceMap,
     YamlTimestamp,
 )
+from synapse_declare.model_teams import TeamSpec, build_teams
 from synapse_declare.resources.base import Address
 
 MANIFEST_VERSION = 1
@@ -351,6 +352,7 @@ class Manifest:
     """sha256 of the canonical JSON of the model; unchanged by file order, key order, layout."""
     warnings: tuple[ManifestWarning, ...] = ()
     """Located warnings (not part of the digest): shown by validate and in every plan."""
+    teams: tuple[TeamSpec, ...] = ()
 
     def walk(self) -> Iterator[ContainerSpec]:
         """Every project and folder, parents before children, in manifest order."""
@@ -667,12 +669,13 @@ class _ModelBuilder:
                 else:
                     aliases[spec.alias] = self.at((*path, "alias"))
             projects.append(spec)
+        teams = build_teams(raw.get("teams") or [], self.locator, self.errors)
         if self.errors:
             raise ManifestErrors(_sorted(self.errors))
         frozen_storage: FrozenMap[str, StorageLocationSpec] = FrozenMap(storage)
-        digest = _digest(projects, frozen_storage)
+        digest = _digest(projects, frozen_storage, teams)
         return Manifest(
-            tuple(projects), frozen_storage, self.locator.files, digest, tuple(self.warnings)
+            tuple(projects), frozen_storage, self.locator.files, digest, tuple(self.warnings), teams
         )
 
     def storage_locations(self, raw: Mapping[str, Any]) -> dict[str, StorageLocationSpec]:
@@ -1275,10 +1278,15 @@ def canonical_form(
 
 
 def _digest(
-    projects: Iterable[ContainerSpec], storage_locations: Mapping[str, StorageLocationSpec]
+    projects: Iterable[ContainerSpec],
+    storage_locations: Mapping[str, StorageLocationSpec],
+    teams: tuple[TeamSpec, ...] = (),
 ) -> str:
+    form = canonical_form(projects, storage_locations)
+    if teams:  # absent when no teams, so manifests without teams keep their digest
+        form["teams"] = [t.canonical() for t in teams]
     text = json.dumps(
-        canonical_form(projects, storage_locations),
+        form,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

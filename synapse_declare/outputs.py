@@ -9,16 +9,19 @@ fan-out key::
       "format_version": 1,
       "ids": {"project:HTAN Alpha": "syn123", "project:HTAN Alpha/folder:Raw Data": "syn124"},
       "storage_locations": {"lab-bucket": 10234},
+      "teams": {"Center A": "3456789"},
       "instances": {"center-project[Alpha]": {"project:HTAN Alpha": "syn123", ...}}
     }
 
-A declared entity that does not exist yet has ``null``. Reading costs one lookup per project and
+Declared teams are listed by name with their team (principal) ids. A declared entity that does
+not exist yet has ``null``. Reading costs one lookup per project and
 one children listing per existing container with declared folders (plus the storage-location
 list when the manifest declares non-default locations); it never writes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +37,7 @@ from synapse_declare.errors import PlanError
 from synapse_declare.fanout import Instance
 from synapse_declare.model import ContainerSpec, Manifest
 from synapse_declare.resources.base import Address
+from synapse_declare.resources.team import alias_key
 
 FORMAT_VERSION = 1
 FORMATS = ("json", "yaml", "env")
@@ -47,6 +51,7 @@ class Outputs:
     ids: Mapping[str, str | None]  # address → syn id (None: not created yet)
     storage_locations: Mapping[str, int | None]  # declared name → storage location id
     instances: Mapping[str, Mapping[str, str | None]]  # fan-out key → address → syn id
+    teams: Mapping[str, str | None] = dataclasses.field(default_factory=dict)  # name → team id
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +59,7 @@ class Outputs:
             "ids": dict(self.ids),
             "storage_locations": dict(self.storage_locations),
             "instances": {key: dict(ids) for key, ids in self.instances.items()},
+            "teams": dict(self.teams),
         }
 
 
@@ -103,7 +109,21 @@ def read_outputs(
     for address, chain in instances.items():
         if address in ids:
             by_instance.setdefault(chain[0].label, {})[address] = ids[address]
-    return Outputs(dict(sorted(ids.items())), locations, by_instance)
+    return Outputs(dict(sorted(ids.items())), locations, by_instance, _team_ids(api, manifest))
+
+
+def _team_ids(api: SynapseAPI, manifest: Manifest) -> dict[str, str | None]:
+    """Declared teams' ids by name (one alias lookup); None for a team not created yet."""
+    if not manifest.teams:
+        return {}
+    found = {
+        alias_key(str(h["userName"])): str(h["ownerId"])
+        for h in api.headers_by_alias([t.name for t in manifest.teams])
+        if not h.get("isIndividual")
+    }
+    return {
+        t.name: found.get(alias_key(t.name)) for t in sorted(manifest.teams, key=lambda t: t.name)
+    }
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -135,9 +155,11 @@ def render_outputs(outputs: Outputs, fmt: str) -> str:
         raise ValueError(fmt)
     lines: dict[str, str] = {}
     sources: dict[str, str] = {}
-    pairs = [("SYNAPSE_ID", address, value) for address, value in outputs.ids.items()] + [
-        ("SYNAPSE_STORAGE", name, value) for name, value in outputs.storage_locations.items()
-    ]
+    pairs = (
+        [("SYNAPSE_ID", address, value) for address, value in outputs.ids.items()]
+        + [("SYNAPSE_STORAGE", name, value) for name, value in outputs.storage_locations.items()]
+        + [("SYNAPSE_TEAM", f"team:{name}", value) for name, value in outputs.teams.items()]
+    )
     for prefix, address, value in pairs:
         name = env_name(prefix, address)
         if name in sources:

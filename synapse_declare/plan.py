@@ -45,6 +45,8 @@ class Resource(StrEnum):
     STORAGE_LOCATION = "storage_location"
     UPLOAD_DESTINATION = "upload_destination"
     MIGRATION = "migration"
+    TEAM = "team"
+    TEAM_MEMBER = "team_member"
 
 
 SYMBOLS = {

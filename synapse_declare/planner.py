@@ -38,6 +38,7 @@ from .model import (
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
+from .resources import team as teams
 from .resources.base import Address, owner_of, storage_address, sub_address
 from .resources.payloads import (
     ContainerCreate,
@@ -63,7 +64,16 @@ from .units import human_bytes, human_seconds
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
 
-def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = None) -> Plan:
+def build_plan(
+    manifest: Manifest,
+    live: LiveState,
+    *,
+    now: datetime | None = None,
+    max_removals: int = teams.DEFAULT_MAX_REMOVALS,
+) -> Plan:
+    moment = now or datetime.now(UTC)
+    # Teams first: ACLs below may name them (team:NAME) before they exist.
+    team_changes = teams.plan_teams(manifest, live.teams, live.target.user_id, moment, max_removals)
     changes: list[Change] = []
     warnings: list[str] = [f"{w.location}: {w.message}; {w.hint}" for w in manifest.warnings]
     public: list[str] = []
@@ -71,7 +81,10 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         project_live = live.containers.get(project.address)
         adopting = project_live is not None and not project_live.managed_marker
         _plan_container(project, None, live, adopting, changes, warnings, public)
-    ordered = _with_storage(manifest, live, changes, warnings)
+    ordered = [
+        *team_changes,
+        *teams.link_pending(_with_storage(manifest, live, changes, warnings), live.teams),
+    ]
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
     for name, problem in sorted(live.unreadable.items()):
@@ -83,7 +96,7 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
             "--verify none"
         )
     public.extend(live.exposures)
-    created_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
         target=live.target,
         manifest_digest=manifest.digest,
@@ -359,7 +372,11 @@ def _desired_annotations(spec: ContainerSpec) -> dict[str, Any] | None:
 def _principal_id(entry: AclEntry, spec: ContainerSpec, live: LiveState) -> int:
     if entry.principal.kind is PrincipalKind.SELF:
         return creator_of(live.containers.get(spec.address), live.target.user_id)
-    return live.principals[entry.principal]
+    found = live.principals.get(entry.principal)
+    if found is None:  # a declared team that apply creates first (a stand-in id until then)
+        found = live.teams.placeholder(str(entry.principal.name))
+    assert found is not None, f"unresolved principal {entry.principal}"
+    return found
 
 
 def _desired_acl(spec: ContainerSpec, live: LiveState) -> dict[int, frozenset[str]] | None:

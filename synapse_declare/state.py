@@ -42,6 +42,7 @@ from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, Pri
 from .plan import Target
 from .preflight import read_problem
 from .resources import registry
+from .resources import team as teams
 from .resources.base import sub_address
 from .storage import LiveStorage
 
@@ -115,6 +116,7 @@ class LiveState:
     # Migration destinations this machine cannot read (apply's --verify md5/size would fail):
     # location name → the reason, read only when a migration has files to copy there.
     unreadable: dict[str, str] = field(default_factory=dict)
+    teams: teams.LiveTeams = field(default_factory=teams.LiveTeams)  # declared teams (teams:)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -170,7 +172,7 @@ def _suggest(api: SynapseAPI, name: str, *, users: bool) -> str | None:
 
 
 def resolve_principals(
-    api: SynapseAPI, manifest: Manifest, user_id: int
+    api: SynapseAPI, manifest: Manifest, user_id: int, will_exist: frozenset[str] = frozenset()
 ) -> dict[PrincipalRef, int]:
     """Principal ids by reference. Every reference that does not resolve is reported, each at
     every entry that writes it, in one :class:`ResolutionErrors`."""
@@ -192,6 +194,8 @@ def resolve_principals(
             want_individual = ref.kind is PrincipalKind.USER
             kind = "user" if want_individual else "team"
             exact = [h for h in headers if h.get("userName") == ref.name]
+            if not exact and not want_individual and teams.alias_key(str(ref.name)) in will_exist:
+                continue  # a team this manifest declares and apply creates first
             if not exact:
                 near = _suggest(api, str(ref.name), users=want_individual)
                 hint = (
@@ -369,7 +373,14 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     if user_name == "anonymous":
         raise PlanError("Synapse treats this request as anonymous; a token is required")
     target = Target(endpoint=api.t.endpoints.repo, user_id=user_id, user_name=user_name)
-    principals = resolve_principals(api, manifest, user_id)
+    team_observed: dict[str, str | None] = {}
+    live_teams, team_errors = teams.read_teams(api, manifest, user_id, team_observed)
+    try:
+        principals = resolve_principals(api, manifest, user_id, teams.declared_team_keys(manifest))
+    except ResolutionErrors as exc:  # unknown team members join the ACLs' unknown principals
+        raise ResolutionErrors(_by_place([*exc.errors, *team_errors])) from None
+    if team_errors:
+        raise ResolutionErrors(_by_place(team_errors))
     containers: dict[str, LiveContainer | None] = {}
     # `self` is the entity's creator, not the operator (see creator_of): no observed id for it.
     observed: dict[str, str | None] = {
@@ -377,6 +388,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         for ref, pid in sorted(principals.items(), key=lambda x: str(x[0]))
         if ref.kind is not PrincipalKind.SELF
     }
+    observed.update(team_observed)
 
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
@@ -464,6 +476,16 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         certified=certified,
         audit_public=audit_public,
         unreadable=unreadable,
+        teams=live_teams,
+    )
+
+
+def _by_place(errors: Sequence[ResolutionError]) -> list[ResolutionError]:
+    return sorted(
+        errors,
+        key=lambda e: (
+            (e.location.file, e.location.line, e.location.column) if e.location else ("", 0, 0)
+        ),
     )
 
 
@@ -510,7 +532,7 @@ def _my_groups(
         granted: set[str] = set()
         others = False
         for entry in spec.acl.entries:
-            pid = principals[entry.principal]
+            pid = principals.get(entry.principal, -1)  # -1: a team apply creates first
             if entry.principal.kind is PrincipalKind.SELF:
                 pid = creator_of(containers.get(spec.address), user_id)
             if pid in base:

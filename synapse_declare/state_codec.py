@@ -14,6 +14,7 @@ from typing import Any
 from .migration import MigrationIndex
 from .model import PrincipalRef, parse_principal
 from .plan import Target
+from .resources import team
 from .state import LiveAcl, LiveContainer, LiveState, LiveWikiPage
 from .storage import LiveStorage
 
@@ -42,6 +43,7 @@ def encode(live: LiveState) -> dict[str, Any]:
         "certified": live.certified,
         "audit_public": live.audit_public,
         "unreadable": dict(sorted(live.unreadable.items())),
+        "teams": team.encode(live.teams),
     }
 
 
@@ -69,6 +71,7 @@ def decode(data: Mapping[str, Any]) -> LiveState:
         certified=data["certified"],
         audit_public=bool(data["audit_public"]),
         unreadable=dict(data["unreadable"]),
+        teams=team.decode(data.get("teams")),  # absent in live states captured before teams
     )
 
 

@@ -8,6 +8,8 @@ An address names one managed thing, the way Terraform's resource addresses do::
     project:AD Portal/folder:Raw Data#acl      a sub-resource of a container (sub-key)
     project:AD Portal#wiki/Methods/Imaging     a wiki page by title path
     storage:lab-bucket                         a storage location
+    team:Center A                              a team
+    team:Center A/member:jdoe                  one person's membership of a team
     principal:user:jdoe                        a resolved principal (observed keys)
 
 It is the one place addresses are parsed and formatted; plan changes, ``depends_on``, observed
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import AmbiguousWrite, ConflictError, SynapseDeclareError
 from ..plan import Change, Plan, Resource
@@ -39,7 +41,7 @@ MAX_AMBIGUOUS_ATTEMPTS = 4
 
 # Segment types, in the order they may nest. A path part not starting with one of them belongs
 # to the previous segment's name (a name may contain "/" where Synapse allows it, e.g. wikis).
-SEGMENT_TYPES = ("project", "folder", "storage", "principal", "acl", "team")
+SEGMENT_TYPES = ("project", "folder", "storage", "principal", "acl", "team", "member")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -215,6 +217,20 @@ class ApplyContext:
                     raise
                 self.progress.note(f"{what}: not applied yet; retrying ({number})")
         raise AssertionError("unreachable")
+
+    def acl_entries(self, change: Change) -> list[dict[str, Any]] | None:
+        """The change's desired ACL, with each declared team that this apply created in place of
+        its stand-in id (``pending_teams``: placeholder → team address; see resources.team)."""
+        entries = change.desired.get("acl")
+        if entries is None:
+            return None
+        pending = change.desired.get("pending_teams") or {}
+        return [
+            {**e, "principalId": int(self.id_of(pending[str(e["principalId"])]))}
+            if str(e["principalId"]) in pending
+            else dict(e)
+            for e in entries
+        ]
 
     @staticmethod
     def conflict(change: Change, detail: str) -> ConflictError:

@@ -66,7 +66,8 @@ class ContainerKind:
         if parent_id is not None:
             entity["parentId"] = parent_id
         me = str(ctx.plan.target.user_id)
-        acl = None if desired.acl is None else [dict(e) for e in desired.acl]
+        # The typed ACL, with declared teams this apply created in place of their stand-in ids.
+        acl = ctx.acl_entries(change)
         # The planner decides when the ACL cannot go in the create call (see planner.py).
         acl_later = desired.acl_after_create
         bundle_acl = None if acl_later else acl
@@ -147,7 +148,7 @@ class ContainerKind:
             done.append("annotations")
         acl_op = desired.acl_op
         if acl_op:
-            entries = [dict(e) for e in desired.acl or ()]
+            entries = ctx.acl_entries(change) or []
             apply_acl(ctx, change, syn_id, acl_op, entries, prior.acl_etag)
             done.append(f"acl {acl_op}")
         ctx.record(change.address, syn_id)

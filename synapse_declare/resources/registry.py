@@ -13,9 +13,17 @@ from .base import BundleFlags, Operation, Reader, ResourceKind, UnsupportedOpera
 from .container import ACL, ANNOTATIONS, CONTAINER
 from .migration import MIGRATION
 from .storage import STORAGE_LOCATION, UPLOAD_DESTINATION
+from .team import TEAM
 from .wiki import WIKI
 
-KINDS: tuple[ResourceKind, ...] = (CONTAINER, WIKI, STORAGE_LOCATION, UPLOAD_DESTINATION, MIGRATION)
+KINDS: tuple[ResourceKind, ...] = (
+    CONTAINER,
+    WIKI,
+    STORAGE_LOCATION,
+    UPLOAD_DESTINATION,
+    MIGRATION,
+    TEAM,
+)
 # Everything the state reader asks for an entity's bundle: kinds, and the aspects written inside
 # a container's own change.
 READERS: tuple[Reader, ...] = (*KINDS, ANNOTATIONS, ACL)
