@@ -1110,9 +1110,11 @@ def _export(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if result.teams:
+            print("Teams declared with their members: " + ", ".join(result.teams), file=sys.stderr)
+        if result.references:
             print(
-                "Teams are written as team:NAME references (their membership is not exported): "
-                + ", ".join(result.teams),
+                "Teams left as team:NAME references (you do not manage them, so their membership "
+                "is not exported): " + ", ".join(result.references),
                 file=sys.stderr,
             )
         print(

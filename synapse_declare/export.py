@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .client.synapse import SynapseAPI
+from .client.teams import TeamsAPI
 from .errors import ExportError, Forbidden, NotFound
 from .plan import Resource
 from .resources import registry
@@ -40,6 +41,9 @@ from .resources.exporting import (
     slug,
 )
 from .resources.storage import StorageLocationKind, UploadDestinationKind
+
+# The teams kind's reader of ONE team (its read_teams starts from a manifest's declarations).
+from .resources.team import TeamKind, _read_team
 from .resources.wiki import WikiKind
 from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, whoami
 
@@ -64,7 +68,8 @@ class ExportResult:
     files: dict[str, str]
     projects: tuple[ExportedProject, ...]
     warnings: tuple[str, ...]
-    teams: tuple[str, ...]  # teams granted in the exported ACLs, left as team:NAME references
+    teams: tuple[str, ...]  # teams granted in the exported ACLs and declared in `teams:`
+    references: tuple[str, ...]  # teams granted but left as team:NAME (the operator cannot manage)
 
 
 @dataclass
@@ -390,18 +395,33 @@ def export_projects(
     }
     locations = _locations(api, ctx, roots, user_id)
     files: dict[str, str] = {}
-    projects: list[ExportedProject] = []
-    taken: set[str] = set()
+    taken: set[str] = {"teams"}
+    built: list[tuple[_Node, str, Any, dict[str, str], list[str]]] = []
     for root in sorted(roots, key=lambda n: str(n.entity["name"])):
         name = str(root.entity["name"])
         stem = slug(name, taken)
         project_files: dict[str, str] = {}
         before = len(ctx.warnings)
         data = _container_data(ctx, root, name, f"{stem}.wiki", project_files, inline_wiki)
+        built.append((root, stem, data, project_files, ctx.warnings[before:]))
+    # After the ACLs: they name the teams.
+    teams, references = _teams(api, ctx, user_id)
+    if teams and not inline_wiki:
+        header = [
+            f"yaml-language-server: $schema={SCHEMA_URL}",
+            "",
+            "Teams the exported ACLs grant to, that you manage: declared, membership included",
+            "(pending invitations count as members).",
+        ]
+        files["teams.yaml"] = dump({"version": 1, "teams": teams}, header)
+    projects: list[ExportedProject] = []
+    for root, stem, data, project_files, warned in built:
         document: dict[str, Any] = {"version": 1}
         used = _used_locations(root, ctx)
         if used:
             document["storage_locations"] = {k: v for k, v in locations.items() if k in used}
+        if teams and inline_wiki:
+            document["teams"] = teams
         document["projects"] = [data]
         header = [
             f"yaml-language-server: $schema={SCHEMA_URL}",
@@ -409,12 +429,12 @@ def export_projects(
             f"Exported from {api.t.endpoints.repo} ({root.syn_id}) by synapse-declare export.",
             "Omitted fields are unmanaged; a folder without `acl:` inherits its parent's.",
         ]
-        header.extend(f"warning: {w}" for w in ctx.warnings[before:])
+        header.extend(f"warning: {w}" for w in warned)
         files[f"{stem}.yaml"] = dump(document, header)
         files.update(project_files)
         projects.append(
             ExportedProject(
-                name=name,
+                name=str(root.entity["name"]),
                 syn_id=root.syn_id,
                 manifest=f"{stem}.yaml",
                 containers=sum(1 for _ in _all([root])),
@@ -425,8 +445,31 @@ def export_projects(
         files=files,
         projects=tuple(projects),
         warnings=tuple(ctx.warnings),
-        teams=tuple(sorted(ctx.teams)),
+        teams=tuple(str(t["name"]) for t in teams),
+        references=references,
     )
+
+
+def _teams(
+    api: SynapseAPI, ctx: ExportContext, user_id: int
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """The teams kind's export of each team the ACLs grant to and the operator manages; the
+    others stay team:NAME references (declaring a team makes its membership managed, which
+    plan refuses for a team you do not manage)."""
+    kind = registry.require(Resource.TEAM, Operation.EXPORT)
+    assert isinstance(kind, TeamKind)
+    client = TeamsAPI(api.t)
+    ids = {p.name: p.id for p in ctx.principals.values() if not p.individual and p.name}
+    names: dict[int, str] = {}
+    declared: list[dict[str, Any]] = []
+    references: list[str] = []
+    for name in sorted(ctx.teams):
+        team = _read_team(client, str(ids[name]), names)
+        if team.manageable and team.members.get(user_id):
+            declared.append(kind.export(team, names, user_id))
+        else:
+            references.append(name)
+    return declared, tuple(references)
 
 
 def _all(roots: Sequence[_Node]) -> list[_Node]:

@@ -175,6 +175,7 @@ def test_handmade_project_round_trips_to_an_empty_plan(
         f"{stem}.wiki/methods.md",
         f"{stem}.wiki/methods/imaging.md",
         f"{stem}.yaml",
+        "teams.yaml",
     ]
     assert files[f"{stem}.wiki/methods/imaging.md"] == "  indented\n\n- a\n"
     # Principals by name, levels where they match, ACCESS_TYPE lists otherwise; no `self`.
@@ -199,7 +200,12 @@ def test_handmade_project_round_trips_to_an_empty_plan(
     ):
         assert line in manifest, (line, manifest)
     assert "self:" not in manifest and "synapse_declare_managed" not in manifest
-    assert "Teams are written as team:NAME references" in result.err
+    # The team the ACL grants to, which alice manages, is declared with its membership.
+    assert "Teams declared with their members: Curators" in result.err
+    assert "- name: Curators" in files["teams.yaml"]
+    assert (
+        "managers: [self]" in files["teams.yaml"] and "members: [user:bob]" in files["teams.yaml"]
+    )
 
     validated = ws.run("validate", out)
     assert validated.code == 0, validated.both
