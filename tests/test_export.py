@@ -305,7 +305,7 @@ def test_bad_input_is_refused_and_nothing_is_written(
 
 
 def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
-    syn: Any, emulator: Emulator, ws: Workspace, tmp_path: Path
+    syn: Any, emulator: Emulator, ws: Workspace, tmp_path: Path, api_for: Any
 ) -> None:
     from synapseclient import Folder, Link, Project, Wiki
 
@@ -317,6 +317,8 @@ def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"\x89PNG not really")
     _quiet(syn.store, Wiki(title=name, markdown="See figure.", owner=project, attachments=[figure]))
+    bobs = api_for(emulator, "bob").ok("POST", "/team", {"name": f"Bobs Lab {name[-8:]}"})
+    _grant(syn, project, int(bobs["id"]), ["READ"])
     out = tmp_path / "odd"
     result = _export(ws, name, "--out", out)
     assert result.code == 0, result.err
@@ -325,3 +327,6 @@ def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
         assert "Link 'Target' is not exported" in text, text
         assert "1 attachment(s) not exported (figure.png)" in text, text
     assert "# Link 'Target' is not exported" in manifest
+    # A team alice does not manage stays a reference (declaring it would manage its members).
+    assert f"team:{bobs['name']}: view" in manifest and not (out / "teams.yaml").exists()
+    assert "Teams left as team:NAME references (you do not manage them" in result.err
