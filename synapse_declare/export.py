@@ -39,6 +39,7 @@ from .resources.exporting import (
     WikiNode,
     dump,
     slug,
+    with_comment,
 )
 from .resources.storage import StorageLocationKind, UploadDestinationKind
 
@@ -87,6 +88,7 @@ class _Node:
     files: list[str] = field(default_factory=list)
     others: list[tuple[str, str]] = field(default_factory=list)  # (name, type)
     wiki: WikiNode | None = None
+    wiki_unordered: bool = False  # sibling pages the owner's order hint does not list
     only: bool = False  # an ancestor of a folder target: name only, nothing else managed
 
 
@@ -237,8 +239,12 @@ def _read_wiki(api: SynapseAPI, node: _Node) -> WikiNode | None:
     for header in headers:
         by_parent.setdefault(header.get("parentId"), []).append(header)
     order: list[str] = []
-    if any(len(v) > 1 for k, v in by_parent.items() if k is not None):
+    siblings = [
+        str(h["id"]) for k, v in by_parent.items() if k is not None and len(v) > 1 for h in v
+    ]
+    if siblings:
         order = [str(i) for i in api.wiki_order_hint(node.syn_id).get("idList") or []]
+        node.wiki_unordered = not set(siblings) <= set(order)
     rank = {page_id: i for i, page_id in enumerate(order)}
 
     def build(page_id: str) -> WikiNode:
@@ -286,6 +292,13 @@ def _container_data(
             ctx, node.wiki, None if inline_wiki else wiki_dir, path
         )
         files.update(pages)
+        if node.wiki_unordered:
+            message = ctx.warn(
+                f"{path} wiki",
+                "Synapse has no recorded order for some sibling pages (they are written by "
+                "title); plan will propose recording this order (a wiki-order change)",
+            )
+            data["wiki"] = with_comment(data["wiki"], message)
     if node.files:
         comments.append(
             f"{len(node.files)} file(s) here are listed, not exported (data is not "

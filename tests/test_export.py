@@ -221,6 +221,13 @@ def test_handmade_project_round_trips_to_an_empty_plan(
     assert set(adopted.values()) == {"adopt"} and f"project:{name}" in adopted
     assert len(adopted) == 6  # the project and its five folders
 
+    # --stdout: the same project in one document (markdown and teams inline) plans the same.
+    inline = _export(ws, name, "--stdout")
+    assert inline.code == 0, inline.err
+    assert "markdown_file" not in inline.out and "teams:" in inline.out
+    inline_plan = ws.plan_json(ws.manifest(inline.out, "inline/project.yaml"))
+    assert actionable(inline_plan) == adopted
+
     # A re-export diffs cleanly: byte-identical.
     again = tmp_path / "again"
     assert _export(ws, ids["project"], "--out", again).code == 0
@@ -316,7 +323,11 @@ def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
     _quiet(syn.store, Link(targetId=target.id, parent=project, name="A link"))
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"\x89PNG not really")
-    _quiet(syn.store, Wiki(title=name, markdown="See figure.", owner=project, attachments=[figure]))
+    home = _quiet(
+        syn.store, Wiki(title=name, markdown="See figure.", owner=project, attachments=[figure])
+    )
+    for title in ("Zeta", "Alpha"):  # siblings with no order hint recorded
+        _quiet(syn.store, Wiki(title=title, markdown=title, owner=project, parentWikiId=home.id))
     bobs = api_for(emulator, "bob").ok("POST", "/team", {"name": f"Bobs Lab {name[-8:]}"})
     _grant(syn, project, int(bobs["id"]), ["READ"])
     out = tmp_path / "odd"
@@ -326,6 +337,8 @@ def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
     for text in (result.err, manifest):
         assert "Link 'Target' is not exported" in text, text
         assert "1 attachment(s) not exported (figure.png)" in text, text
+        assert "no recorded order for some sibling pages" in text, text
+    assert manifest.index("title: Alpha") < manifest.index("title: Zeta")
     assert "# Link 'Target' is not exported" in manifest
     # A team alice does not manage stays a reference (declaring it would manage its members).
     assert f"team:{bobs['name']}: view" in manifest and not (out / "teams.yaml").exists()

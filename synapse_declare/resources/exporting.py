@@ -54,6 +54,13 @@ class Commented:
     comments: tuple[str, ...] = ()
 
 
+def with_comment(value: Any, comment: str) -> Commented:
+    """``value`` with one more comment line (merged into an existing :class:`Commented`)."""
+    if isinstance(value, Commented):
+        return Commented(value.value, (*value.comments, comment))
+    return Commented(value, (comment,))
+
+
 @dataclass
 class ExportContext:
     """What the hooks need beyond one entity's state, and what they report back."""
