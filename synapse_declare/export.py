@@ -97,6 +97,7 @@ class _Walk:
     api: SynapseAPI
     cap: int
     target: str = ""
+    user: str = ""
     seen: int = 0
 
     def count(self, more: int) -> None:
@@ -185,7 +186,7 @@ def _read_node(walk: _Walk, syn_id: str, *, only: bool = False) -> _Node:
             includeHasChildren=True,
         )
     except Forbidden:
-        raise _no_access(syn_id, walk.target) from None
+        raise _no_access(syn_id, walk.user) from None
     entity = dict(bundle["entity"])
     acl = bundle.get("accessControlList")
     entries: dict[int, frozenset[str]] | None = None
@@ -387,7 +388,7 @@ def export_projects(
         by_project.setdefault(project_id, []).append(chain)
     roots: list[_Node] = []
     for project_id, chains in by_project.items():
-        walk = _Walk(api, max_entities, target=", ".join(targets))
+        walk = _Walk(api, max_entities, target=", ".join(targets), user=user)
         whole = any(not chain for chain in chains)
         root = _read_node(walk, project_id, only=not whole)
         walk.count(1)
