@@ -97,7 +97,7 @@ def test_create_invite_accept_then_no_drift(ws: Workspace, temu: Emulator) -> No
         f"team:{name}/member:bob": "create",
     }
     text = ws.plan(m)
-    assert "invited (until" in text.out and "team member" in text.out
+    assert "invited (expires in 30 days)" in text.out and "invited until 20" in text.out
     applied(ws, m)
     alice = as_user(temu, "alice")
     tid = team_id(alice, name)
@@ -361,3 +361,20 @@ def test_an_existing_team_you_do_not_manage_is_refused(ws: Workspace, temu: Emul
     assert f"{m}:3:" in result.err and "you are not one of its managers" in result.err
     teams = as_user(temu, "alice").ok("GET", "/teams", fragment=name, limit=10)["results"]
     assert len(teams) == 1
+
+
+def test_a_saved_plan_with_invitations_applies_later(ws: Workspace, temu: Emulator) -> None:
+    """The invitation's expiry moves with the time of planning; the saved plan still matches a
+    fresh one (it is compared on what changes, not on the clock) and applies its own expiry."""
+    name = uniq("Center")
+    m = team_manifest(ws, name, "    managers: [self]\n    members: [user:bob, user:carol]\n")
+    out = ws.root / "reviewed.json"
+    assert ws.plan(m, "--out", str(out)).code == 0
+    saved = json.loads(out.read_text())
+    expiry = next(c for c in saved["changes"] if c["address"].endswith("/member:bob"))
+    result = ws.run("apply", "--plan", str(out), "--auto-approve", *ws.connection())
+    assert result.code == 0, result.both
+    alice = as_user(temu, "alice")
+    pending = invitations(alice, team_id(alice, name))
+    assert pending[uid(temu, "bob")]["expiresOn"] == expiry["desired"]["expires_on"]
+    assert sorted(pending) == sorted([uid(temu, "bob"), uid(temu, "carol")])

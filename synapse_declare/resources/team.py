@@ -492,8 +492,11 @@ def _people(
                 Action.CREATE,
                 MembershipOp.INVITE,
                 None,
-                f"invited (until {expires})",
-                "Synapse adds a user directly only after they ask to join: invitation sent" + later,
+                # The field is what a saved plan is compared on: the date (which moves with the
+                # time of planning) stays in the reason and the payload.
+                f"invited (expires in {INVITATION_DAYS} days)",
+                f"invited until {expires[:10]} (Synapse adds directly only those who asked to "
+                f"join){later}",
                 expires_on=expires,
             )
     if authoritative and team is not None:
