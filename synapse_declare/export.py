@@ -146,7 +146,12 @@ def _resolve(api: SynapseAPI, target: str, user: str) -> tuple[str, list[str]]:
             chain.insert(0, str(entity["name"]))
             entity = api.get_entity(str(entity["parentId"]))
         return str(entity["id"]), chain
-    first, *rest = [part for part in text.split("/") if part]
+    parts = [part for part in text.split("/") if part]
+    if not parts:
+        raise ExportError(
+            f"empty export target {target!r}", hint="give a project name, a Synapse id or a path"
+        )
+    first, *rest = parts
     try:
         project = api.lookup_child(None, first)
     except Forbidden:
@@ -212,6 +217,11 @@ def _walk(walk: _Walk, node: _Node, chain: Sequence[str]) -> None:
     headers = walk.api.children(node.syn_id) if node.has_children or chain else []
     if chain:
         match = [h for h in headers if h.get("name") == chain[0] and h["type"] == FOLDER_TYPE]
+        if not match:
+            raise ExportError(
+                f"{chain[0]!r} in {node.entity['name']!r} is not a folder",
+                hint="export a project or a folder (files are listed with their folder)",
+            )
         child = _read_node(walk, str(match[0]["id"]), only=len(chain) > 1)
         walk.count(1)
         node.folders.append(child)

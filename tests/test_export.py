@@ -272,7 +272,7 @@ def test_folder_target_and_stdout(syn: Any, emulator: Emulator, ws: Workspace) -
 def test_bad_input_is_refused_and_nothing_is_written(
     syn: Any, emulator: Emulator, ws: Workspace, tmp_path: Path
 ) -> None:
-    from synapseclient import Folder, Project
+    from synapseclient import File, Folder, Project
 
     name = f"Refusals {uuid.uuid4().hex[:8]}"
     project = _quiet(syn.store, Project(name))
@@ -306,6 +306,15 @@ def test_bad_input_is_refused_and_nothing_is_written(
     forced = _export(ws, name, "--out", out, "--force")
     assert forced.code == 0, forced.err
     assert sorted(p.name for p in out.iterdir()) == [name.lower().replace(" ", "-") + ".yaml"]
+
+    empty = _export(ws, " / ", "--stdout")
+    assert empty.code == 1 and "empty export target" in empty.err
+
+    data = tmp_path / "data.txt"
+    data.write_text("x", encoding="utf-8")
+    _quiet(syn.store, File(str(data), parent=project))
+    a_file = _export(ws, f"{name}/data.txt", "--stdout")
+    assert a_file.code == 1 and "'data.txt' in" in a_file.err and "is not a folder" in a_file.err
 
     both = _export(ws, name, "--out", tmp_path / "x", "--stdout")
     assert both.code == 1 and "exactly one of --out DIR or --stdout" in both.err
