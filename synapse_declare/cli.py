@@ -369,6 +369,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(
             f"ok: {len(report.files)} file(s), {projects} project(s), "
             f"{len(containers) - projects} folder(s)"
+            + (f", {len(report.manifest.teams)} team(s)" if report.manifest.teams else "")
         )
         return EXIT_OK
     for error in report.errors:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from synapse_declare.model_teams import MembershipMode
 from synapse_declare.validate import validate_paths
 
@@ -71,8 +73,6 @@ def test_the_digest_covers_teams(tmp_path: Path) -> None:
 
 
 def test_a_damaged_membership_payload_is_refused_clearly() -> None:
-    import pytest
-
     from synapse_declare.errors import PlanError
     from synapse_declare.resources.team import MembershipDesired, MembershipOp
 
@@ -86,3 +86,11 @@ def test_a_damaged_membership_payload_is_refused_clearly() -> None:
     ):
         with pytest.raises(PlanError, match="the plan file is damaged"):
             MembershipDesired.from_json(damaged)
+
+
+def test_validate_counts_the_teams(capsys: pytest.CaptureFixture[str]) -> None:
+    from synapse_declare.cli import main
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "teams"
+    assert main(["validate", str(examples)]) == 0
+    assert capsys.readouterr().out == "ok: 1 file(s), 1 project(s), 0 folder(s), 1 team(s)\n"
