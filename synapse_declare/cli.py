@@ -55,6 +55,7 @@ EPILOG = """examples:
   synapse-declare plan manifests/ --out plan.json --detailed-exitcode
   synapse-declare apply --plan plan.json                apply exactly the reviewed plan
   synapse-declare sts "My Project/Pipelines" --format shell
+  synapse-declare export "My Project" --out manifests/   existing projects as a manifest
   synapse-declare expand manifests/ --var bucket=lab-data    templates and variables expanded
   synapse-declare output manifests/ --format env >> "$GITHUB_ENV"
   synapse-declare access "My Project" --user alice     who reaches what, and through which grant
@@ -91,6 +92,7 @@ def build_parser() -> _Parser:
     _register_schema(sub)
     _register_emulator(sub)
     _register_sts(sub)
+    _register_export(sub)
     _register_access(sub)
     _register_demo(sub)
     return parser
@@ -1038,6 +1040,91 @@ def _sts_credentials(api: object, entity_id: str, permission: str, target: str) 
             hint=f"{permission} needs {need} on the folder: ask its administrator, or use "
             "--permission read_only",
         ) from err
+
+
+def _register_export(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="write existing projects as a manifest directory (reads Synapse, never writes)",
+        description="Read existing projects (or folders) and write the manifest a person would "
+        "have written: one YAML file per project, wiki pages as .md files beside it. Its plan "
+        "shows only the adoption of each project (=). Files are listed, not exported.",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="a project name, a Synapse id (project or folder), or 'Project/Folder/...'",
+    )
+    parser.add_argument("--out", type=Path, help="the directory to write (new or empty)")
+    parser.add_argument(
+        "--stdout", action="store_true", help="print the one project's YAML instead of writing"
+    )
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    parser.add_argument(
+        "--max-entities",
+        type=int,
+        default=None,
+        help="refuse a target with more entities than this (default 5000)",
+    )
+    _add_connection(parser)
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .client.synapse import SynapseAPI
+    from .export import DEFAULT_MAX_ENTITIES, export_projects, write_export
+
+    if args.stdout == (args.out is not None):
+        raise UsageError("export needs exactly one of --out DIR or --stdout")
+    if args.out is not None and args.out.is_dir() and any(args.out.iterdir()) and not args.force:
+        # Refused before reading Synapse: the same check write_export makes.
+        raise UsageError(
+            f"--out {args.out} is not empty; nothing was written",
+            hint="choose an empty or new directory, or pass --force to replace its contents",
+        )
+    cap = DEFAULT_MAX_ENTITIES if args.max_entities is None else args.max_entities
+    if cap < 1:
+        raise UsageError("--max-entities must be at least 1")
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        with _ReadingProgress(api, quiet=args.quiet):
+            result = export_projects(api, args.targets, max_entities=cap, inline_wiki=args.stdout)
+    finally:
+        api.t.close()
+    if args.stdout:
+        if len(result.projects) != 1:
+            raise UsageError(
+                f"--stdout prints one project; these targets are {len(result.projects)} "
+                "projects: use --out DIR"
+            )
+        sys.stdout.write(result.files[result.projects[0].manifest])
+    else:
+        write_export(result, args.out, force=args.force)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not args.quiet:
+        for project in result.projects:
+            where = "stdout" if args.stdout else str(args.out / project.manifest)
+            print(
+                f"Exported {project.name} ({project.syn_id}): {project.containers} "
+                f"container(s) to {where}; {project.files} file(s) listed, not exported",
+                file=sys.stderr,
+            )
+        if result.teams:
+            print("Teams declared with their members: " + ", ".join(result.teams), file=sys.stderr)
+        if result.references:
+            print(
+                "Teams left as team:NAME references (you do not manage them, so their membership "
+                "is not exported): " + ", ".join(result.references),
+                file=sys.stderr,
+            )
+        print(
+            "Plan it to review: it shows each project as adopted (=) and nothing else.",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _register_sts(sub: argparse._SubParsersAction[_Parser]) -> None:

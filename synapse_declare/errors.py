@@ -271,6 +271,10 @@ class VerificationError(MigrationError):
     """A copied object's size or MD5 differs from its source; the entity was not repointed."""
 
 
+class ExportError(SynapseDeclareError):
+    """An export target or output directory that cannot be used; nothing was written."""
+
+
 class UsageError(SynapseDeclareError):
     """Bad command-line usage (exit 1, never argparse's 2, which means "changes" here)."""
 

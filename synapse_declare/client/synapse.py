@@ -267,6 +267,11 @@ class SynapseAPI:
     def put_wiki_order_hint(self, owner_id: str, hint: dict[str, Any]) -> dict[str, Any]:
         return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki2orderhint", body=hint))
 
+    def wiki_attachment_names(self, owner_id: str, wiki_id: str) -> list[str]:
+        """The file names of a wiki page's attachments."""
+        body = self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}/attachmenthandles")
+        return [str(h.get("fileName")) for h in body.get("list", [])]
+
     def get_wiki(self, owner_id: str, wiki_id: str) -> dict[str, Any]:
         return dict(self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}"))
 

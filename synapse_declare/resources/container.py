@@ -10,16 +10,39 @@ from ..errors import Conflict, Forbidden, PreconditionFailed
 from ..model import AclSpec, ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
+from .exporting import ExportContext, acl_data, annotations_data
 from .payloads import ContainerCreate, ContainerPrior, ContainerUpdate
 
 
 class ContainerKind:
     name = "container"
     resources = (Resource.PROJECT, Resource.FOLDER)
-    operations = frozenset({Operation.PLAN, Operation.APPLY})
+    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
         return resource.value
+
+    def export(
+        self,
+        ctx: ExportContext,
+        entity: dict[str, Any],
+        annotations: dict[str, Any],
+        acl: dict[int, frozenset[str]] | None,
+    ) -> dict[str, Any]:
+        """A container's own fields as manifest data: name, description, alias, annotations
+        and, only where it has its own, the ACL (omission means it inherits)."""
+        where = str(entity.get("name"))
+        data: dict[str, Any] = {"name": entity["name"]}
+        if entity.get("description"):
+            data["description"] = entity["description"]
+        if entity.get("alias"):
+            data["alias"] = entity["alias"]
+        exported = annotations_data(ctx, annotations)
+        if exported:
+            data["annotations"] = exported
+        if acl is not None:
+            data["acl"] = acl_data(ctx, acl, where)
+        return data
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         is_project = spec.kind.value == "project"

@@ -9,18 +9,53 @@ from typing import Any
 from ..errors import BadRequest, PreconditionFailed
 from ..model import ContainerSpec
 from ..plan import Action, Change, Resource
-from ..storage import match_locations_by_body
+from ..storage import DEFAULT_LOCATION_ID, KIND_OF, match_locations_by_body
 from .base import ApplyContext, BundleFlags, Operation
+from .exporting import ExportContext, slug
 from .payloads import LocationDesired, UploadDesired, UploadPrior
 
 
 class StorageLocationKind:
     name = "storage_location"
     resources = (Resource.STORAGE_LOCATION,)
-    operations = frozenset({Operation.PLAN, Operation.APPLY})
+    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
         return "storage location"
+
+    def export(self, setting: dict[str, Any]) -> dict[str, Any] | None:
+        """A live location setting as a ``storage_locations:`` entry; None for a kind the
+        manifest cannot declare (its ``concreteType`` is not one of the four)."""
+        kind = KIND_OF.get(str(setting.get("concreteType")))
+        if kind is None:
+            return None
+        data: dict[str, Any] = {"type": kind}
+        fields = [
+            ("bucket", "bucket"),
+            ("baseKey", "base_key"),
+            ("endpointUrl", "endpoint_url"),
+            ("stsEnabled", "sts_enabled"),
+            ("description", "description"),
+            ("banner", "banner"),
+        ]
+        for wire, key in fields:
+            value = setting.get(wire)
+            if kind == "synapse_s3" and wire == "baseKey":
+                continue  # Synapse generates it for STS-enabled Synapse storage
+            if value not in (None, "", False):
+                data[key] = value
+        return data
+
+    def export_name(self, setting: dict[str, Any], taken: set[str]) -> str:
+        """A readable, unique name: the bucket (and base key), else ``synapse-storage``."""
+        if int(setting.get("storageLocationId", 0)) == DEFAULT_LOCATION_ID:
+            return slug("synapse-default", taken)
+        parts = [str(setting.get("bucket") or "synapse-storage")]
+        if setting.get("baseKey") and KIND_OF.get(str(setting.get("concreteType"))) != "synapse_s3":
+            parts.append(str(setting["baseKey"]))
+        if setting.get("stsEnabled"):
+            parts.append("sts")
+        return slug("-".join(parts), taken)
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         return BundleFlags()  # read from the caller's location list, not from entities
@@ -51,10 +86,16 @@ class StorageLocationKind:
 class UploadDestinationKind:
     name = "upload_destination"
     resources = (Resource.UPLOAD_DESTINATION,)
-    operations = frozenset({Operation.PLAN, Operation.APPLY})
+    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
         return "upload destination"
+
+    def export(self, ctx: ExportContext, setting: dict[str, Any]) -> str | list[str]:
+        """A container's upload setting as ``storage:`` (one name, or the list, first is the
+        default), by the names the storage locations were exported under."""
+        names = [ctx.location_names[int(i)] for i in setting.get("locations", [])]
+        return names[0] if len(names) == 1 else names
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         return BundleFlags()  # one projectSettings read per container with `storage:`

@@ -8,16 +8,54 @@ from ..errors import Conflict, PreconditionFailed
 from ..model import ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
+from .exporting import Commented, ExportContext, WikiNode, slug
 from .payloads import EtagPrior, WikiOrderDesired, WikiPageDesired, WikiPagePrior
 
 
 class WikiKind:
     name = "wiki"
     resources = (Resource.WIKI_PAGE, Resource.WIKI_ORDER)
-    operations = frozenset({Operation.PLAN, Operation.APPLY})
+    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
         return "wiki page" if resource is Resource.WIKI_PAGE else "wiki"
+
+    def export(
+        self, ctx: ExportContext, root: WikiNode, folder: str | None, where: str
+    ) -> tuple[Any, dict[str, str]]:
+        """A wiki tree as manifest data whose markdown lives in ``folder/*.md`` files (paths
+        relative to the manifest), and those files' contents; inline markdown when ``folder``
+        is None."""
+        files: dict[str, str] = {}
+
+        def page(node: WikiNode, directory: str, name: str, path: str) -> Any:
+            data: dict[str, Any] = {"title": node.title}
+            if folder is None:
+                data["markdown"] = node.markdown
+            else:
+                file = f"{directory}/{name}.md"
+                files[file] = node.markdown
+                data["markdown_file"] = file
+            if node.pages:
+                taken: set[str] = set()
+                sub_dir = f"{directory}/{name}" if directory != folder or name != "home" else folder
+                if sub_dir == folder:
+                    taken.add("home")
+                data["pages"] = [
+                    page(child, sub_dir, slug(child.title, taken), f"{path}/{child.title}")
+                    for child in node.pages
+                ]
+            if node.attachments:
+                names = ", ".join(node.attachments)
+                message = ctx.warn(
+                    f"{where} wiki {path or '(root)'}",
+                    f"{len(node.attachments)} attachment(s) not exported ({names}): a manifest "
+                    "holds markdown only; they stay on the live page",
+                )
+                return Commented(data, (message,))
+            return data
+
+        return page(root, folder or "", "home", ""), files
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         return BundleFlags(root_wiki=spec.wiki is not None)
