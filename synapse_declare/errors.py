@@ -229,6 +229,18 @@ class PolicyViolation(_Located, PlanError):
     """The manifest asks for something Synapse or a guardrail forbids; says what would work."""
 
 
+class PolicyViolations(PolicyViolation):
+    """Every ``policies:`` rule a plan breaks, each at the manifest entry that breaks it."""
+
+    def __init__(self, errors: Sequence[PolicyViolation]) -> None:
+        self.errors = tuple(errors)
+        first = self.errors[0]
+        super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
 class ApplyError(SynapseDeclareError):
     """Apply stopped part-way. Lists what was done, what failed and what was not attempted."""
 
