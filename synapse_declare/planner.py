@@ -46,6 +46,7 @@ from .resources.payloads import (
     ContainerPrior,
     ContainerUpdate,
     EtagPrior,
+    MigrationDesired,
     WikiOrderDesired,
     WikiPageDesired,
     WikiPagePrior,
@@ -236,13 +237,13 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         syn_id=index.container_id,
         fields=fields if index.items else (),
         depends_on=tuple(depends),
-        desired={
-            "container": spec.address,
-            "destination": migration.to,
-            "endpoint_url": live.storage.endpoints.get(migration.to),
-            "strategy": migration.versions,
-            "index": index.to_json(),
-        },
+        desired=MigrationDesired(
+            container=spec.address,
+            destination=migration.to,
+            endpoint_url=live.storage.endpoints.get(migration.to),
+            strategy=migration.versions,
+            index=index.to_json(),
+        ).to_json(),
         reason=(
             f"{migration.versions} version(s) to {migration.to}, copied by the cheapest path "
             "per file (see copy_paths), verified, sources kept"
@@ -288,14 +289,14 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         if index.items
         else (),
         depends_on=tuple(depends),
-        desired={
-            "container": spec.address,
-            "destination": location,
-            "strategy": "move",
-            "move_to": spec.address,
-            "endpoint_url": live.storage.endpoints.get(location),
-            "index": index.to_json(),
-        },
+        desired=MigrationDesired(
+            container=spec.address,
+            destination=location,
+            endpoint_url=live.storage.endpoints.get(location),
+            strategy="move",
+            index=index.to_json(),
+            move_to=spec.address,
+        ).to_json(),
         reason=(
             f"files copied into {location} and moved here: same Synapse ids, sources kept"
             if index.items

@@ -236,3 +236,35 @@ class ContainerPrior:
             entity=None if entity is None else dict(entity),
             acl_etag=None if acl_etag is None else str(acl_etag),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationDesired:
+    container: str  # address of the project/folder whose files move
+    destination: str  # the storage location's manifest name
+    endpoint_url: str | None  # its S3 endpoint (for verification reads)
+    strategy: str  # "all", "latest", "new" or "move" (move_files_from)
+    index: Mapping[str, Any]  # migration.MigrationIndex.to_json(): what moves, what stays
+    move_to: str | None = None  # move_files_from: the STS folder the files move into
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "container": self.container,
+            "destination": self.destination,
+            "endpoint_url": self.endpoint_url,
+            "strategy": self.strategy,
+            "index": dict(self.index),
+        }
+        return data if self.move_to is None else {**data, "move_to": self.move_to}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MigrationDesired:
+        endpoint, move_to = data.get("endpoint_url"), data.get("move_to")
+        return cls(
+            container=str(_field(data, "container", "migration")),
+            destination=str(_field(data, "destination", "migration")),
+            endpoint_url=None if endpoint is None else str(endpoint),
+            strategy=str(_field(data, "strategy", "migration")),
+            index=dict(_field(data, "index", "migration")),
+            move_to=None if not move_to else str(move_to),
+        )
