@@ -35,6 +35,14 @@ def check_policies(manifest: Manifest, worlds: PlanWorlds, user_ids: frozenset[i
     if policies.require_admin_team:
         problems.extend(_admin_team(manifest, worlds, policies.require_admin_team))
     if problems:
+        # In manifest order, as a reader fixes them.
+        problems.sort(
+            key=lambda p: (
+                (p.location.file, p.location.line, p.location.column)
+                if p.location is not None
+                else ("", 0, 0)
+            )
+        )
         raise PolicyViolations(problems)
 
 
