@@ -201,8 +201,9 @@ def access_consequences(
         for node in report.world.nodes
         if report.benefactors[node.id] in worlds.unread
     }
-    changes = [c for c in diff_access(before, after) if c.entity.id not in unknown]
-    skipped = sorted({c.entity.path for c in diff_access(before, after) if c.entity.id in unknown})
+    every = diff_access(before, after)
+    changes = [c for c in every if c.entity.id not in unknown]
+    skipped = sorted({c.entity.path for c in every if c.entity.id in unknown})
     # The engine summarises per access type; a plan reads better with one line per principal,
     # direction and set of entities ("team:X gains READ, DOWNLOAD on 14 folders").
     grouped: dict[tuple[int, bool, tuple[str, ...]], tuple[AccessSummary, list[str]]] = {}

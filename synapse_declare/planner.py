@@ -39,7 +39,7 @@ from .model import (
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
-from .policies import check_policies, user_principals
+from .policies import check_policies, undeclared_own_acls, user_principals
 from .resources.base import Address, owner_of, storage_address, sub_address
 from .resources.payloads import (
     ContainerCreate,
@@ -88,6 +88,7 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
     worlds = plan_worlds(manifest, live, _desired_acl)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))
+    warnings.extend(undeclared_own_acls(manifest, live))
     access_changes, unread = access_consequences(worlds)
     if unread:
         shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
