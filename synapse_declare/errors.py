@@ -230,7 +230,8 @@ class PolicyViolation(_Located, PlanError):
 
 
 class PolicyViolations(PolicyViolation):
-    """Every guard a plan breaks (team membership guards), each located, reported together."""
+    """Every guard or ``policies:`` rule a plan breaks (team membership guards, access
+    policies), each located at the manifest entry that breaks it, reported together."""
 
     def __init__(self, errors: Sequence[PolicyViolation]) -> None:
         self.errors = tuple(errors)

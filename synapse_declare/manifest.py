@@ -700,8 +700,24 @@ def merge_documents(
     storage: dict[str, Any] = {}
     storage_origin: dict[str, SourceLocation] = {}
     errors: list[ManifestError] = []
+    policies: Any = None
+    policies_origin: SourceLocation | None = None
     for doc in docs:
         data = doc.data
+        if data.get("policies") is not None:
+            here = doc.locator.locate(("policies",), key=True)
+            if policies_origin is not None:
+                errors.append(
+                    ManifestError(
+                        f"policies: is declared twice (first at {policies_origin})",
+                        location=here,
+                        hint="declare policies: once, in one file of the manifest",
+                    )
+                )
+            else:
+                policies_origin = here
+                policies = data["policies"]
+                locator.add_route(("policies",), doc.locator, ("policies",))
         for j, project in enumerate(data.get("projects") or []):
             locator.add_route(("projects", len(projects)), doc.locator, ("projects", j))
             projects.append(project)
@@ -727,4 +743,6 @@ def merge_documents(
     merged: dict[str, Any] = {"version": 1, "projects": projects, "storage_locations": storage}
     if teams:
         merged["teams"] = teams
+    if policies is not None:
+        merged["policies"] = policies
     return merged, locator, errors

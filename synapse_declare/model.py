@@ -24,6 +24,7 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import hashlib
@@ -45,6 +46,7 @@ from synapse_declare.manifest import (
     YamlTimestamp,
 )
 from synapse_declare.model_teams import TeamSpec, build_teams
+from synapse_declare.policy_spec import Policies, parse_policies
 from synapse_declare.resources.base import Address
 
 MANIFEST_VERSION = 1
@@ -353,6 +355,9 @@ class Manifest:
     warnings: tuple[ManifestWarning, ...] = ()
     """Located warnings (not part of the digest): shown by validate and in every plan."""
     teams: tuple[TeamSpec, ...] = ()
+    policies: Policies = field(default_factory=Policies)
+    """Access rules every plan is checked against (policies.py); not part of the digest, since
+    they change what a plan may do, not what it does."""
 
     def walk(self) -> Iterator[ContainerSpec]:
         """Every project and folder, parents before children, in manifest order."""
@@ -670,12 +675,26 @@ class _ModelBuilder:
                     aliases[spec.alias] = self.at((*path, "alias"))
             projects.append(spec)
         teams = build_teams(raw.get("teams") or [], self.locator, self.errors)
+        policies = parse_policies(
+            raw.get("policies"),
+            [p.name for p in projects],
+            self.error,
+            self.at,
+        )
+        if policies.folders_inherit_strict:
+            projects = [_strict_inheritance(p) for p in projects]
         if self.errors:
             raise ManifestErrors(_sorted(self.errors))
         frozen_storage: FrozenMap[str, StorageLocationSpec] = FrozenMap(storage)
         digest = _digest(projects, frozen_storage, teams)
         return Manifest(
-            tuple(projects), frozen_storage, self.locator.files, digest, tuple(self.warnings), teams
+            tuple(projects),
+            frozen_storage,
+            self.locator.files,
+            digest,
+            tuple(self.warnings),
+            teams,
+            policies,
         )
 
     def storage_locations(self, raw: Mapping[str, Any]) -> dict[str, StorageLocationSpec]:
@@ -1292,6 +1311,16 @@ def _digest(
         ensure_ascii=False,
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _strict_inheritance(spec: ContainerSpec) -> ContainerSpec:
+    """``folders_inherit: strict``: a folder that declares no ``acl:`` must inherit, so an own
+    ACL found on it is drift the plan removes."""
+    folders = tuple(_strict_inheritance(child) for child in spec.folders)
+    acl = spec.acl
+    if acl is None and spec.kind is EntityKind.FOLDER:
+        acl = INHERIT
+    return dataclasses.replace(spec, acl=acl, folders=folders)
 
 
 def build_model(raw: Mapping[str, Any], locations: Locator | SourceMap | None = None) -> Manifest:

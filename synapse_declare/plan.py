@@ -130,6 +130,42 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessConsequence:
+    """One line of a plan's effective-access summary: ``principal`` gains (or loses) the
+    ACCESS_TYPEs ``access`` on ``entities`` — (path, type, id) each, id None for entities the plan
+    creates — through inheritance as well as the ACLs the plan writes."""
+
+    principal: str
+    principal_id: int
+    gained: bool
+    access: tuple[str, ...]
+    entities: tuple[tuple[str, str, str | None], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "principal": self.principal,
+            "principal_id": self.principal_id,
+            "change": "gains" if self.gained else "loses",
+            "access": list(self.access),
+            "count": len(self.entities),
+            "entities": [{"path": p, "type": t, "id": i} for p, t, i in self.entities],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AccessConsequence:
+        return cls(
+            principal=str(data["principal"]),
+            principal_id=int(data["principal_id"]),
+            gained=data["change"] == "gains",
+            access=tuple(str(a) for a in data["access"]),
+            entities=tuple(
+                (str(e["path"]), str(e["type"]), None if e.get("id") is None else str(e["id"]))
+                for e in data["entities"]
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     endpoint: str
     user_id: int
@@ -153,6 +189,9 @@ class Plan:
     manifest does not manage: shown first, in every format."""
     audit_public: bool = False
     """Made with ``plan --audit-public``: ``apply --plan`` re-reads the same (every) ACL."""
+    access_changes: tuple[AccessConsequence, ...] = ()
+    """Effective access this plan changes, per principal (consequences.py). In JSON only when
+    not empty, so that a plan that changes no one's access keeps its bytes."""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -189,6 +228,11 @@ class Plan:
             "summary": {k.replace("-", "_"): v for k, v in summary.items()},
             "public_access": list(self.public_access),
             "audit_public": self.audit_public,
+            **(
+                {"access_changes": [a.to_json() for a in self.access_changes]}
+                if self.access_changes
+                else {}
+            ),
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
@@ -215,6 +259,9 @@ class Plan:
                 warnings=tuple(data.get("warnings", [])),
                 public_access=tuple(data.get("public_access", [])),
                 audit_public=bool(data.get("audit_public", False)),
+                access_changes=tuple(
+                    AccessConsequence.from_json(a) for a in data.get("access_changes", [])
+                ),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

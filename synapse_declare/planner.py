@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import storage
+from .consequences import access_consequences, plan_worlds
 from .errors import PolicyViolation
 from .model import (
     ANONYMOUS_ID,
@@ -38,6 +39,7 @@ from .model import (
     level_for,
 )
 from .plan import Action, Change, FieldChange, Plan, Resource
+from .policies import check_policies, undeclared_own_acls, user_principals
 from .resources import team as teams
 from .resources.base import Address, owner_of, storage_address, sub_address
 from .resources.payloads import (
@@ -96,6 +98,17 @@ def build_plan(
             "--verify none"
         )
     public.extend(live.exposures)
+    worlds = plan_worlds(manifest, live, _desired_acl)
+    # Policies judge the world after this plan, before anything is written.
+    check_policies(manifest, worlds, user_principals(manifest, live))
+    warnings.extend(undeclared_own_acls(manifest, live))
+    access_changes, unread = access_consequences(worlds)
+    if unread:
+        shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+        warnings.append(
+            f"the effective-access summary leaves out {shown}: an own ACL governing "
+            "them was not read (the manifest leaves it alone); declare its acl: to include them"
+        )
     created_at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
         target=live.target,
@@ -108,6 +121,7 @@ def build_plan(
         created_at=created_at,
         public_access=tuple(dict.fromkeys(public)),
         audit_public=live.audit_public,
+        access_changes=access_changes,
     )
 
 

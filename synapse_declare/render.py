@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from .plan import SYMBOLS, Action, Change, FieldChange, Plan
+from .model import PERMISSION_LEVELS
+from .plan import SYMBOLS, AccessConsequence, Action, Change, FieldChange, Plan
 from .redact import redact_text
 from .resources import registry
 from .resources.base import Address
@@ -96,6 +97,10 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
         )
         lines.extend(c("\x1b[31m", f"  ! {line}") for line in plan.public_access)
         lines.append("")
+    if plan.access_changes:
+        lines.append("Effective access this plan changes (after inheritance):")
+        lines.extend(f"  {access_change_text(a)}" for a in plan.access_changes)
+        lines.append("")
     shown = [ch for ch in plan.changes if show_unchanged or ch.action is not Action.NO_OP]
     if not plan.has_changes:
         lines.append("No changes. Synapse matches the manifest.")
@@ -148,6 +153,35 @@ def acl_change_text(item: FieldChange) -> str | None:
     return f"~ {principal}: {item.before} → {item.after}"
 
 
+def _counted(entities: Sequence[tuple[str, str, str | None]]) -> str:
+    counts: dict[str, int] = {}
+    for _, kind, _ in entities:
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(counts.items()))
+
+
+def access_change_text(change: AccessConsequence) -> str:
+    """``team:Center A gains DOWNLOAD on 14 folders``; ``PUBLIC gains READ on P/Releases and 3
+    folders below it``; a single entity by its path."""
+    verb = "gains" if change.gained else "loses"
+    entities = change.entities
+    first = entities[0][0]
+    if len(entities) == 1:
+        where = first
+    elif all(path.startswith(first + "/") for path, _, _ in entities[1:]):
+        where = f"{first} and {_counted(entities[1:])} below it"
+    else:
+        shown = ", ".join(path for path, _, _ in entities[:3])
+        more = ", …" if len(entities) > 3 else ""
+        where = f"{_counted(entities)} ({shown}{more})"
+    access = frozenset(change.access)
+    level = next((name for name, types in PERMISSION_LEVELS.items() if types == access), None)
+    what = f"{level} ({', '.join(change.access)})" if level else ", ".join(change.access)
+    if level == "administer":
+        what = "administer (all access)"
+    return f"{change.principal} {verb} {what} on {where}"
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     parts = [
@@ -186,6 +220,10 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         head.append("> [!WARNING]")
         head.append("> **Access for everyone (PUBLIC / AUTHENTICATED_USERS):**")
         head.extend(f"> - {_md(line)}" for line in plan.public_access)
+        head.append("")
+    if plan.access_changes:
+        head.append("**Effective access this plan changes** (after inheritance):")
+        head.extend(f"- {_md(access_change_text(a))}" for a in plan.access_changes)
         head.append("")
     head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
     for warning in plan.warnings:

@@ -19,6 +19,7 @@ from golden_support import GOLDEN, case_names, plan_case, plan_json, plan_text
 from synapse_declare import state_codec
 from synapse_declare.errors import PlanError, SynapseDeclareError
 from synapse_declare.plan import Plan
+from synapse_declare.render import render_markdown
 from synapse_declare.state import LiveContainer, LiveState
 from synapse_declare.storage import LiveStorage
 
@@ -48,6 +49,9 @@ def test_golden(name: str) -> None:
     plan = plan_case(case)
     _compare(case / "plan.json", plan_json(plan))
     _compare(case / "plan.txt", plan_text(plan))
+    if plan.access_changes:
+        # The effective-access summary heads the pull-request comment.
+        _compare(case / "plan.md", render_markdown(plan))
     # The saved-plan codec round-trips every golden plan (what apply --plan reads back).
     assert Plan.from_json(plan.to_json()) == plan
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Conflict, Forbidden, PreconditionFailed
-from ..model import AclSpec, ContainerSpec
+from ..model import INHERIT, AclSpec, ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
 from .exporting import ExportContext, acl_data, annotations_data
@@ -172,7 +172,13 @@ class AclAspect:
     name = "acl"
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
-        return BundleFlags(acl=isinstance(spec.acl, AclSpec) and own_acl)
+        # Also read (no extra call: the bundle is read anyway): a project's ACL, which its
+        # folders inherit, and an own ACL the manifest turns to `inherit` — the plan's
+        # effective-access summary (consequences.py) needs both to say who gains and loses.
+        wanted = (
+            isinstance(spec.acl, AclSpec) or spec.acl is INHERIT or spec.kind.value == "project"
+        )
+        return BundleFlags(acl=wanted and own_acl)
 
 
 def _replace_new_acl(
