@@ -127,6 +127,43 @@ class Change:
         )
 
 
+class LeftoverKind(StrEnum):
+    """What a "left alone" item is: something under a managed container that the manifest does
+    not declare (issue 11). Informational: no change is planned for it."""
+
+    FOLDER = "folder"
+    ANNOTATION = "annotation"
+    WIKI_PAGE = "wiki_page"
+    ACL = "acl"
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """One undeclared thing the plan saw (in reads it makes anyway) and leaves as it is."""
+
+    address: str
+    kind: LeftoverKind
+    syn_id: str | None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind.value,
+            "syn_id": self.syn_id,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Leftover:
+        return cls(
+            address=str(data["address"]),
+            kind=LeftoverKind(data["kind"]),
+            syn_id=data.get("syn_id"),
+            detail=str(data.get("detail", "")),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     endpoint: str
@@ -151,6 +188,8 @@ class Plan:
     manifest does not manage: shown first, in every format."""
     audit_public: bool = False
     """Made with ``plan --audit-public``: ``apply --plan`` re-reads the same (every) ACL."""
+    leftovers: tuple[Leftover, ...] = ()
+    """Undeclared things under managed containers, left alone (informational, never applied)."""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -184,12 +223,16 @@ class Plan:
                 **({"variables": dict(self.variables)} if self.variables else {}),
             },
             "applyable": self.has_changes,
-            "summary": {k.replace("-", "_"): v for k, v in summary.items()},
+            "summary": {
+                **{k.replace("-", "_"): v for k, v in summary.items()},
+                "left_alone": len(self.leftovers),
+            },
             "public_access": list(self.public_access),
             "audit_public": self.audit_public,
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
+            "leftovers": [item.to_json() for item in self.leftovers],
         }
 
     @classmethod
@@ -213,6 +256,7 @@ class Plan:
                 warnings=tuple(data.get("warnings", [])),
                 public_access=tuple(data.get("public_access", [])),
                 audit_public=bool(data.get("audit_public", False)),
+                leftovers=tuple(Leftover.from_json(x) for x in data.get("leftovers", [])),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

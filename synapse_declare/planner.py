@@ -24,6 +24,7 @@ from typing import Any
 
 from . import storage
 from .errors import PolicyViolation
+from .leftovers import find_leftovers
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -86,6 +87,7 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         created_at=created_at,
         public_access=tuple(dict.fromkeys(public)),
         audit_public=live.audit_public,
+        leftovers=find_leftovers(manifest, live),
     )
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
-from .plan import SYMBOLS, Action, Change, FieldChange, Plan
+from .plan import SYMBOLS, Action, Change, FieldChange, Leftover, LeftoverKind, Plan
 from .redact import redact_text
 from .resources import registry
 from .resources.base import Address
@@ -127,6 +127,10 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
                 lines.append(
                     f"      {mark} {item.path}: {_value(item.before)} -> {_value(item.after)}"
                 )
+    if plan.leftovers:
+        lines.append("")
+        lines.append(f"Left alone ({LEFT_ALONE_WHY}):")
+        lines.extend(f"  {leftover_text(item)}" for item in plan.leftovers)
     for warning in plan.warnings:
         lines.append("")
         lines.append(c("\x1b[33m", f"Warning: {warning}"))
@@ -148,6 +152,25 @@ def acl_change_text(item: FieldChange) -> str | None:
     return f"~ {principal}: {item.before} → {item.after}"
 
 
+LEFT_ALONE_WHY = "under managed containers, not in the manifest; nothing is done to them"
+
+
+def leftover_text(item: Leftover) -> str:
+    """``· folder "P/Old" (syn12): not in the manifest``."""
+    where = f" ({item.syn_id})" if item.syn_id else ""
+    return f"· {item.kind.value.replace('_', ' ')} {_leftover_display(item)}{where}: {item.detail}"
+
+
+def _leftover_display(item: Leftover) -> str:
+    parsed = Address.parse(item.address)
+    if item.kind is LeftoverKind.ANNOTATION and parsed.sub:
+        key = parsed.sub.removeprefix("annotations.")
+        return f'"{parsed.display_path}" {json.dumps(key)}'
+    if item.kind is LeftoverKind.ACL:
+        return f'"{parsed.display_path}"'
+    return _address_display(item.address)
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     parts = [
@@ -160,7 +183,8 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{counts['migrate']} to migrate")
     if counts["replace"]:
         parts.append(f"{counts['replace']} to replace")
-    return f"Plan: {', '.join(parts)}; {counts['no-op']} unchanged."
+    left = f"; {len(plan.leftovers)} left alone" if plan.leftovers else ""
+    return f"Plan: {', '.join(parts)}; {counts['no-op']} unchanged{left}."
 
 
 def render_json(plan: Plan) -> str:
@@ -190,9 +214,10 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
     for warning in plan.warnings:
         head.extend([f"> **Warning:** {_md(warning)}", ""])
+    left = _markdown_leftovers(plan)
     if not plan.has_changes:
         head.append("No changes. Synapse matches the manifest.")
-        return redact_text("\n".join(head)) + "\n"
+        return redact_text("\n".join([*head, *left])) + "\n"
     body: list[str] = ["| | resource | id | changes |", "|---|---|---|---|"]
     for change in plan.actionable:
         fields = "<br>".join(
@@ -207,6 +232,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
             f"| `{SYMBOLS[change.action]}` {change.action.value} | "
             f"{_md(_address_display(change.address))} | {change.syn_id or ''} | {fields} |"
         )
+    body.extend(left)
     text = "\n".join([*head, *body, ""])
     if len(text) > limit:
         kept: list[str] = []
@@ -227,6 +253,17 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
             ]
         )
     return redact_text(text) + "\n"
+
+
+def _markdown_leftovers(plan: Plan) -> list[str]:
+    if not plan.leftovers:
+        return []
+    return [
+        "",
+        f"**Left alone** ({len(plan.leftovers)}; {LEFT_ALONE_WHY}):",
+        "",
+        *(f"- {_md(leftover_text(item).removeprefix('· '))}" for item in plan.leftovers),
+    ]
 
 
 def _md(text: str) -> str:
