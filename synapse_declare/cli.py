@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
 from .errors import SynapseDeclareError, UsageError
-from .plan import Change
+from .plan import DEFAULT_MAX_DELETIONS, Change
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -640,7 +640,29 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_output(parser)
     _add_connection(parser)
+    _add_max_deletions(parser)
     parser.set_defaults(handler=_plan)
+
+
+def _add_max_deletions(parser: _Parser) -> None:
+    parser.add_argument(
+        "--max-deletions",
+        type=_non_negative,
+        default=DEFAULT_MAX_DELETIONS,
+        metavar="N",
+        help="refuse a plan that would prune more than N folders (default "
+        f"{DEFAULT_MAX_DELETIONS}); pruned folders go to Synapse's trash",
+    )
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -654,7 +676,12 @@ def _plan(args: argparse.Namespace) -> int:
     assert isinstance(api, SynapseAPI)
     try:
         with _ReadingProgress(api, quiet=args.quiet):
-            plan = plan_manifest(api, report.manifest, audit_public=args.audit_public)
+            plan = plan_manifest(
+                api,
+                report.manifest,
+                audit_public=args.audit_public,
+                max_deletions=args.max_deletions,
+            )
     finally:
         api.t.close()
     plan = _with_variables(plan, report)
@@ -734,6 +761,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_output(parser)
     _add_connection(parser)
+    _add_max_deletions(parser)
     parser.set_defaults(handler=_apply)
 
 
@@ -770,7 +798,12 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         with _ReadingProgress(api, quiet=args.quiet):
             # A saved plan is checked against the same reads it was made with.
-            plan = plan_manifest(api, manifest, audit_public=bool(saved and saved.audit_public))
+            plan = plan_manifest(
+                api,
+                manifest,
+                audit_public=bool(saved and saved.audit_public),
+                max_deletions=args.max_deletions,
+            )
         plan = _with_variables(plan, report)
         if saved is not None:
             reasons = stale_reasons(saved, plan)

@@ -14,7 +14,7 @@ from .auth import Credentials
 from .client.http import ClientOptions, Transport
 from .client.synapse import SynapseAPI
 from .model import Manifest
-from .plan import Plan
+from .plan import DEFAULT_MAX_DELETIONS, Plan
 from .planner import build_plan
 from .state import read_state
 
@@ -25,10 +25,18 @@ def connect(credentials: Credentials, options: ClientOptions | None = None) -> S
     return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
 
 
-def plan_manifest(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = False) -> Plan:
+def plan_manifest(
+    api: SynapseAPI,
+    manifest: Manifest,
+    *,
+    audit_public: bool = False,
+    max_deletions: int = DEFAULT_MAX_DELETIONS,
+) -> Plan:
     """Read exactly the live state the manifest addresses and diff it. Never writes.
 
     ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
     the managed projects (one children listing per folder), not only on what the plan reads.
+    ``max_deletions``: a plan that would prune more folders is refused (see pruning.py).
     """
-    return build_plan(manifest, read_state(api, manifest, audit_public=audit_public))
+    live = read_state(api, manifest, audit_public=audit_public)
+    return build_plan(manifest, live, max_deletions=max_deletions)

@@ -229,6 +229,18 @@ class PolicyViolation(_Located, PlanError):
     """The manifest asks for something Synapse or a guardrail forbids; says what would work."""
 
 
+class PruneRefused(PolicyViolation):
+    """Every guard a plan's deletions break (issue 11), each at the container that prunes."""
+
+    def __init__(self, problems: Sequence[PolicyViolation]) -> None:
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__(first.message, location=first.location, hint=first.hint)
+
+    def __str__(self) -> str:
+        return "\n".join(PolicyViolation.__str__(p) for p in self.problems)
+
+
 class ApplyError(SynapseDeclareError):
     """Apply stopped part-way. Lists what was done, what failed and what was not attempted."""
 

@@ -289,6 +289,14 @@ class MigrationSpec:
     location: SourceLocation
 
 
+class Prune(StrEnum):
+    """``prune:`` on a container: whether its undeclared child folders are deleted (issue 11)."""
+
+    OFF = "off"
+    FOLDERS = "folders"  # `prune: true`: folders that hold no files
+    WITH_FILES = "with-files"  # the manifest says the data may go too
+
+
 class EntityKind(StrEnum):
     PROJECT = "project"
     FOLDER = "folder"
@@ -312,6 +320,8 @@ class ContainerSpec:
     address: str
     move_files_from: str | None = None  # folder path relative to the project (STS folders)
     """Stable resource address, e.g. ``project:AD Portal/folder:Raw Data/folder:RNAseq``."""
+    prune: Prune = Prune.OFF
+    protect: bool = False  # refuse its deletion; written on the entity (see lifecycle.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -907,6 +917,10 @@ class _ModelBuilder:
             move_files_from=self.move_files_from(raw, path, name),
             location=self.at(path),
             address=address,
+            prune={True: Prune.FOLDERS, "with-files": Prune.WITH_FILES}.get(
+                raw.get("prune", False), Prune.OFF
+            ),
+            protect=bool(raw.get("protect", False)),
         )
 
     def move_files_from(self, raw: Mapping[str, Any], path: JsonPath, name: str) -> str | None:

@@ -25,6 +25,9 @@ from .errors import PlanError
 # resource kind (resources/). A version-1 plan may carry addresses this tool parses differently,
 # so it is refused rather than guessed at.
 FORMAT_VERSION = "2"
+# Prune deletions one plan may hold unless --max-deletions says more (issue 11; peribolos'
+# --maximum-removal-delta): a manifest edit that drops a subtree cannot empty a project at once.
+DEFAULT_MAX_DELETIONS = 5
 
 
 class Action(StrEnum):

@@ -25,6 +25,7 @@ from typing import Any
 from . import storage
 from .errors import PolicyViolation
 from .leftovers import find_leftovers
+from .lifecycle import MARKER_KEY, PROTECT_KEY
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -38,12 +39,12 @@ from .model import (
     WikiSpec,
     level_for,
 )
-from .plan import Action, Change, FieldChange, Plan, Resource
+from .plan import DEFAULT_MAX_DELETIONS, Action, Change, FieldChange, Plan, Resource
+from .pruning import plan_deletions
 from .resources.base import Address, owner_of, storage_address, sub_address
 from .resources.payloads import EtagPrior, WikiOrderDesired, WikiPageDesired, WikiPagePrior
 from .state import (
     FOLDER_TYPE,
-    MARKER_KEY,
     PROJECT_TYPE,
     LiveContainer,
     LiveState,
@@ -55,7 +56,13 @@ from .units import human_bytes, human_seconds
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
 
 
-def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = None) -> Plan:
+def build_plan(
+    manifest: Manifest,
+    live: LiveState,
+    *,
+    now: datetime | None = None,
+    max_deletions: int = DEFAULT_MAX_DELETIONS,
+) -> Plan:
     changes: list[Change] = []
     warnings: list[str] = [f"{w.location}: {w.message}; {w.hint}" for w in manifest.warnings]
     public: list[str] = []
@@ -64,6 +71,9 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         adopting = project_live is not None and not project_live.managed_marker
         _plan_container(project, None, live, adopting, changes, warnings, public)
     ordered = _with_storage(manifest, live, changes, warnings)
+    deletions = plan_deletions(manifest, live, max_deletions)
+    ordered.extend(deletions)
+    gone = {Address.parse(c.address) for c in deletions}
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
     for name, problem in sorted(live.unreadable.items()):
@@ -87,7 +97,11 @@ def build_plan(manifest: Manifest, live: LiveState, *, now: datetime | None = No
         created_at=created_at,
         public_access=tuple(dict.fromkeys(public)),
         audit_public=live.audit_public,
-        leftovers=find_leftovers(manifest, live),
+        leftovers=tuple(
+            item
+            for item in find_leftovers(manifest, live)
+            if Address.parse(item.address).owner() not in gone
+        ),
     )
 
 
@@ -464,8 +478,13 @@ def _plan_container(
     is_project = parent is None
     resource = Resource.PROJECT if is_project else Resource.FOLDER
     desired_annotations = _desired_annotations(spec)
-    if is_project:
+    if is_project or current is None:
+        # The marker says synapse-declare created (or adopted) it: only such folders are pruned.
+        # A folder gets it in its create call (no extra write).
         desired_annotations = {**(desired_annotations or {}), MARKER_KEY: MARKER_VALUE}
+    if spec.protect:
+        # Kept on the entity, so removing the manifest entry cannot delete it (see pruning.py).
+        desired_annotations = {**(desired_annotations or {}), PROTECT_KEY: MARKER_VALUE}
     desired_acl = _desired_acl(spec, live)
     names = _principal_names(spec, live)
     depends = (parent.address,) if parent is not None else ()

@@ -121,6 +121,9 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
                 mark = "~"
             if change.action in (Action.CREATE, Action.MIGRATE):
                 lines.append(f"      {item.path} = {_value(item.after)}")
+            elif change.action is Action.DELETE:
+                # What goes with it (files, bytes, sub-folders): shown as is, not as a change.
+                lines.append(f"      {item.path} = {_value(item.before)}")
             elif item.before is None:
                 lines.append(f"      {mark} {item.path} = {_value(item.after)}")
             else:
@@ -224,8 +227,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
             f"acl `{_md(acl_line)}`"
             if (acl_line := acl_change_text(f)) is not None
             else f"`{f.path}`: {_md(_value(f.before))} → {_md(_value(f.after))}"
-            if change.action is not Action.CREATE
-            else f"`{f.path}` = {_md(_value(f.after))}"
+            if change.action not in (Action.CREATE, Action.DELETE)
+            else f"`{f.path}` = {_md(_value(_shown(change, f)))}"
             for f in change.fields
         )
         body.append(
@@ -253,6 +256,11 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
             ]
         )
     return redact_text(text) + "\n"
+
+
+def _shown(change: Change, item: FieldChange) -> Any:
+    """A created thing shows what it will be; a deleted one what goes with it."""
+    return item.before if change.action is Action.DELETE else item.after
 
 
 def _markdown_leftovers(plan: Plan) -> list[str]:

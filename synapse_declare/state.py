@@ -37,8 +37,18 @@ from .errors import (
     ResolutionErrors,
     SourceLocation,
 )
+from .lifecycle import MARKER_KEY, PruneCandidate, read_candidates
 from .migration import SkippedItem, Strategy, index_migration
-from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
+from .model import (
+    INHERIT,
+    AclSpec,
+    ContainerSpec,
+    Manifest,
+    PrincipalKind,
+    PrincipalRef,
+    Prune,
+    WikiSpec,
+)
 from .plan import Target
 from .preflight import read_problem
 from .resources import registry
@@ -47,7 +57,6 @@ from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
 
-MARKER_KEY = "synapse_declare_managed"
 FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
 PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
 
@@ -115,6 +124,8 @@ class LiveState:
     # Migration destinations this machine cannot read (apply's --verify md5/size would fail):
     # location name → the reason, read only when a migration has files to copy there.
     unreadable: dict[str, str] = field(default_factory=dict)
+    # Undeclared folders under `prune:` containers (address → what deleting it takes).
+    prune_candidates: dict[str, PruneCandidate] = field(default_factory=dict)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -410,7 +421,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         _parallel(
             api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
         )
-        listing = [(s, lv) for s, lv in existing if s.folders]
+        listing = [(s, lv) for s, lv in existing if s.folders or s.prune is not Prune.OFF]
 
         def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
             job[1].children = {str(h["name"]): h for h in api.children(job[1].syn_id)}
@@ -441,6 +452,9 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                         )
                 next_level.append((child, child_live))
         level = next_level
+    candidates = read_candidates(api, manifest, containers)
+    for address, candidate in sorted(candidates.items()):
+        observed[address] = f"{candidate.syn_id} etag={candidate.etag}"
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
     certified = api.is_certified() if _needs_certification(manifest) else None
     exposures = acl_audit.find_exposures(
@@ -464,6 +478,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         certified=certified,
         audit_public=audit_public,
         unreadable=unreadable,
+        prune_candidates=candidates,
     )
 
 

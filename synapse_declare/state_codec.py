@@ -8,9 +8,11 @@ keeps ints, access sets stay sets (written sorted so a capture diffs cleanly).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .lifecycle import PruneCandidate
 from .migration import MigrationIndex
 from .model import PrincipalRef, parse_principal
 from .plan import Target
@@ -42,6 +44,17 @@ def encode(live: LiveState) -> dict[str, Any]:
         "certified": live.certified,
         "audit_public": live.audit_public,
         "unreadable": dict(sorted(live.unreadable.items())),
+        # Only under `prune:` (issue 11); absent otherwise, so older captures still round-trip.
+        **(
+            {
+                "prune_candidates": {
+                    address: dataclasses.asdict(candidate)
+                    for address, candidate in sorted(live.prune_candidates.items())
+                }
+            }
+            if live.prune_candidates
+            else {}
+        ),
     }
 
 
@@ -69,6 +82,10 @@ def decode(data: Mapping[str, Any]) -> LiveState:
         certified=data["certified"],
         audit_public=bool(data["audit_public"]),
         unreadable=dict(data["unreadable"]),
+        prune_candidates={
+            str(address): PruneCandidate(**candidate)
+            for address, candidate in data.get("prune_candidates", {}).items()
+        },
     )
 
 

@@ -95,15 +95,26 @@ def test_every_plan_resource_has_exactly_one_kind() -> None:
         assert resource in registry.kind_of(resource).resources
 
 
-@pytest.mark.parametrize("operation", [Operation.PRUNE, Operation.EXPORT])
+@pytest.mark.parametrize(
+    ("resource", "operation", "supported"),
+    [
+        (Resource.WIKI_PAGE, Operation.PRUNE, "apply, plan"),
+        (Resource.FOLDER, Operation.EXPORT, "apply, plan, prune"),
+    ],
+)
 def test_an_operation_a_kind_does_not_implement_is_refused_clearly(
-    operation: Operation,
+    resource: Resource, operation: Operation, supported: str
 ) -> None:
     with pytest.raises(UnsupportedOperation) as caught:
-        registry.require(Resource.FOLDER, operation)
+        registry.require(resource, operation)
     message = str(caught.value)
-    assert f"{operation.value} is not implemented for folder resources" in message
-    assert "apply, plan" in message
+    label = registry.kind_of(resource).label(resource)
+    assert f"{operation.value} is not implemented for {label} resources" in message
+    assert f"they support: {supported})" in message
+
+
+def test_folders_implement_prune() -> None:
+    assert registry.require(Resource.FOLDER, Operation.PRUNE) is registry.kind_of(Resource.FOLDER)
 
 
 def test_apply_is_implemented_by_every_kind() -> None:

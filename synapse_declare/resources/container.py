@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Conflict, Forbidden, PreconditionFailed
+from ..errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from ..model import AclSpec, ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
@@ -15,7 +15,7 @@ from .base import ApplyContext, BundleFlags, Operation
 class ContainerKind:
     name = "container"
     resources = (Resource.PROJECT, Resource.FOLDER)
-    operations = frozenset({Operation.PLAN, Operation.APPLY})
+    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.PRUNE})
 
     def label(self, resource: Resource) -> str:
         return resource.value
@@ -33,7 +33,35 @@ class ContainerKind:
     def apply(self, ctx: ApplyContext, change: Change) -> str:
         if change.action is Action.CREATE:
             return self.create(ctx, change)
+        if change.action is Action.DELETE:
+            return self.trash(ctx, change)
         return self.update(ctx, change)
+
+    def trash(self, ctx: ApplyContext, change: Change) -> str:
+        """PRUNE: the folder to the trash, refused when it changed since the plan read it (its
+        etag; the plan's guards were decided on that state)."""
+        assert change.syn_id is not None
+        syn_id = change.syn_id
+
+        def attempt() -> str:
+            try:
+                current = ctx.api.get_entity(syn_id)
+            except NotFound:
+                return syn_id  # already in the trash (a re-run after an interrupted apply)
+            if current.get("etag") != change.prior_etag:
+                raise ctx.conflict(change, "it changed since the plan read it")
+            ctx.api.trash_entity(syn_id)
+            return syn_id
+
+        def check() -> str | None:
+            try:
+                ctx.api.get_entity(syn_id)
+            except NotFound:
+                return syn_id
+            return None
+
+        ctx.resolve(f"delete {change.address}", attempt, check)
+        return f"{syn_id}: to the trash"
 
     def create(self, ctx: ApplyContext, change: Change) -> str:
         desired = change.desired
@@ -134,7 +162,9 @@ class AnnotationsAspect:
     name = "annotations"
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
-        return BundleFlags(annotations=spec.kind.value == "project" or spec.annotations is not None)
+        return BundleFlags(
+            annotations=spec.kind.value == "project" or spec.annotations is not None or spec.protect
+        )
 
 
 class AclAspect:

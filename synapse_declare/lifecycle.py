@@ -1,0 +1,91 @@
+"""The read side of pruning (issue 11): what a ``prune:`` container's undeclared folders hold.
+
+Read only for containers with ``prune:`` set, one bundle (entity + annotations: the markers
+that say synapse-declare created it, or that it is protected) and one children listing per
+folder of the candidate's subtree (files counted, bytes summed by Synapse in the same page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from .model import Manifest, Prune
+from .resources.base import Address
+
+if TYPE_CHECKING:
+    from .client.synapse import SynapseAPI
+    from .state import LiveContainer
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MARKER_KEY = "synapse_declare_managed"  # written at create (projects and folders) and adoption
+PROTECT_KEY = "synapse_declare_protected"  # written for `protect: true`; refuses deletion
+FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
+FILE_TYPE = "org.sagebionetworks.repo.model.FileEntity"
+TRASH_RETENTION_DAYS = 30  # Synapse's trash worker purges older rows (synapse-api-2.md §3.1)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCandidate:
+    """An undeclared folder directly under a ``prune:`` container, and what deleting it takes."""
+
+    syn_id: str
+    etag: str
+    managed: bool  # carries synapse-declare's marker
+    protected: bool
+    files: int
+    bytes: int
+    folders: int  # sub-folders that would go with it
+
+
+def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=max(1, api.t.options.max_concurrency)) as pool:
+        return list(pool.map(fn, items))
+
+
+def read_candidates(
+    api: SynapseAPI, manifest: Manifest, containers: dict[str, LiveContainer | None]
+) -> dict[str, PruneCandidate]:
+    jobs: list[tuple[str, str]] = []  # (address, syn id)
+    for spec in manifest.walk():
+        live = containers.get(spec.address)
+        if spec.prune is Prune.OFF or live is None or live.children is None:
+            continue
+        declared = {child.name for child in spec.folders}
+        for name, header in sorted(live.children.items()):
+            if name not in declared and header.get("type") == FOLDER_TYPE:
+                address = str(Address.container("folder", name, spec.address))
+                jobs.append((address, str(header["id"])))
+
+    def read(job: tuple[str, str]) -> tuple[str, PruneCandidate]:
+        address, syn_id = job
+        bundle = api.bundle(syn_id, includeEntity=True, includeAnnotations=True)
+        keys = bundle.get("annotations", {}).get("annotations", {})
+        files = size = folders = 0
+        pending = [syn_id]
+        while pending:
+            headers, total = api.children_census(pending.pop())
+            size += total
+            for header in headers:
+                if header.get("type") == FOLDER_TYPE:
+                    folders += 1
+                    pending.append(str(header["id"]))
+                elif header.get("type") == FILE_TYPE:
+                    files += 1
+        return address, PruneCandidate(
+            syn_id=syn_id,
+            etag=str(bundle["entity"]["etag"]),
+            managed=MARKER_KEY in keys,
+            protected=PROTECT_KEY in keys,
+            files=files,
+            bytes=size,
+            folders=folders,
+        )
+
+    return dict(_parallel(api, read, jobs))
