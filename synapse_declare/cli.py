@@ -57,6 +57,7 @@ EPILOG = """examples:
   synapse-declare sts "My Project/Pipelines" --format shell
   synapse-declare expand manifests/ --var bucket=lab-data    templates and variables expanded
   synapse-declare output manifests/ --format env >> "$GITHUB_ENV"
+  synapse-declare access "My Project" --user alice     who reaches what, and through which grant
 
 credentials: --token-file, then ~/.synapseConfig (profiles, [endpoints]), then
 SYNAPSE_AUTH_TOKEN. exit codes: 0 ok, 1 error, 2 changes (plan --detailed-exitcode),
@@ -90,6 +91,7 @@ def build_parser() -> _Parser:
     _register_schema(sub)
     _register_emulator(sub)
     _register_sts(sub)
+    _register_access(sub)
     _register_demo(sub)
     return parser
 
@@ -1183,3 +1185,107 @@ class PlainProgress(Progress):  # presentation: the only printing progress, at t
                 file=self.stream,
                 flush=True,
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# access
+
+
+def _register_access(sub: argparse._SubParsersAction[_Parser]) -> None:
+    parser = sub.add_parser(
+        "access",
+        help="report effective access after inheritance and teams (read-only)",
+        description="What each principal can do on every entity under the targets, as Synapse "
+        "decides it (benefactor inheritance, team membership, PUBLIC, AUTHENTICATED_USERS, "
+        "certification, the creator's settings right), and through which ACL entry. Never "
+        "writes. csv and markdown default to the access-review scope: projects, top-level "
+        "folders and every entity with its own ACL.",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="a project name, a path 'Project/Folder', a syn id, or manifest files/directories "
+        "(every project they declare)",
+    )
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--user", metavar="NAME", help="only what this user can reach, and how")
+    who.add_argument("--team", metavar="NAME", help="only what this team's grants reach")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "csv", "markdown"),
+        default="text",
+        help="output format (csv/markdown: the periodic access-review export)",
+    )
+    parser.add_argument("--json", action="store_true", help="shorthand for --format json")
+    parser.add_argument(
+        "--scope",
+        choices=("all", "review"),
+        help="every entity, or projects + top-level folders + entities with their own ACL "
+        "(default: all for text/json, review for csv/markdown)",
+    )
+    parser.add_argument(
+        "--no-requirements",
+        action="store_true",
+        help="skip the access-requirement listing (one call per entity)",
+    )
+    _add_variables(parser)
+    _add_connection(parser)
+    parser.set_defaults(handler=_access)
+
+
+def _access_targets(args: argparse.Namespace) -> list[Any]:
+    """Manifest paths become one target per declared project (located); the rest as given."""
+    from .access import TargetSpec
+
+    targets: list[TargetSpec] = []
+    manifests = [
+        Path(t) for t in args.targets if Path(t).is_dir() or Path(t).suffix in (".yaml", ".yml")
+    ]
+    missing = [p for p in manifests if not p.exists()]
+    if missing:
+        raise UsageError(
+            f"{missing[0]}: no such manifest file",
+            hint="a TARGET ending in .yaml/.yml is read as a manifest; give an existing file",
+        )
+    if manifests:
+        report = _load(args, manifests)
+        assert report.manifest is not None
+        targets.extend(TargetSpec(p.name, p.location) for p in report.manifest.projects)
+    manifest_texts = {str(p) for p in manifests}
+    targets.extend(TargetSpec(t) for t in args.targets if t not in manifest_texts)
+    return targets
+
+
+def _access(args: argparse.Namespace) -> int:
+    from .access import effective_access, read_access_world, resolve_team, resolve_user
+    from .access_report import RENDERERS, ReportRequest, Scope
+    from .client.synapse import SynapseAPI
+    from .state import whoami
+
+    fmt = "json" if args.json else args.format
+    scope = Scope(args.scope or ("review" if fmt in ("csv", "markdown") else "all"))
+    targets = _access_targets(args)
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        whoami(api)  # a non-Synapse --endpoint is named as such, not a confusing 404 later
+        focus = None
+        if args.user:
+            focus = resolve_user(api, args.user)
+        elif args.team:
+            focus = resolve_team(api, args.team)
+        with _ReadingProgress(api, quiet=args.quiet):
+            world, stats = read_access_world(
+                api,
+                targets,
+                users=[focus] if focus is not None and args.user else [],
+                requirements=not args.no_requirements,
+            )
+    finally:
+        api.t.close()
+    report = effective_access(world, users=[focus] if focus is not None and args.user else [])
+    request = ReportRequest(tuple(t.text for t in targets), focus, scope)
+    sys.stdout.write(RENDERERS[fmt](report, stats, request))
+    sys.stdout.flush()
+    return EXIT_OK

@@ -45,7 +45,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .client.s3 import describe_exception
+from .client.s3 import describe_exception, error_code
 from .client.synapse import SynapseAPI
 from .errors import Forbidden, MigrationError, S3AccessError, VerificationError
 from .journal import CopyRecord, Journal
@@ -475,7 +475,7 @@ class FastCopier:
         except NoCredentialsError:
             self._refuse(source["Bucket"], "no AWS credentials")
         except ClientError as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code in ("403", "AccessDenied", "Forbidden"):
                 self._refuse(source["Bucket"], code)
             raise MigrationError(
@@ -503,7 +503,7 @@ class FastCopier:
             etags = self._direct_parts(source, source_etag, key, size, what)
             return FastCopy("", key, size, md5_proven=False, part_etags=tuple(etags))
         except ClientError as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code in ("PreconditionFailed", "412"):
                 raise MigrationError(
                     f"{what}: the source object changed while it was being copied "
@@ -608,7 +608,7 @@ class FastCopier:
         except NoCredentialsError:
             self._stop_relaying("no AWS credentials")
         except ClientError as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code in ("403", "AccessDenied", "Forbidden"):
                 self._stop_relaying(code)
             raise S3AccessError(
@@ -662,19 +662,6 @@ def _read_at_most(response: requests.Response, size: int) -> bytes:
         if total > size:
             break  # more than the handle says: the comparison reports it
     return b"".join(chunks)
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error") or {}
-        code = str(error.get("Code") or "")
-        if code:
-            return code
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        if status:
-            return str(status)
-    return type(exc).__name__
 
 
 __all__ = [

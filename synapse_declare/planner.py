@@ -42,7 +42,16 @@ from .model import (
 from .plan import DEFAULT_MAX_DELETIONS, Action, Change, FieldChange, Plan, Resource
 from .pruning import plan_deletions
 from .resources.base import Address, owner_of, storage_address, sub_address
-from .resources.payloads import EtagPrior, WikiOrderDesired, WikiPageDesired, WikiPagePrior
+from .resources.payloads import (
+    ContainerCreate,
+    ContainerPrior,
+    ContainerUpdate,
+    EtagPrior,
+    MigrationDesired,
+    WikiOrderDesired,
+    WikiPageDesired,
+    WikiPagePrior,
+)
 from .state import (
     FOLDER_TYPE,
     PROJECT_TYPE,
@@ -231,13 +240,13 @@ def _migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         syn_id=index.container_id,
         fields=fields if index.items else (),
         depends_on=tuple(depends),
-        desired={
-            "container": spec.address,
-            "destination": migration.to,
-            "endpoint_url": live.storage.endpoints.get(migration.to),
-            "strategy": migration.versions,
-            "index": index.to_json(),
-        },
+        desired=MigrationDesired(
+            container=spec.address,
+            destination=migration.to,
+            endpoint_url=live.storage.endpoints.get(migration.to),
+            strategy=migration.versions,
+            index=index.to_json(),
+        ).to_json(),
         reason=(
             f"{migration.versions} version(s) to {migration.to}, copied by the cheapest path "
             "per file (see copy_paths), verified, sources kept"
@@ -283,14 +292,14 @@ def _move_change(spec: ContainerSpec, live: LiveState) -> Change | None:
         if index.items
         else (),
         depends_on=tuple(depends),
-        desired={
-            "container": spec.address,
-            "destination": location,
-            "strategy": "move",
-            "move_to": spec.address,
-            "endpoint_url": live.storage.endpoints.get(location),
-            "index": index.to_json(),
-        },
+        desired=MigrationDesired(
+            container=spec.address,
+            destination=location,
+            endpoint_url=live.storage.endpoints.get(location),
+            strategy="move",
+            index=index.to_json(),
+            move_to=spec.address,
+        ).to_json(),
         reason=(
             f"files copied into {location} and moved here: same Synapse ids, sources kept"
             if index.items
@@ -440,8 +449,8 @@ def _display_path(address: str) -> str:
     return Address.parse(address).display_path
 
 
-def _acl_wire(entries: Mapping[int, frozenset[str]]) -> list[dict[str, Any]]:
-    return [{"principalId": p, "accessType": sorted(a)} for p, a in sorted(entries.items())]
+def _acl_wire(entries: Mapping[int, frozenset[str]]) -> tuple[dict[str, Any], ...]:
+    return tuple({"principalId": p, "accessType": sorted(a)} for p, a in sorted(entries.items()))
 
 
 def _principal_names(spec: ContainerSpec, live: LiveState) -> dict[int, str]:
@@ -520,16 +529,16 @@ def _plan_container(
                 syn_id=None,
                 fields=tuple(fields),
                 depends_on=depends,
-                desired={
-                    "entity": entity,
-                    "annotations": desired_annotations,
-                    "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
+                desired=ContainerCreate(
+                    entity=entity,
+                    annotations=desired_annotations,
+                    acl=_acl_wire(desired_acl) if desired_acl is not None else None,
                     # The ACL is set after the create, etag-guarded, when it cannot go in the
                     # bundle2/create call: a new project already has its creator's ACL, which
                     # Synapse would update and ask an etag for that nobody can know yet; and
                     # bundle2/create applies the ACL before the annotations, which need UPDATE
                     # that the new ACL may give us only through a team.
-                    "acl_after_create": desired_acl is not None
+                    acl_after_create=desired_acl is not None
                     and (
                         is_project
                         or bool(
@@ -537,8 +546,8 @@ def _plan_container(
                             and "UPDATE" not in desired_acl.get(live.target.user_id, frozenset())
                         )
                     ),
-                    "parent": parent.address if parent is not None else None,
-                },
+                    parent=parent.address if parent is not None else None,
+                ).to_json(),
                 reason="does not exist",
             )
         )
@@ -622,17 +631,17 @@ def _plan_container(
             syn_id=current.syn_id,
             fields=tuple(fields),
             depends_on=depends,
-            desired={
-                "entity_update": entity_update or None,
-                "annotations": annotations_after,
-                "acl_op": acl_op,
-                "acl": _acl_wire(desired_acl) if desired_acl is not None else None,
-            },
-            prior={
-                "etag": current.etag,
-                "entity": current.entity if entity_update else None,
-                "acl_etag": current.acl.etag if current.acl is not None else None,
-            },
+            desired=ContainerUpdate(
+                entity_update=entity_update or None,
+                annotations=annotations_after,
+                acl_op=acl_op,
+                acl=_acl_wire(desired_acl) if desired_acl is not None else None,
+            ).to_json(),
+            prior=ContainerPrior(
+                etag=current.etag,
+                entity=current.entity if entity_update else None,
+                acl_etag=current.acl.etag if current.acl is not None else None,
+            ).to_json(),
             reason=reason,
         )
     )

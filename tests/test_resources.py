@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synapse_declare.errors import SourceLocation
+from synapse_declare.errors import PlanError, SourceLocation
 from synapse_declare.model import AclSpec, ContainerSpec, EntityKind
 from synapse_declare.plan import Resource
 from synapse_declare.resources import registry
@@ -18,6 +18,12 @@ from synapse_declare.resources.base import (
     owner_of,
     storage_address,
     sub_address,
+)
+from synapse_declare.resources.payloads import (
+    ContainerCreate,
+    ContainerUpdate,
+    UploadDesired,
+    WikiPageDesired,
 )
 
 FORMS = [
@@ -156,3 +162,29 @@ def test_one_bundle_carries_the_union_of_every_kinds_flags() -> None:
     }
     # An inheriting folder's ACL is not read: its children page already said it inherits.
     assert registry.bundle_flags(_folder(acl=acl), own_acl=False) == BundleFlags()
+
+
+def test_a_damaged_payload_is_a_clear_plan_error_not_a_key_error() -> None:
+    with pytest.raises(PlanError, match="a wiki page change has no 'parent'"):
+        WikiPageDesired.from_json({"title": "T", "markdown": ""})
+    with pytest.raises(PlanError, match="unknown ACL operation 'explode'"):
+        ContainerUpdate.from_json({"acl_op": "explode"})
+
+
+def test_payloads_round_trip_through_their_json() -> None:
+    create = ContainerCreate(
+        entity={"name": "F", "concreteType": "org.sagebionetworks.repo.model.Folder"},
+        annotations={"k": {"type": "STRING", "value": ["v"]}},
+        acl=({"principalId": 1, "accessType": ["READ"]},),
+        acl_after_create=True,
+        parent="project:P",
+    )
+    assert ContainerCreate.from_json(create.to_json()) == create
+    update = ContainerUpdate(
+        entity_update={"description": "d"}, annotations=None, acl_op="delete", acl=None
+    )
+    assert ContainerUpdate.from_json(update.to_json()) == update
+    page = WikiPageDesired("project:P", None, "Home", "# Hi")
+    assert WikiPageDesired.from_json(page.to_json()) == page
+    upload = UploadDesired("project:P", (1, "new:lab"))
+    assert UploadDesired.from_json(upload.to_json()) == upload

@@ -106,7 +106,8 @@ def make_s3_client(
     return client
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
+    """An S3 error's code (``AccessDenied``), else its HTTP status, else the exception type."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error") or {}
@@ -120,7 +121,7 @@ def _error_code(exc: BaseException) -> str:
 
 
 def _access_error(action: str, bucket: str, key: str, exc: BaseException) -> S3AccessError:
-    code = _error_code(exc)
+    code = error_code(exc)
     hint = None
     if code in ("NoCredentialsError", "PartialCredentialsError"):
         hint = (
@@ -296,7 +297,7 @@ def check_owner_txt(
             "the storage location is created",
         )
     except ClientError as exc:
-        code = _error_code(exc)
+        code = error_code(exc)
         if code == "NoSuchBucket":
             return OwnerCheck(
                 bucket, key, True, False, False, error=f"Did not find S3 bucket {bucket}"
@@ -451,6 +452,7 @@ __all__ = [
     "PartCopier",
     "check_owner_txt",
     "describe_exception",
+    "error_code",
     "make_s3_client",
     "normalise_endpoint",
     "object_key_from_url",

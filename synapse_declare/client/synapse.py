@@ -409,3 +409,57 @@ class SynapseAPI:
                 "PUT", f"/entity/{entity['id']}", body=entity, params={"newVersion": "true"}
             )
         )
+
+    # -- effective access (read-only) ------------------------------------------------------
+
+    def entity_path(self, entity_id: str) -> list[dict[str, Any]]:
+        """The entity's ancestors and itself, root first (``GET /entity/{id}/path``)."""
+        body = self.t.request("GET", f"/entity/{entity_id}/path")
+        return list(body.get("path", [])) if isinstance(body, dict) else []
+
+    def benefactor(self, entity_id: str) -> dict[str, Any]:
+        """The header of the entity whose ACL governs ``entity_id``."""
+        return dict(self.t.request("GET", f"/entity/{entity_id}/benefactor"))
+
+    def team_member_ids(self, team_id: int) -> list[dict[str, Any]]:
+        """Every member's UserGroupHeader (``GET /teamMembers/{id}``, offset paging by 50)."""
+        members: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = self.t.request(
+                "GET", f"/teamMembers/{team_id}", params={"offset": offset, "limit": 50}
+            )
+            page = body.get("results", []) if isinstance(body, dict) else []
+            members.extend(dict(m["member"]) for m in page)
+            if len(page) < 50:
+                return members
+            offset += 50
+
+    def teams_by_fragment(self, fragment: str) -> list[dict[str, Any]]:
+        """Teams whose name (or a word of it) starts with ``fragment``: one page of 50."""
+        body = self.t.request(
+            "GET", "/teams", params={"fragment": fragment, "offset": 0, "limit": 50}
+        )
+        return list(body.get("results", [])) if isinstance(body, dict) else []
+
+    def user_is_certified(self, user_id: int) -> bool:
+        """Whether a user passed the certification quiz (their bundle, mask 0x8)."""
+        body = self.t.request("GET", f"/user/{user_id}/bundle", params={"mask": 8})
+        return bool(body.get("isCertified")) if isinstance(body, dict) else False
+
+    def entity_access_requirements(self, entity_id: str) -> list[dict[str, Any]]:
+        """Requirements bound to the entity or an ancestor (offset paging; the "total" is the
+        page size, so pages are read until a short one)."""
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = self.t.request(
+                "GET",
+                f"/entity/{entity_id}/accessRequirement",
+                params={"offset": offset, "limit": 50},
+            )
+            page = body.get("results", []) if isinstance(body, dict) else []
+            found.extend(page)
+            if len(page) < 50:
+                return found
+            offset += 50

@@ -10,6 +10,7 @@ from ..errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from ..model import AclSpec, ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
+from .payloads import ContainerCreate, ContainerPrior, ContainerUpdate
 
 
 class ContainerKind:
@@ -64,21 +65,21 @@ class ContainerKind:
         return f"{syn_id}: to the trash"
 
     def create(self, ctx: ApplyContext, change: Change) -> str:
-        desired = change.desired
-        entity = dict(desired["entity"])
-        parent_address = desired.get("parent")
-        parent_id = ctx.id_of(parent_address) if parent_address else None
+        desired = ContainerCreate.from_json(change.desired)
+        entity = dict(desired.entity)
+        parent_id = ctx.id_of(desired.parent) if desired.parent else None
         if parent_id is not None:
             entity["parentId"] = parent_id
         me = str(ctx.plan.target.user_id)
-        acl = desired.get("acl")
+        acl = None if desired.acl is None else [dict(e) for e in desired.acl]
         # The planner decides when the ACL cannot go in the create call (see planner.py).
-        acl_later = bool(desired.get("acl_after_create"))
+        acl_later = desired.acl_after_create
         bundle_acl = None if acl_later else acl
+        annotations = None if desired.annotations is None else dict(desired.annotations)
 
         def attempt() -> dict[str, Any]:
             try:
-                return ctx.api.create_bundle(entity, desired.get("annotations"), bundle_acl)
+                return ctx.api.create_bundle(entity, annotations, bundle_acl)
             except Conflict as err:
                 raise ctx.conflict(
                     change, f"an entity named {entity['name']!r} appeared there"
@@ -103,11 +104,13 @@ class ContainerKind:
     def update(self, ctx: ApplyContext, change: Change) -> str:
         assert change.syn_id is not None
         syn_id = change.syn_id
-        desired, prior = change.desired, change.prior
-        etag = prior.get("etag")
+        desired = ContainerUpdate.from_json(change.desired)
+        prior = ContainerPrior.from_json(change.prior)
+        etag = prior.etag
         done: list[str] = []
-        if desired.get("entity_update"):
-            entity = {**dict(prior["entity"]), **desired["entity_update"], "etag": etag}
+        wanted_fields = desired.entity_update
+        if wanted_fields:
+            entity = {**dict(prior.entity or {}), **wanted_fields, "etag": etag}
 
             def put_entity() -> dict[str, Any]:
                 try:
@@ -117,7 +120,7 @@ class ContainerKind:
 
             def check_entity() -> dict[str, Any] | None:
                 current = ctx.api.get_entity(syn_id)
-                if all(current.get(k) == v for k, v in desired["entity_update"].items()):
+                if all(current.get(k) == v for k, v in wanted_fields.items()):
                     return current
                 if current.get("etag") == etag:
                     return None
@@ -125,7 +128,7 @@ class ContainerKind:
 
             etag = ctx.resolve(f"update {change.address}", put_entity, check_entity)["etag"]
             done.append("entity")
-        annotations = desired.get("annotations")
+        annotations = None if desired.annotations is None else dict(desired.annotations)
         if annotations is not None:
             sent_etag = etag
 
@@ -147,9 +150,10 @@ class ContainerKind:
                 f"annotations of {change.address}", put_annotations, check_annotations
             )["etag"]
             done.append("annotations")
-        acl_op = desired.get("acl_op")
+        acl_op = desired.acl_op
         if acl_op:
-            apply_acl(ctx, change, syn_id, acl_op, desired.get("acl") or [], prior.get("acl_etag"))
+            entries = [dict(e) for e in desired.acl or ()]
+            apply_acl(ctx, change, syn_id, acl_op, entries, prior.acl_etag)
             done.append(f"acl {acl_op}")
         ctx.record(change.address, syn_id)
         return f"{syn_id}: " + ", ".join(done) if done else syn_id

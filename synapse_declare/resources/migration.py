@@ -10,6 +10,7 @@ from ..migration import MigrationIndex, MigrationOptions, run_migration
 from ..model import ContainerSpec
 from ..plan import Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
+from .payloads import MigrationDesired
 
 
 class MigrationKind:
@@ -27,16 +28,16 @@ class MigrationKind:
         return  # a migration has no id other changes depend on
 
     def apply(self, ctx: ApplyContext, change: Change) -> str:
-        desired = change.desired
-        index = MigrationIndex.from_json(desired["index"])
-        name = str(desired["destination"])
+        desired = MigrationDesired.from_json(change.desired)
+        index = MigrationIndex.from_json(desired.index)
+        name = desired.destination
         with ctx.lock:
             destination = ctx.locations.get(name, index.destination_id)
         if destination is None:
             raise MigrationError(f"{change.address}: destination {name!r} was not created")
         options = ctx.migration_options or MigrationOptions()
         factory = ctx.reader_factory or DestinationReader.from_settings
-        move_to = ctx.id_of(str(desired["move_to"])) if desired.get("move_to") else None
+        move_to = ctx.id_of(desired.move_to) if desired.move_to else None
         report = run_migration(
             ctx.api,
             index,
@@ -44,7 +45,7 @@ class MigrationKind:
             move_to=move_to,
             endpoint=ctx.plan.target.endpoint,
             user_id=ctx.plan.target.user_id,
-            verifier=factory(desired.get("endpoint_url")),
+            verifier=factory(desired.endpoint_url),
             options=options,
             progress=ctx.progress,
         )

@@ -154,3 +154,117 @@ class UploadPrior:
             etag=None if etag is None else str(etag),
             setting=dict(_field(data, "setting", "upload destination")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerCreate:
+    entity: Mapping[str, Any]  # the Project/Folder body (parentId added at apply time)
+    annotations: Mapping[str, Any] | None  # Annotations v2 map, sent in the create call
+    acl: tuple[Mapping[str, Any], ...] | None  # resourceAccess entries
+    # Set the ACL after the create (etag-guarded) instead of in it (see the planner for why).
+    acl_after_create: bool
+    parent: str | None  # the parent's address (None for a project)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entity": dict(self.entity),
+            "annotations": None if self.annotations is None else dict(self.annotations),
+            "acl": None if self.acl is None else [dict(e) for e in self.acl],
+            "acl_after_create": self.acl_after_create,
+            "parent": self.parent,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContainerCreate:
+        annotations, acl, parent = data.get("annotations"), data.get("acl"), data.get("parent")
+        return cls(
+            entity=dict(_field(data, "entity", "create")),
+            annotations=None if annotations is None else dict(annotations),
+            acl=None if acl is None else tuple(dict(e) for e in acl),
+            acl_after_create=bool(data.get("acl_after_create")),
+            parent=None if parent is None else str(parent),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUpdate:
+    entity_update: Mapping[str, Any] | None  # entity fields to change (name, description...)
+    annotations: Mapping[str, Any] | None  # the whole annotations map to PUT, when it changes
+    acl_op: str | None  # "create", "update", "delete" or None
+    acl: tuple[Mapping[str, Any], ...] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entity_update": None if self.entity_update is None else dict(self.entity_update),
+            "annotations": None if self.annotations is None else dict(self.annotations),
+            "acl_op": self.acl_op,
+            "acl": None if self.acl is None else [dict(e) for e in self.acl],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContainerUpdate:
+        update, annotations = data.get("entity_update"), data.get("annotations")
+        acl, op = data.get("acl"), data.get("acl_op")
+        if op not in (None, "create", "update", "delete"):
+            raise PlanError(f"the plan file is damaged: unknown ACL operation {op!r}")
+        return cls(
+            entity_update=None if not update else dict(update),
+            annotations=None if annotations is None else dict(annotations),
+            acl_op=op,
+            acl=None if acl is None else tuple(dict(e) for e in acl),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPrior:
+    etag: str | None  # the entity's etag as read
+    entity: Mapping[str, Any] | None  # the entity as read, when its fields change
+    acl_etag: str | None  # the own ACL's etag, when it has one
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "etag": self.etag,
+            "entity": None if self.entity is None else dict(self.entity),
+            "acl_etag": self.acl_etag,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContainerPrior:
+        etag, entity, acl_etag = data.get("etag"), data.get("entity"), data.get("acl_etag")
+        return cls(
+            etag=None if etag is None else str(etag),
+            entity=None if entity is None else dict(entity),
+            acl_etag=None if acl_etag is None else str(acl_etag),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationDesired:
+    container: str  # address of the project/folder whose files move
+    destination: str  # the storage location's manifest name
+    endpoint_url: str | None  # its S3 endpoint (for verification reads)
+    strategy: str  # "all", "latest", "new" or "move" (move_files_from)
+    index: Mapping[str, Any]  # migration.MigrationIndex.to_json(): what moves, what stays
+    move_to: str | None = None  # move_files_from: the STS folder the files move into
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "container": self.container,
+            "destination": self.destination,
+            "endpoint_url": self.endpoint_url,
+            "strategy": self.strategy,
+            "index": dict(self.index),
+        }
+        return data if self.move_to is None else {**data, "move_to": self.move_to}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MigrationDesired:
+        endpoint, move_to = data.get("endpoint_url"), data.get("move_to")
+        return cls(
+            container=str(_field(data, "container", "migration")),
+            destination=str(_field(data, "destination", "migration")),
+            endpoint_url=None if endpoint is None else str(endpoint),
+            strategy=str(_field(data, "strategy", "migration")),
+            index=dict(_field(data, "index", "migration")),
+            move_to=None if not move_to else str(move_to),
+        )
