@@ -47,7 +47,12 @@ def find_leftovers(manifest: Manifest, live: LiveState) -> tuple[Leftover, ...]:
                     "own ACL; the manifest has no acl: for this folder",
                 )
             )
-        found.extend(_folders(spec.address, {c.name for c in spec.folders}, current))
+        moved = {
+            moved_live.syn_id
+            for c in spec.folders
+            if c.address in live.relocated and (moved_live := live.containers.get(c.address))
+        }
+        found.extend(_folders(spec.address, {c.name for c in spec.folders}, current, moved))
         declared_keys = set(spec.annotations or {}) | OWN_KEYS
         for key, value in sorted((current.annotations or {}).items()):
             if key not in declared_keys:
@@ -63,9 +68,11 @@ def find_leftovers(manifest: Manifest, live: LiveState) -> tuple[Leftover, ...]:
     return tuple(found)
 
 
-def _folders(owner: str, declared: set[str], current: LiveContainer) -> Iterable[Leftover]:
+def _folders(
+    owner: str, declared: set[str], current: LiveContainer, moved: set[str]
+) -> Iterable[Leftover]:
     for name, header in sorted((current.children or {}).items()):
-        if name in declared or header.get("type") != FOLDER_TYPE:
+        if name in declared or header.get("type") != FOLDER_TYPE or str(header["id"]) in moved:
             continue
         syn_id = str(header["id"])
         address = str(Address.container("folder", name, owner))

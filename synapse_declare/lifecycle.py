@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import Manifest, Prune
 from .resources.base import Address
@@ -42,6 +42,37 @@ class PruneCandidate:
     folders: int  # sub-folders that would go with it
 
 
+@dataclass(frozen=True, slots=True)
+class Relocation:
+    """A declared folder found under a name or path from its ``previously:`` list."""
+
+    previous: str  # the old name (same parent) or project-relative path
+    parent_id: str  # where it is now
+
+
+def find_previous(
+    api: SynapseAPI,
+    previously: Sequence[str],
+    siblings: dict[str, dict[str, Any]],
+    project_id: str,
+) -> tuple[str, str] | None:
+    """(syn id, old name or path) of the first ``previously`` entry that exists as a folder.
+    An old name costs nothing (the parent's children page is already read); an old path one
+    lookup per segment."""
+    for old in previously:
+        if "/" not in old:
+            header = siblings.get(old)
+            if header is not None and header.get("type") == FOLDER_TYPE:
+                return str(header["id"]), old
+            continue
+        current: str | None = project_id
+        for name in old.strip("/").split("/"):
+            current = api.lookup_child(current, name) if current else None
+        if current is not None:
+            return current, old
+    return None
+
+
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     if len(items) <= 1:
         return [fn(item) for item in items]
@@ -50,8 +81,12 @@ def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list
 
 
 def read_candidates(
-    api: SynapseAPI, manifest: Manifest, containers: dict[str, LiveContainer | None]
+    api: SynapseAPI,
+    manifest: Manifest,
+    containers: dict[str, LiveContainer | None],
+    relocated_ids: set[str],
 ) -> dict[str, PruneCandidate]:
+    """``relocated_ids``: declared folders found under an old name; never candidates."""
     jobs: list[tuple[str, str]] = []  # (address, syn id)
     for spec in manifest.walk():
         live = containers.get(spec.address)
@@ -59,7 +94,11 @@ def read_candidates(
             continue
         declared = {child.name for child in spec.folders}
         for name, header in sorted(live.children.items()):
-            if name not in declared and header.get("type") == FOLDER_TYPE:
+            if (
+                name not in declared
+                and header.get("type") == FOLDER_TYPE
+                and str(header["id"]) not in relocated_ids
+            ):
                 address = str(Address.container("folder", name, spec.address))
                 jobs.append((address, str(header["id"])))
 

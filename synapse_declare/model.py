@@ -322,6 +322,7 @@ class ContainerSpec:
     """Stable resource address, e.g. ``project:AD Portal/folder:Raw Data/folder:RNAseq``."""
     prune: Prune = Prune.OFF
     protect: bool = False  # refuse its deletion; written on the entity (see lifecycle.py)
+    previously: tuple[str, ...] = ()  # old names or project-relative paths (renames, moves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -921,6 +922,7 @@ class _ModelBuilder:
                 raw.get("prune", False), Prune.OFF
             ),
             protect=bool(raw.get("protect", False)),
+            previously=tuple(str(p) for p in raw.get("previously") or ()),
         )
 
     def move_files_from(self, raw: Mapping[str, Any], path: JsonPath, name: str) -> str | None:

@@ -38,6 +38,7 @@ class Action(StrEnum):
     DELETE = "delete"
     REPLACE = "replace"
     MIGRATE = "migrate"
+    RESTORE = "restore"
 
 
 class Resource(StrEnum):
@@ -58,6 +59,7 @@ SYMBOLS = {
     Action.DELETE: "-",
     Action.REPLACE: "±",
     Action.MIGRATE: "→",
+    Action.RESTORE: "↺",
 }
 
 

@@ -26,6 +26,7 @@ COLORS = {
     Action.DELETE: "\x1b[31m",
     Action.REPLACE: "\x1b[35m",
     Action.MIGRATE: "\x1b[34m",
+    Action.RESTORE: "\x1b[32m",
     Action.NO_OP: "",
 }
 RESET = "\x1b[0m"
@@ -184,6 +185,8 @@ def summary_line(plan: Plan) -> str:
     ]
     if counts["migrate"]:
         parts.append(f"{counts['migrate']} to migrate")
+    if counts["restore"]:
+        parts.append(f"{counts['restore']} to restore from the trash")
     if counts["replace"]:
         parts.append(f"{counts['replace']} to replace")
     left = f"; {len(plan.leftovers)} left alone" if plan.leftovers else ""

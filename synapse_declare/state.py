@@ -37,7 +37,13 @@ from .errors import (
     ResolutionErrors,
     SourceLocation,
 )
-from .lifecycle import MARKER_KEY, PruneCandidate, read_candidates
+from .lifecycle import (
+    MARKER_KEY,
+    PruneCandidate,
+    Relocation,
+    find_previous,
+    read_candidates,
+)
 from .migration import SkippedItem, Strategy, index_migration
 from .model import (
     INHERIT,
@@ -52,7 +58,7 @@ from .model import (
 from .plan import Target
 from .preflight import read_problem
 from .resources import registry
-from .resources.base import sub_address
+from .resources.base import Address, sub_address
 from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
@@ -126,6 +132,10 @@ class LiveState:
     unreadable: dict[str, str] = field(default_factory=dict)
     # Undeclared folders under `prune:` containers (address → what deleting it takes).
     prune_candidates: dict[str, PruneCandidate] = field(default_factory=dict)
+    # Declared folders found under an old name or path (`previously:`), and declared folders
+    # found in the caller's trash (address → syn id): read only when a declared name is missing.
+    relocated: dict[str, Relocation] = field(default_factory=dict)
+    trashed: dict[str, str] = field(default_factory=dict)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -389,6 +399,9 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         if ref.kind is not PrincipalKind.SELF
     }
 
+    relocated: dict[str, Relocation] = {}
+    trashed: dict[str, str] = {}
+    trash: list[list[dict[str, Any]]] = []  # the caller's trash, read once when first needed
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
 
@@ -450,9 +463,12 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                             own_acl=str(header.get("benefactorId")) == str(header["id"])[3:],
                             created_by=header.get("createdBy"),
                         )
+                if child_live is None and live is not None and live.children is not None:
+                    child_live = _identity(api, child, live, containers, relocated, trashed, trash)
                 next_level.append((child, child_live))
         level = next_level
-    candidates = read_candidates(api, manifest, containers)
+    moved = {live.syn_id for a, live in containers.items() if live and a in relocated}
+    candidates = read_candidates(api, manifest, containers, moved)
     for address, candidate in sorted(candidates.items()):
         observed[address] = f"{candidate.syn_id} etag={candidate.etag}"
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
@@ -479,7 +495,48 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         audit_public=audit_public,
         unreadable=unreadable,
         prune_candidates=candidates,
+        relocated=relocated,
+        trashed=trashed,
     )
+
+
+def _identity(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    parent: LiveContainer,
+    containers: dict[str, LiveContainer | None],
+    relocated: dict[str, Relocation],
+    trashed: dict[str, str],
+    trash: list[list[dict[str, Any]]],
+) -> LiveContainer | None:
+    """A declared folder missing under its name: renamed or moved (``previously:``), or in the
+    caller's trash. Costs reads only here, when a declared name is missing."""
+    project = containers.get(str(Address(Address.parse(spec.address).segments[:1])))
+    found = (
+        find_previous(api, spec.previously, parent.children or {}, project.syn_id)
+        if spec.previously and project is not None
+        else None
+    )
+    if found is not None:
+        syn_id, previous = found
+        entity = api.get_entity(syn_id)
+        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")))
+        return LiveContainer(
+            syn_id=syn_id,
+            concrete_type=FOLDER_TYPE,
+            name=str(entity["name"]),
+            own_acl=api.get_acl(syn_id) is not None,
+            created_by=entity.get("createdBy"),
+            entity=entity,
+            etag=str(entity["etag"]),
+        )
+    if not trash:
+        trash.append(api.trash_view())
+    for row in trash[0]:
+        if row.get("entityName") == spec.name and row.get("originalParentId") == parent.syn_id:
+            trashed[spec.address] = str(row["entityId"])
+            break
+    return None
 
 
 def _needs_certification(manifest: Manifest) -> bool:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .lifecycle import PruneCandidate
+from .lifecycle import PruneCandidate, Relocation
 from .migration import MigrationIndex
 from .model import PrincipalRef, parse_principal
 from .plan import Target
@@ -55,6 +55,17 @@ def encode(live: LiveState) -> dict[str, Any]:
             if live.prune_candidates
             else {}
         ),
+        **(
+            {
+                "relocated": {
+                    address: dataclasses.asdict(moved)
+                    for address, moved in sorted(live.relocated.items())
+                }
+            }
+            if live.relocated
+            else {}
+        ),
+        **({"trashed": dict(sorted(live.trashed.items()))} if live.trashed else {}),
     }
 
 
@@ -86,6 +97,10 @@ def decode(data: Mapping[str, Any]) -> LiveState:
             str(address): PruneCandidate(**candidate)
             for address, candidate in data.get("prune_candidates", {}).items()
         },
+        relocated={
+            str(address): Relocation(**item) for address, item in data.get("relocated", {}).items()
+        },
+        trashed={str(k): str(v) for k, v in data.get("trashed", {}).items()},
     )
 
 

@@ -36,7 +36,29 @@ class ContainerKind:
             return self.create(ctx, change)
         if change.action is Action.DELETE:
             return self.trash(ctx, change)
+        if change.action is Action.RESTORE:
+            return self.restore(ctx, change)
         return self.update(ctx, change)
+
+    def restore(self, ctx: ApplyContext, change: Change) -> str:
+        """Back from the trash to its original parent and name (the plan matched both)."""
+        assert change.syn_id is not None
+        syn_id = change.syn_id
+
+        def attempt() -> str:
+            ctx.api.restore_from_trash(syn_id)
+            return syn_id
+
+        def check() -> str | None:
+            try:
+                ctx.api.get_entity(syn_id)
+            except NotFound:
+                return None
+            return syn_id
+
+        ctx.resolve(f"restore {change.address}", attempt, check)
+        ctx.record(change.address, syn_id)
+        return f"{syn_id}: restored from the trash"
 
     def trash(self, ctx: ApplyContext, change: Change) -> str:
         """PRUNE: the folder to the trash, refused when it changed since the plan read it (its
