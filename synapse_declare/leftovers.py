@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .lifecycle import MARKER_KEY, PROTECT_KEY
+from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY
 from .model import EntityKind, Manifest
 from .plan import Leftover, LeftoverKind
 from .resources.base import Address, sub_address
 from .state import FOLDER_TYPE, LiveContainer, LiveState
 
 # Annotation keys synapse-declare writes for itself: never a leftover.
-OWN_KEYS = frozenset({MARKER_KEY, PROTECT_KEY})
+OWN_KEYS = frozenset({MARKER_KEY, PROTECT_KEY, ADDRESS_KEY})
 MAX_DETAIL = 80
 
 

@@ -24,6 +24,9 @@ R = TypeVar("R")
 
 MARKER_KEY = "synapse_declare_managed"  # written at create (projects and folders) and adoption
 PROTECT_KEY = "synapse_declare_protected"  # written for `protect: true`; refuses deletion
+# A folder's address when synapse-declare created it (in the create call): how a folder renamed by
+# hand is recognised among its parent's undeclared folders.
+ADDRESS_KEY = "synapse_declare_address"
 FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
 FILE_TYPE = "org.sagebionetworks.repo.model.FileEntity"
 TRASH_RETENTION_DAYS = 30  # Synapse's trash worker purges older rows (synapse-api-2.md §3.1)
@@ -70,6 +73,29 @@ def find_previous(
             current = api.lookup_child(current, name) if current else None
         if current is not None:
             return current, old
+    return None
+
+
+def find_renamed(
+    api: SynapseAPI,
+    wanted: set[str],
+    siblings: dict[str, dict[str, Any]],
+    declared: set[str],
+    seen: dict[str, str | None],
+) -> tuple[str, str] | None:
+    """(syn id, name) of the undeclared sibling folder whose ADDRESS_KEY is one of ``wanted``:
+    a folder renamed by hand. One annotations read per undeclared sibling (``seen`` caches them
+    across the missing folders of one parent), only when a declared name is missing."""
+    for name, header in sorted(siblings.items()):
+        if name in declared or header.get("type") != FOLDER_TYPE:
+            continue
+        syn_id = str(header["id"])
+        if syn_id not in seen:
+            keys = api.bundle(syn_id, includeAnnotations=True).get("annotations", {})
+            value = keys.get("annotations", {}).get(ADDRESS_KEY, {}).get("value") or [None]
+            seen[syn_id] = value[0]
+        if seen[syn_id] in wanted:
+            return syn_id, name
     return None
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from . import storage
 from .errors import PolicyViolation
 from .leftovers import find_leftovers
-from .lifecycle import MARKER_KEY, PROTECT_KEY, Relocation
+from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY, Relocation
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -491,6 +491,9 @@ def _plan_container(
         # The marker says synapse-declare created (or adopted) it: only such folders are pruned.
         # A folder gets it in its create call (no extra write).
         desired_annotations = {**(desired_annotations or {}), MARKER_KEY: MARKER_VALUE}
+        if not is_project:
+            # Recognises the folder if it is renamed by hand (read only when its name is missing).
+            desired_annotations[ADDRESS_KEY] = {"type": "STRING", "value": [spec.address]}
     if spec.protect:
         # Kept on the entity, so removing the manifest entry cannot delete it (see pruning.py).
         desired_annotations = {**(desired_annotations or {}), PROTECT_KEY: MARKER_VALUE}

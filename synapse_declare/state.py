@@ -42,6 +42,7 @@ from .lifecycle import (
     PruneCandidate,
     Relocation,
     find_previous,
+    find_renamed,
     read_candidates,
 )
 from .migration import SkippedItem, Strategy, index_migration
@@ -402,6 +403,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     relocated: dict[str, Relocation] = {}
     trashed: dict[str, str] = {}
     trash: list[list[dict[str, Any]]] = []  # the caller's trash, read once when first needed
+    seen: dict[str, str | None] = {}  # undeclared folder id → its ADDRESS_KEY (renamed by hand)
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
 
@@ -464,7 +466,17 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                             created_by=header.get("createdBy"),
                         )
                 if child_live is None and live is not None and live.children is not None:
-                    child_live = _identity(api, child, live, containers, relocated, trashed, trash)
+                    child_live = _identity(
+                        api,
+                        child,
+                        live,
+                        containers,
+                        relocated,
+                        trashed,
+                        trash,
+                        {c.name for c in spec.folders},
+                        seen,
+                    )
                 next_level.append((child, child_live))
         level = next_level
     moved = {live.syn_id for a, live in containers.items() if live and a in relocated}
@@ -508,15 +520,27 @@ def _identity(
     relocated: dict[str, Relocation],
     trashed: dict[str, str],
     trash: list[list[dict[str, Any]]],
+    declared: set[str],
+    seen: dict[str, str | None],
 ) -> LiveContainer | None:
-    """A declared folder missing under its name: renamed or moved (``previously:``), or in the
-    caller's trash. Costs reads only here, when a declared name is missing."""
+    """A declared folder missing under its name: renamed or moved (``previously:``), renamed by
+    hand (its address marker, on an undeclared sibling), or in the caller's trash. Costs reads
+    only here, when a declared name is missing."""
     project = containers.get(str(Address(Address.parse(spec.address).segments[:1])))
     found = (
         find_previous(api, spec.previously, parent.children or {}, project.syn_id)
         if spec.previously and project is not None
         else None
     )
+    if found is None:
+        # Renamed by hand: the undeclared sibling carrying this folder's address marker.
+        parent_address = str(Address(Address.parse(spec.address).segments[:-1]))
+        wanted = {spec.address} | {
+            str(Address.container("folder", old, parent_address))
+            for old in spec.previously
+            if "/" not in old
+        }
+        found = find_renamed(api, wanted, parent.children or {}, declared, seen)
     if found is not None:
         syn_id, previous = found
         entity = api.get_entity(syn_id)

@@ -100,3 +100,38 @@ def test_a_folder_trashed_by_hand_is_restored_not_recreated(
     assert lookup(alice, "Gone", project) == gone
     assert _names(alice, gone) == ["a.txt"]
     assert ws.plan(manifest, "--detailed-exitcode").code == 0
+
+
+def test_a_folder_renamed_by_hand_is_recognised_and_renamed_back(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    body = "      - name: Keep\n      - name: Raw\n"
+    alice, project, raw, _ = _with_file(emu, ws, api_for, body, "Raw")
+    entity = alice.ok("GET", f"/entity/{raw}")
+    entity["name"] = "Raw (renamed in the web UI)"
+    alice.ok("PUT", f"/entity/{raw}", entity)
+    manifest = _manifest(ws, body)
+    plan = ws.plan_json(manifest)
+    (change,) = [c for c in plan["changes"] if c["action"] != "no-op"]
+    assert (change["action"], change["syn_id"]) == ("update", raw)
+    assert [(f["path"], f["before"], f["after"]) for f in change["fields"]] == [
+        ("name", "Raw (renamed in the web UI)", "Raw")
+    ]
+    assert plan["summary"]["create"] == 0 and plan["leftovers"] == []
+    assert ws.apply(manifest).code == 0
+    assert _names(alice, project) == ["Keep", "Raw"]
+    assert lookup(alice, "Raw", project) == raw and _names(alice, raw) == ["a.txt"]
+    assert ws.plan(manifest, "--detailed-exitcode").code == 0
+
+
+def test_a_hand_made_folder_is_not_taken_for_a_missing_one(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """Only the address marker identifies a folder: a stranger beside it is not adopted."""
+    assert ws.apply(_manifest(ws, "      - name: Keep\n")).code == 0
+    alice: Api = api_for(emu, "alice")
+    project = lookup(alice, _project(ws))
+    folder = {"concreteType": "org.sagebionetworks.repo.model.Folder", "parentId": project}
+    alice.ok("POST", "/entity", {**folder, "name": "Stranger"})
+    plan = ws.plan_json(_manifest(ws, "      - name: Keep\n      - name: New\n"))
+    assert plan["summary"]["create"] == 1
