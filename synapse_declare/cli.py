@@ -643,7 +643,20 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_output(parser)
     _add_connection(parser)
     _add_max_deletions(parser)
+    _add_targeting(parser)
     parser.set_defaults(handler=_plan)
+
+
+def _add_targeting(parser: _Parser) -> None:
+    for flag, what in (("--target", "only"), ("--exclude", "all but")):
+        parser.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="ADDRESS",
+            help=f"plan {what} this (repeatable): project:P, project:P/folder:F, a path P/F, "
+            "or kind:folder; what the selection depends on is pulled in",
+        )
 
 
 def _add_max_deletions(parser: _Parser) -> None:
@@ -683,6 +696,8 @@ def _plan(args: argparse.Namespace) -> int:
                 report.manifest,
                 audit_public=args.audit_public,
                 max_deletions=args.max_deletions,
+                targets=tuple(args.target),
+                excludes=tuple(args.exclude),
             )
     finally:
         api.t.close()
@@ -764,6 +779,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_output(parser)
     _add_connection(parser)
     _add_max_deletions(parser)
+    _add_targeting(parser)
     parser.set_defaults(handler=_apply)
 
 
@@ -785,6 +801,11 @@ def _apply(args: argparse.Namespace) -> int:
     saved = load_plan(args.plan_file) if args.plan_file else None
     paths = [Path(p) for p in saved.manifest_files] if saved else list(args.paths)
     if saved is not None:
+        if args.target or args.exclude:
+            raise UsageError(
+                "--target/--exclude cannot change a saved plan",
+                hint="a saved partial plan applies exactly its part; plan again to change it",
+            )
         if args.variables:
             raise UsageError(
                 "--var cannot change a saved plan",
@@ -805,6 +826,8 @@ def _apply(args: argparse.Namespace) -> int:
                 manifest,
                 audit_public=bool(saved and saved.audit_public),
                 max_deletions=args.max_deletions,
+                targets=saved.targets if saved else tuple(args.target),
+                excludes=saved.excludes if saved else tuple(args.exclude),
             )
         plan = _with_variables(plan, report)
         if saved is not None:

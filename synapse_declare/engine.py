@@ -17,6 +17,7 @@ from .model import Manifest
 from .plan import DEFAULT_MAX_DELETIONS, Plan
 from .planner import build_plan
 from .state import read_state
+from .targeting import select
 
 __all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
 
@@ -31,6 +32,8 @@ def plan_manifest(
     *,
     audit_public: bool = False,
     max_deletions: int = DEFAULT_MAX_DELETIONS,
+    targets: tuple[str, ...] = (),
+    excludes: tuple[str, ...] = (),
 ) -> Plan:
     """Read exactly the live state the manifest addresses and diff it. Never writes.
 
@@ -39,4 +42,6 @@ def plan_manifest(
     ``max_deletions``: a plan that would prune more folders is refused (see pruning.py).
     """
     live = read_state(api, manifest, audit_public=audit_public)
-    return build_plan(manifest, live, max_deletions=max_deletions)
+    plan = build_plan(manifest, live, max_deletions=max_deletions)
+    # A partial plan (--target/--exclude) reads and checks everything, and keeps only its part.
+    return select(plan, targets, excludes)

@@ -195,6 +195,15 @@ class Plan:
     """Made with ``plan --audit-public``: ``apply --plan`` re-reads the same (every) ACL."""
     leftovers: tuple[Leftover, ...] = ()
     """Undeclared things under managed containers, left alone (informational, never applied)."""
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    """``--target`` / ``--exclude``: a partial plan (``apply --plan`` applies only this part)."""
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.targets or self.excludes)
+
+    """Undeclared things under managed containers, left alone (informational, never applied)."""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -234,6 +243,9 @@ class Plan:
             },
             "public_access": list(self.public_access),
             "audit_public": self.audit_public,
+            "partial": {"targets": list(self.targets), "excludes": list(self.excludes)}
+            if self.partial
+            else None,
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
@@ -262,6 +274,8 @@ class Plan:
                 public_access=tuple(data.get("public_access", [])),
                 audit_public=bool(data.get("audit_public", False)),
                 leftovers=tuple(Leftover.from_json(x) for x in data.get("leftovers", [])),
+                targets=tuple((data.get("partial") or {}).get("targets", [])),
+                excludes=tuple((data.get("partial") or {}).get("excludes", [])),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

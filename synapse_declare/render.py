@@ -90,6 +90,9 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
         f"({plan.target.user_id})"
     )
     lines.append("")
+    if plan.partial:
+        lines.append(c(BOLD, partial_text(plan)))
+        lines.append("")
     if plan.public_access:
         # Before the changes, in bold red: the one thing a reviewer must not miss.
         lines.append(
@@ -175,6 +178,11 @@ def _leftover_display(item: Leftover) -> str:
     return _address_display(item.address)
 
 
+def partial_text(plan: Plan) -> str:
+    parts = [f"--target {t}" for t in plan.targets] + [f"--exclude {e}" for e in plan.excludes]
+    return f"PARTIAL plan ({' '.join(parts)}): the rest of the manifest is not planned."
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     parts = [
@@ -218,6 +226,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         head.extend(f"> - {_md(line)}" for line in plan.public_access)
         head.append("")
     head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
+    if plan.partial:
+        head.extend([f"> **{_md(partial_text(plan))}**", ""])
     for warning in plan.warnings:
         head.extend([f"> **Warning:** {_md(warning)}", ""])
     left = _markdown_leftovers(plan)
