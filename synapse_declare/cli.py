@@ -659,6 +659,14 @@ def _add_targeting(parser: _Parser) -> None:
         )
 
 
+def _instances(patterns: list[str], report: Any) -> tuple[str, ...]:
+    """Fan-out keys (``template[key]``) in --target/--exclude, as the addresses they made."""
+    from .targeting import resolve_instances
+
+    expansion = report.expansion
+    return resolve_instances(patterns, expansion.instances if expansion is not None else {})
+
+
 def _add_max_deletions(parser: _Parser) -> None:
     parser.add_argument(
         "--max-deletions",
@@ -696,8 +704,8 @@ def _plan(args: argparse.Namespace) -> int:
                 report.manifest,
                 audit_public=args.audit_public,
                 max_deletions=args.max_deletions,
-                targets=tuple(args.target),
-                excludes=tuple(args.exclude),
+                targets=_instances(args.target, report),
+                excludes=_instances(args.exclude, report),
             )
     finally:
         api.t.close()
@@ -826,8 +834,8 @@ def _apply(args: argparse.Namespace) -> int:
                 manifest,
                 audit_public=bool(saved and saved.audit_public),
                 max_deletions=args.max_deletions,
-                targets=saved.targets if saved else tuple(args.target),
-                excludes=saved.excludes if saved else tuple(args.exclude),
+                targets=saved.targets if saved else _instances(args.target, report),
+                excludes=saved.excludes if saved else _instances(args.exclude, report),
             )
         plan = _with_variables(plan, report)
         if saved is not None:

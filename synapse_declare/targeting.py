@@ -6,7 +6,8 @@ An ADDRESS selects changes by:
 * a resource address or a prefix of one: ``project:P``, ``project:P/folder:Raw`` (everything
   under it, its ACL, wiki and sub-folders included);
 * a display path: ``P``, ``P/Raw`` (the same, written as people see it);
-* a kind: ``kind:folder``, ``kind:wiki_page``, ``kind:storage_location``...
+* a kind: ``kind:folder``, ``kind:wiki_page``, ``kind:storage_location``...;
+* a fan-out key: ``center-project[Gamma]`` (what that instantiation made).
 
 A change is kept when some target selects it (all when no target is given) and no exclude
 does; then everything a kept change depends on is pulled back in (a folder needs its parent),
@@ -16,10 +17,15 @@ unless it is excluded, which is refused: the part could not be applied alone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .plan import Change, Plan, Resource
 from .resources.base import Address
+
+if TYPE_CHECKING:
+    from .fanout import Instance
 
 
 def _selects(pattern: str, change: Change) -> bool:
@@ -31,6 +37,28 @@ def _selects(pattern: str, change: Change) -> bool:
         return wanted == pattern or wanted.startswith((pattern + "/", pattern + "#"))
     shown = address.display_path
     return shown == pattern or shown.startswith(pattern + "/")
+
+
+def resolve_instances(
+    patterns: Sequence[str], instances: Mapping[str, tuple[Instance, ...]]
+) -> tuple[str, ...]:
+    """A fan-out key (``center-project[Gamma]``, from the expansion's ``instances`` map) becomes
+    the addresses that instantiation produced (the outermost ones: their subtrees follow)."""
+    resolved: list[str] = []
+    for pattern in patterns:
+        if not pattern.endswith("]") or "[" not in pattern:
+            resolved.append(pattern)
+            continue
+        made = sorted(a for a, chain in instances.items() if any(i.label == pattern for i in chain))
+        outermost = [a for a in made if not any(a.startswith(o + "/") for o in made if o != a)]
+        if not outermost:
+            known = sorted({i.label for chain in instances.values() for i in chain})
+            raise UsageError(
+                f"no fan-out instance {pattern!r}",
+                hint="instances of this manifest: " + (", ".join(known) or "(none)"),
+            )
+        resolved.extend(outermost)
+    return tuple(resolved)
 
 
 def check_patterns(patterns: tuple[str, ...]) -> None:

@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 from conftest import Api
-from golden_support import GOLDEN, plan_case
+from golden_support import GOLDEN, inside, plan_case
 from reconcile_support import Workspace, children, lookup
 
 from synapse_declare.emulator import Emulator
 from synapse_declare.errors import UsageError
 from synapse_declare.plan import Plan
 from synapse_declare.render import render_markdown, render_text
-from synapse_declare.targeting import check_patterns, select
+from synapse_declare.targeting import check_patterns, resolve_instances, select
+from synapse_declare.validate import validate_paths
 
 NESTED = plan_case(GOLDEN / "create_nested_folders")
 
@@ -94,3 +95,18 @@ def test_a_target_that_matches_nothing_is_refused() -> None:
     with pytest.raises(UsageError) as caught:
         select(NESTED, ("Golden nested/Levl 1",), ())
     assert "matches nothing" in str(caught.value)
+
+
+def test_a_fan_out_key_targets_what_that_instance_made() -> None:
+    case = GOLDEN / "fanout_for_each"
+    with inside(case):
+        report = validate_paths(["manifest.yaml"])
+    assert report.expansion is not None
+    keys = sorted({i.label for chain in report.expansion.instances.values() for i in chain})
+    west = next(k for k in keys if k.endswith("[West]"))
+    targets = resolve_instances([west], report.expansion.instances)
+    assert targets == ("project:Golden center West",)
+    assert _addresses(select(plan_case(case), targets, ())) == ["project:Golden center West"]
+    with pytest.raises(UsageError) as caught:
+        resolve_instances(["center[North]"], report.expansion.instances)
+    assert west in str(caught.value)
