@@ -9,6 +9,7 @@ error); 2 ``plan --detailed-exitcode`` with changes; 3 a bug (traceback written 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -644,7 +645,23 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_connection(parser)
     _add_max_deletions(parser)
     _add_targeting(parser)
+    _add_no_adopt(parser)
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="drift check for schedules: report what differs, exit 2 when anything does; a "
+        "plan saved with it can never be applied",
+    )
     parser.set_defaults(handler=_plan)
+
+
+def _add_no_adopt(parser: _Parser) -> None:
+    parser.add_argument(
+        "--no-adopt",
+        action="store_true",
+        help="create only: a declared project that already exists and that synapse-declare "
+        "did not create is an error (by default it is adopted, shown as '=')",
+    )
 
 
 def _add_targeting(parser: _Parser) -> None:
@@ -706,7 +723,10 @@ def _plan(args: argparse.Namespace) -> int:
                 max_deletions=args.max_deletions,
                 targets=_instances(args.target, report),
                 excludes=_instances(args.exclude, report),
+                adopt=not args.no_adopt,
             )
+        if args.observe:
+            plan = dataclasses.replace(plan, observe=True)
     finally:
         api.t.close()
     plan = _with_variables(plan, report)
@@ -717,7 +737,7 @@ def _plan(args: argparse.Namespace) -> int:
             f"Plan saved to {args.out}; apply it with: synapse-declare apply --plan {args.out}",
             file=sys.stderr,
         )
-    if args.detailed_exitcode and plan.has_changes:
+    if (args.detailed_exitcode or args.observe) and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
 
@@ -788,6 +808,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_connection(parser)
     _add_max_deletions(parser)
     _add_targeting(parser)
+    _add_no_adopt(parser)
     parser.set_defaults(handler=_apply)
 
 
@@ -808,6 +829,11 @@ def _apply(args: argparse.Namespace) -> int:
         _outputs_format(args.outputs)  # refuse a bad suffix before anything is written
     saved = load_plan(args.plan_file) if args.plan_file else None
     paths = [Path(p) for p in saved.manifest_files] if saved else list(args.paths)
+    if saved is not None and saved.observe:
+        raise UsageError(
+            "this plan was made with --observe: a drift report, never applied",
+            hint="plan again without --observe to make a plan to apply",
+        )
     if saved is not None:
         if args.target or args.exclude:
             raise UsageError(
@@ -836,6 +862,7 @@ def _apply(args: argparse.Namespace) -> int:
                 max_deletions=args.max_deletions,
                 targets=saved.targets if saved else _instances(args.target, report),
                 excludes=saved.excludes if saved else _instances(args.exclude, report),
+                adopt=not args.no_adopt,
             )
         plan = _with_variables(plan, report)
         if saved is not None:

@@ -17,7 +17,7 @@ from .model import Manifest
 from .plan import DEFAULT_MAX_DELETIONS, Plan
 from .planner import build_plan
 from .state import read_state
-from .targeting import select
+from .targeting import refuse_adoption, select
 
 __all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
 
@@ -34,6 +34,7 @@ def plan_manifest(
     max_deletions: int = DEFAULT_MAX_DELETIONS,
     targets: tuple[str, ...] = (),
     excludes: tuple[str, ...] = (),
+    adopt: bool = True,
 ) -> Plan:
     """Read exactly the live state the manifest addresses and diff it. Never writes.
 
@@ -43,5 +44,7 @@ def plan_manifest(
     """
     live = read_state(api, manifest, audit_public=audit_public)
     plan = build_plan(manifest, live, max_deletions=max_deletions)
+    if not adopt:
+        refuse_adoption(manifest, plan)
     # A partial plan (--target/--exclude) reads and checks everything, and keeps only its part.
     return select(plan, targets, excludes)

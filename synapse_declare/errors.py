@@ -229,8 +229,8 @@ class PolicyViolation(_Located, PlanError):
     """The manifest asks for something Synapse or a guardrail forbids; says what would work."""
 
 
-class PruneRefused(PolicyViolation):
-    """Every guard a plan's deletions break (issue 11), each at the container that prunes."""
+class PolicyViolations(PolicyViolation):
+    """Several guardrail refusals at once, each at its own place in the manifest."""
 
     def __init__(self, problems: Sequence[PolicyViolation]) -> None:
         self.problems = tuple(problems)
@@ -239,6 +239,14 @@ class PruneRefused(PolicyViolation):
 
     def __str__(self) -> str:
         return "\n".join(PolicyViolation.__str__(p) for p in self.problems)
+
+
+class PruneRefused(PolicyViolations):
+    """Every guard a plan's deletions break (issue 11), each at the container that prunes."""
+
+
+class AdoptionRefused(PolicyViolations):
+    """``--no-adopt``: projects that exist but synapse-declare did not create."""
 
 
 class ApplyError(SynapseDeclareError):

@@ -195,6 +195,8 @@ class Plan:
     """Made with ``plan --audit-public``: ``apply --plan`` re-reads the same (every) ACL."""
     leftovers: tuple[Leftover, ...] = ()
     """Undeclared things under managed containers, left alone (informational, never applied)."""
+    observe: bool = False
+    """``plan --observe``: a drift report for scheduled checks; ``apply --plan`` refuses it."""
     targets: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     """``--target`` / ``--exclude``: a partial plan (``apply --plan`` applies only this part)."""
@@ -243,6 +245,7 @@ class Plan:
             },
             "public_access": list(self.public_access),
             "audit_public": self.audit_public,
+            "observe": self.observe,
             "partial": {"targets": list(self.targets), "excludes": list(self.excludes)}
             if self.partial
             else None,
@@ -274,6 +277,7 @@ class Plan:
                 public_access=tuple(data.get("public_access", [])),
                 audit_public=bool(data.get("audit_public", False)),
                 leftovers=tuple(Leftover.from_json(x) for x in data.get("leftovers", [])),
+                observe=bool(data.get("observe", False)),
                 targets=tuple((data.get("partial") or {}).get("targets", [])),
                 excludes=tuple((data.get("partial") or {}).get("excludes", [])),
                 created_at=str(data.get("created_at", "")),

@@ -93,6 +93,9 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
     if plan.partial:
         lines.append(c(BOLD, partial_text(plan)))
         lines.append("")
+    if plan.observe:
+        lines.append(c(BOLD, OBSERVE_TEXT))
+        lines.append("")
     if plan.public_access:
         # Before the changes, in bold red: the one thing a reviewer must not miss.
         lines.append(
@@ -178,6 +181,9 @@ def _leftover_display(item: Leftover) -> str:
     return _address_display(item.address)
 
 
+OBSERVE_TEXT = "OBSERVE: a drift report; nothing is written, and this plan can never be applied."
+
+
 def partial_text(plan: Plan) -> str:
     parts = [f"--target {t}" for t in plan.targets] + [f"--exclude {e}" for e in plan.excludes]
     return f"PARTIAL plan ({' '.join(parts)}): the rest of the manifest is not planned."
@@ -228,6 +234,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
     if plan.partial:
         head.extend([f"> **{_md(partial_text(plan))}**", ""])
+    if plan.observe:
+        head.extend([f"> **{OBSERVE_TEXT}**", ""])
     for warning in plan.warnings:
         head.extend([f"> **Warning:** {_md(warning)}", ""])
     left = _markdown_leftovers(plan)

@@ -20,8 +20,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
-from .plan import Change, Plan, Resource
+from .errors import AdoptionRefused, PolicyViolation, UsageError
+from .model import Manifest
+from .plan import Action, Change, Plan, Resource
 from .resources.base import Address
 
 if TYPE_CHECKING:
@@ -59,6 +60,25 @@ def resolve_instances(
             )
         resolved.extend(outermost)
     return tuple(resolved)
+
+
+def refuse_adoption(manifest: Manifest, plan: Plan) -> None:
+    """``--no-adopt``: create only. A declared project that exists without synapse-declare's
+    marker (someone else's, or made by hand) is an error instead of a silent adoption."""
+    where = {spec.address: spec.location for spec in manifest.walk()}
+    problems: list[PolicyViolation] = [
+        PolicyViolation(
+            f"project {Address.parse(c.address).display_path!r} already exists ({c.syn_id}) "
+            "and synapse-declare did not create it; --no-adopt only creates",
+            location=where.get(c.address),
+            hint="rename the project in the manifest, or plan without --no-adopt to adopt it "
+            "(shown as '=')",
+        )
+        for c in plan.changes
+        if c.action is Action.ADOPT and c.resource is Resource.PROJECT
+    ]
+    if problems:
+        raise AdoptionRefused(problems)
 
 
 def check_patterns(patterns: tuple[str, ...]) -> None:
