@@ -9,6 +9,7 @@ error); 2 ``plan --detailed-exitcode`` with changes; 3 a bug (traceback written 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
 from .errors import SynapseDeclareError, UsageError
-from .plan import Change
+from .plan import DEFAULT_MAX_DELETIONS, Change
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -656,7 +657,66 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_output(parser)
     _add_connection(parser)
+    _add_max_deletions(parser)
+    _add_targeting(parser)
+    _add_no_adopt(parser)
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="drift check for schedules: report what differs, exit 2 when anything does; a "
+        "plan saved with it can never be applied",
+    )
     parser.set_defaults(handler=_plan)
+
+
+def _add_no_adopt(parser: _Parser) -> None:
+    parser.add_argument(
+        "--no-adopt",
+        action="store_true",
+        help="create only: a declared project that already exists and that synapse-declare "
+        "did not create is an error (by default it is adopted, shown as '=')",
+    )
+
+
+def _add_targeting(parser: _Parser) -> None:
+    for flag, what in (("--target", "only"), ("--exclude", "all but")):
+        parser.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="ADDRESS",
+            help=f"plan {what} this (repeatable): project:P, project:P/folder:F, a path P/F, "
+            "or kind:folder; what the selection depends on is pulled in",
+        )
+
+
+def _instances(patterns: list[str], report: Any) -> tuple[str, ...]:
+    """Fan-out keys (``template[key]``) in --target/--exclude, as the addresses they made."""
+    from .targeting import resolve_instances
+
+    expansion = report.expansion
+    return resolve_instances(patterns, expansion.instances if expansion is not None else {})
+
+
+def _add_max_deletions(parser: _Parser) -> None:
+    parser.add_argument(
+        "--max-deletions",
+        type=_non_negative,
+        default=DEFAULT_MAX_DELETIONS,
+        metavar="N",
+        help="refuse a plan that would prune more than N folders (default "
+        f"{DEFAULT_MAX_DELETIONS}); pruned folders go to Synapse's trash",
+    )
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -675,7 +735,13 @@ def _plan(args: argparse.Namespace) -> int:
                 report.manifest,
                 audit_public=args.audit_public,
                 max_removals=args.max_removals,
+                max_deletions=args.max_deletions,
+                targets=_instances(args.target, report),
+                excludes=_instances(args.exclude, report),
+                adopt=not args.no_adopt,
             )
+        if args.observe:
+            plan = dataclasses.replace(plan, observe=True)
     finally:
         api.t.close()
     plan = _with_variables(plan, report)
@@ -686,7 +752,7 @@ def _plan(args: argparse.Namespace) -> int:
             f"Plan saved to {args.out}; apply it with: synapse-declare apply --plan {args.out}",
             file=sys.stderr,
         )
-    if args.detailed_exitcode and plan.has_changes:
+    if (args.detailed_exitcode or args.observe) and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
 
@@ -756,6 +822,9 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_output(parser)
     _add_connection(parser)
+    _add_max_deletions(parser)
+    _add_targeting(parser)
+    _add_no_adopt(parser)
     parser.set_defaults(handler=_apply)
 
 
@@ -776,7 +845,17 @@ def _apply(args: argparse.Namespace) -> int:
         _outputs_format(args.outputs)  # refuse a bad suffix before anything is written
     saved = load_plan(args.plan_file) if args.plan_file else None
     paths = [Path(p) for p in saved.manifest_files] if saved else list(args.paths)
+    if saved is not None and saved.observe:
+        raise UsageError(
+            "this plan was made with --observe: a drift report, never applied",
+            hint="plan again without --observe to make a plan to apply",
+        )
     if saved is not None:
+        if args.target or args.exclude:
+            raise UsageError(
+                "--target/--exclude cannot change a saved plan",
+                hint="a saved partial plan applies exactly its part; plan again to change it",
+            )
         if args.variables:
             raise UsageError(
                 "--var cannot change a saved plan",
@@ -797,6 +876,10 @@ def _apply(args: argparse.Namespace) -> int:
                 manifest,
                 audit_public=bool(saved and saved.audit_public),
                 max_removals=args.max_removals,
+                max_deletions=args.max_deletions,
+                targets=saved.targets if saved else _instances(args.target, report),
+                excludes=saved.excludes if saved else _instances(args.exclude, report),
+                adopt=not args.no_adopt,
             )
         plan = _with_variables(plan, report)
         if saved is not None:

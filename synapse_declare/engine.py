@@ -14,10 +14,11 @@ from .auth import Credentials
 from .client.http import ClientOptions, Transport
 from .client.synapse import SynapseAPI
 from .model import Manifest
-from .plan import Plan
+from .plan import DEFAULT_MAX_DELETIONS, Plan
 from .planner import build_plan
 from .resources.team import DEFAULT_MAX_REMOVALS
 from .state import read_state
+from .targeting import refuse_adoption, select
 
 __all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
 
@@ -32,11 +33,20 @@ def plan_manifest(
     *,
     audit_public: bool = False,
     max_removals: int = DEFAULT_MAX_REMOVALS,
+    max_deletions: int = DEFAULT_MAX_DELETIONS,
+    targets: tuple[str, ...] = (),
+    excludes: tuple[str, ...] = (),
+    adopt: bool = True,
 ) -> Plan:
     """Read exactly the live state the manifest addresses and diff it. Never writes.
 
     ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
     the managed projects (one children listing per folder), not only on what the plan reads.
+    ``max_deletions``: a plan that would prune more folders is refused (see pruning.py).
     """
     live = read_state(api, manifest, audit_public=audit_public)
-    return build_plan(manifest, live, max_removals=max_removals)
+    plan = build_plan(manifest, live, max_removals=max_removals, max_deletions=max_deletions)
+    if not adopt:
+        refuse_adoption(manifest, plan)
+    # A partial plan (--target/--exclude) reads and checks everything, and keeps only its part.
+    return select(plan, targets, excludes)

@@ -231,15 +231,28 @@ class PolicyViolation(_Located, PlanError):
 
 class PolicyViolations(PolicyViolation):
     """Every guard or ``policies:`` rule a plan breaks (team membership guards, access
-    policies), each located at the manifest entry that breaks it, reported together."""
+    policies, pruning guards, --no-adopt), each located at the manifest entry that breaks it,
+    reported together."""
 
     def __init__(self, errors: Sequence[PolicyViolation]) -> None:
         self.errors = tuple(errors)
         first = self.errors[0]
         super().__init__(first.message, location=first.location, hint=first.hint)
 
+    @property
+    def problems(self) -> tuple[PolicyViolation, ...]:
+        return self.errors
+
     def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
+        return "\n".join(PolicyViolation.__str__(e) for e in self.errors)
+
+
+class PruneRefused(PolicyViolations):
+    """Every guard a plan's deletions break (issue 11), each at the container that prunes."""
+
+
+class AdoptionRefused(PolicyViolations):
+    """``--no-adopt``: projects that exist but synapse-declare did not create."""
 
 
 class ApplyError(SynapseDeclareError):

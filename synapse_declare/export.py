@@ -28,6 +28,7 @@ from typing import Any
 from .client.synapse import SynapseAPI
 from .client.teams import TeamsAPI
 from .errors import ExportError, Forbidden, NotFound
+from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY
 from .plan import Resource
 from .resources import registry
 from .resources.base import Operation
@@ -46,7 +47,7 @@ from .resources.storage import StorageLocationKind, UploadDestinationKind
 # The teams kind's reader of ONE team (its read_teams starts from a manifest's declarations).
 from .resources.team import TeamKind, _read_team
 from .resources.wiki import WikiKind
-from .state import FOLDER_TYPE, MARKER_KEY, PROJECT_TYPE, whoami
+from .state import FOLDER_TYPE, PROJECT_TYPE, whoami
 
 SCHEMA_URL = "https://synapse-declare.dev/schemas/manifest.schema.json"
 DEFAULT_MAX_ENTITIES = 5000
@@ -408,7 +409,9 @@ def export_projects(
             for chain in chains:
                 _walk(walk, root, chain)
         roots.append(root)
-    ctx = ExportContext(skip_keys=frozenset({MARKER_KEY}))
+    # synapse-declare's own bookkeeping annotations are not the user's (protect: is declared
+    # on the entry, not as an annotation).
+    ctx = ExportContext(skip_keys=frozenset({MARKER_KEY, ADDRESS_KEY, PROTECT_KEY}))
     ids = sorted({pid for node in _all(roots) if node.acl for pid in node.acl})
     headers = api.group_headers_by_ids(ids) if ids else []
     ctx.principals = {

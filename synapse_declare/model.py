@@ -292,6 +292,14 @@ class MigrationSpec:
     location: SourceLocation
 
 
+class Prune(StrEnum):
+    """``prune:`` on a container: whether its undeclared child folders are deleted (issue 11)."""
+
+    OFF = "off"
+    FOLDERS = "folders"  # `prune: true`: folders that hold no files
+    WITH_FILES = "with-files"  # the manifest says the data may go too
+
+
 class EntityKind(StrEnum):
     PROJECT = "project"
     FOLDER = "folder"
@@ -315,6 +323,9 @@ class ContainerSpec:
     address: str
     move_files_from: str | None = None  # folder path relative to the project (STS folders)
     """Stable resource address, e.g. ``project:AD Portal/folder:Raw Data/folder:RNAseq``."""
+    prune: Prune = Prune.OFF
+    protect: bool = False  # refuse its deletion; written on the entity (see lifecycle.py)
+    previously: tuple[str, ...] = ()  # old names or project-relative paths (renames, moves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -929,6 +940,11 @@ class _ModelBuilder:
             move_files_from=self.move_files_from(raw, path, name),
             location=self.at(path),
             address=address,
+            prune={True: Prune.FOLDERS, "with-files": Prune.WITH_FILES}.get(
+                raw.get("prune", False), Prune.OFF
+            ),
+            protect=bool(raw.get("protect", False)),
+            previously=tuple(str(p) for p in raw.get("previously") or ()),
         )
 
     def move_files_from(self, raw: Mapping[str, Any], path: JsonPath, name: str) -> str | None:

@@ -25,6 +25,9 @@ from .errors import PlanError
 # resource kind (resources/). A version-1 plan may carry addresses this tool parses differently,
 # so it is refused rather than guessed at.
 FORMAT_VERSION = "2"
+# Prune deletions one plan may hold unless --max-deletions says more (issue 11; peribolos'
+# --maximum-removal-delta): a manifest edit that drops a subtree cannot empty a project at once.
+DEFAULT_MAX_DELETIONS = 5
 
 
 class Action(StrEnum):
@@ -35,6 +38,7 @@ class Action(StrEnum):
     DELETE = "delete"
     REPLACE = "replace"
     MIGRATE = "migrate"
+    RESTORE = "restore"
 
 
 class Resource(StrEnum):
@@ -57,6 +61,7 @@ SYMBOLS = {
     Action.DELETE: "-",
     Action.REPLACE: "±",
     Action.MIGRATE: "→",
+    Action.RESTORE: "↺",
 }
 
 
@@ -129,6 +134,43 @@ class Change:
         )
 
 
+class LeftoverKind(StrEnum):
+    """What a "left alone" item is: something under a managed container that the manifest does
+    not declare (issue 11). Informational: no change is planned for it."""
+
+    FOLDER = "folder"
+    ANNOTATION = "annotation"
+    WIKI_PAGE = "wiki_page"
+    ACL = "acl"
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """One undeclared thing the plan saw (in reads it makes anyway) and leaves as it is."""
+
+    address: str
+    kind: LeftoverKind
+    syn_id: str | None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind.value,
+            "syn_id": self.syn_id,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Leftover:
+        return cls(
+            address=str(data["address"]),
+            kind=LeftoverKind(data["kind"]),
+            syn_id=data.get("syn_id"),
+            detail=str(data.get("detail", "")),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class AccessConsequence:
     """One line of a plan's effective-access summary: ``principal`` gains (or loses) the
@@ -192,6 +234,17 @@ class Plan:
     access_changes: tuple[AccessConsequence, ...] = ()
     """Effective access this plan changes, per principal (consequences.py). In JSON only when
     not empty, so that a plan that changes no one's access keeps its bytes."""
+    leftovers: tuple[Leftover, ...] = ()
+    """Undeclared things under managed containers, left alone (informational, never applied)."""
+    observe: bool = False
+    """``plan --observe``: a drift report for scheduled checks; ``apply --plan`` refuses it."""
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    """``--target`` / ``--exclude``: a partial plan (``apply --plan`` applies only this part)."""
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.targets or self.excludes)
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -225,7 +278,10 @@ class Plan:
                 **({"variables": dict(self.variables)} if self.variables else {}),
             },
             "applyable": self.has_changes,
-            "summary": {k.replace("-", "_"): v for k, v in summary.items()},
+            "summary": {
+                **{k.replace("-", "_"): v for k, v in summary.items()},
+                "left_alone": len(self.leftovers),
+            },
             "public_access": list(self.public_access),
             "audit_public": self.audit_public,
             **(
@@ -233,9 +289,14 @@ class Plan:
                 if self.access_changes
                 else {}
             ),
+            "observe": self.observe,
+            "partial": {"targets": list(self.targets), "excludes": list(self.excludes)}
+            if self.partial
+            else None,
             "warnings": list(self.warnings),
             "observed": dict(sorted(self.observed.items())),
             "changes": [c.to_json() for c in self.changes],
+            "leftovers": [item.to_json() for item in self.leftovers],
         }
 
     @classmethod
@@ -262,6 +323,10 @@ class Plan:
                 access_changes=tuple(
                     AccessConsequence.from_json(a) for a in data.get("access_changes", [])
                 ),
+                leftovers=tuple(Leftover.from_json(x) for x in data.get("leftovers", [])),
+                observe=bool(data.get("observe", False)),
+                targets=tuple((data.get("partial") or {}).get("targets", [])),
+                excludes=tuple((data.get("partial") or {}).get("excludes", [])),
                 created_at=str(data.get("created_at", "")),
                 tool_version=str(data.get("tool", {}).get("version", "")),
             )

@@ -25,6 +25,8 @@ from typing import Any
 from . import storage
 from .consequences import access_consequences, plan_worlds
 from .errors import PolicyViolation
+from .leftovers import find_leftovers
+from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY, Relocation
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -38,8 +40,9 @@ from .model import (
     WikiSpec,
     level_for,
 )
-from .plan import Action, Change, FieldChange, Plan, Resource
+from .plan import DEFAULT_MAX_DELETIONS, Action, Change, FieldChange, Plan, Resource
 from .policies import check_policies, undeclared_own_acls, user_principals
+from .pruning import plan_deletions
 from .resources import team as teams
 from .resources.base import Address, owner_of, storage_address, sub_address
 from .resources.payloads import (
@@ -54,7 +57,6 @@ from .resources.payloads import (
 )
 from .state import (
     FOLDER_TYPE,
-    MARKER_KEY,
     PROJECT_TYPE,
     LiveContainer,
     LiveState,
@@ -72,6 +74,7 @@ def build_plan(
     *,
     now: datetime | None = None,
     max_removals: int = teams.DEFAULT_MAX_REMOVALS,
+    max_deletions: int = DEFAULT_MAX_DELETIONS,
 ) -> Plan:
     moment = now or datetime.now(UTC)
     # Teams first: ACLs below may name them (team:NAME) before they exist.
@@ -87,6 +90,9 @@ def build_plan(
         *team_changes,
         *teams.link_pending(_with_storage(manifest, live, changes, warnings), live.teams),
     ]
+    deletions = plan_deletions(manifest, live, max_deletions)
+    ordered.extend(deletions)
+    gone = {Address.parse(c.address) for c in deletions}
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
     for name, problem in sorted(live.unreadable.items()):
@@ -122,6 +128,11 @@ def build_plan(
         public_access=tuple(dict.fromkeys(public)),
         audit_public=live.audit_public,
         access_changes=access_changes,
+        leftovers=tuple(
+            item
+            for item in find_leftovers(manifest, live)
+            if Address.parse(item.address).owner() not in gone
+        ),
     )
 
 
@@ -502,14 +513,25 @@ def _plan_container(
     is_project = parent is None
     resource = Resource.PROJECT if is_project else Resource.FOLDER
     desired_annotations = _desired_annotations(spec)
-    if is_project:
+    if is_project or current is None:
+        # The marker says synapse-declare created (or adopted) it: only such folders are pruned.
+        # A folder gets it in its create call (no extra write).
         desired_annotations = {**(desired_annotations or {}), MARKER_KEY: MARKER_VALUE}
+        if not is_project:
+            # Recognises the folder if it is renamed by hand (read only when its name is missing).
+            desired_annotations[ADDRESS_KEY] = {"type": "STRING", "value": [spec.address]}
+    if spec.protect:
+        # Kept on the entity, so removing the manifest entry cannot delete it (see pruning.py).
+        desired_annotations = {**(desired_annotations or {}), PROTECT_KEY: MARKER_VALUE}
     desired_acl = _desired_acl(spec, live)
     names = _principal_names(spec, live)
     depends = (parent.address,) if parent is not None else ()
     if desired_acl is not None:
         _check_lockout(spec, desired_acl, live)
 
+    if current is None and spec.address in live.trashed:
+        _plan_restore(spec, live, depends, changes, warnings)
+        return
     if current is None:
         fields: list[FieldChange] = [FieldChange("name", None, spec.name)]
         if spec.description is not None:
@@ -581,6 +603,9 @@ def _plan_container(
         if spec.alias is not None and current.entity.get("alias") != spec.alias:
             fields.append(FieldChange("alias", current.entity.get("alias"), spec.alias))
             entity_update["alias"] = spec.alias
+    relocation = live.relocated.get(spec.address)
+    if relocation is not None and parent is not None and current.entity is not None:
+        fields.extend(_relocate(spec, parent, relocation, current, live, entity_update))
     annotations_after: dict[str, Any] | None = None
     if desired_annotations is not None and current.annotations is not None:
         merged = dict(current.annotations)
@@ -630,6 +655,10 @@ def _plan_container(
         action = Action.NO_OP
     reason = {
         Action.ADOPT: "exists, not yet managed by synapse-declare",
+        Action.UPDATE: f"found at its previous name {relocation.previous!r}: renamed/moved, "
+        "keeping its id and contents"
+        if relocation is not None
+        else "differs from the manifest",
         Action.UPDATE: "differs from the manifest",
         Action.NO_OP: "matches the manifest",
     }[action]
@@ -660,6 +689,59 @@ def _plan_container(
         _plan_wiki_order(spec, spec.wiki, current, changes)
     for child in spec.folders:
         _plan_container(child, spec, live, adopting, changes, warnings, public)
+
+
+def _relocate(
+    spec: ContainerSpec,
+    parent: ContainerSpec,
+    relocation: Relocation,
+    current: LiveContainer,
+    live: LiveState,
+    entity_update: dict[str, Any],
+) -> list[FieldChange]:
+    """``~ name`` / ``~ parent`` for a folder found under a ``previously:`` name or path: one
+    etag-guarded ``PUT /entity`` carries both (the container's entity update)."""
+    fields: list[FieldChange] = []
+    if current.name != spec.name:
+        fields.append(FieldChange("name", current.name, spec.name))
+        entity_update["name"] = spec.name
+    parent_live = live.containers.get(parent.address)
+    if parent_live is not None and relocation.parent_id != parent_live.syn_id:
+        new_parent = Address.parse(parent.address)
+        old_dir = relocation.previous.strip("/").rpartition("/")[0]
+        old_parent = "/".join(filter(None, (new_parent.names[0], old_dir)))
+        fields.append(FieldChange("parent", old_parent, new_parent.display_path))
+        entity_update["parentId"] = parent_live.syn_id
+    return fields
+
+
+def _plan_restore(
+    spec: ContainerSpec,
+    live: LiveState,
+    depends: tuple[str, ...],
+    changes: list[Change],
+    warnings: list[str],
+) -> None:
+    """A declared folder found in the caller's trash comes back with its contents (never a new
+    empty twin); what it holds is compared by the next plan, once it is readable again."""
+    syn_id = live.trashed[spec.address]
+    changes.append(
+        Change(
+            address=spec.address,
+            resource=Resource.FOLDER,
+            action=Action.RESTORE,
+            syn_id=syn_id,
+            fields=(FieldChange("name", None, spec.name),),
+            depends_on=depends,
+            reason="in the trash: restored with its contents instead of created empty",
+        )
+    )
+    if spec.folders or spec.annotations is not None or spec.acl is not None or spec.wiki:
+        warnings.append(
+            f"{spec.location}: {Address.parse(spec.address).display_path} is restored from the "
+            "trash; its declared settings and sub-folders are compared by the next plan: run "
+            "plan (or apply) again after this apply"
+        )
 
 
 def _same_annotation(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -13,7 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from .model import PERMISSION_LEVELS
-from .plan import SYMBOLS, AccessConsequence, Action, Change, FieldChange, Plan
+from .plan import (
+    SYMBOLS,
+    AccessConsequence,
+    Action,
+    Change,
+    FieldChange,
+    Leftover,
+    LeftoverKind,
+    Plan,
+)
 from .redact import redact_text
 from .resources import registry
 from .resources.base import Address
@@ -27,6 +36,7 @@ COLORS = {
     Action.DELETE: "\x1b[31m",
     Action.REPLACE: "\x1b[35m",
     Action.MIGRATE: "\x1b[34m",
+    Action.RESTORE: "\x1b[32m",
     Action.NO_OP: "",
 }
 RESET = "\x1b[0m"
@@ -90,6 +100,12 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
         f"({plan.target.user_id})"
     )
     lines.append("")
+    if plan.partial:
+        lines.append(c(BOLD, partial_text(plan)))
+        lines.append("")
+    if plan.observe:
+        lines.append(c(BOLD, OBSERVE_TEXT))
+        lines.append("")
     if plan.public_access:
         # Before the changes, in bold red: the one thing a reviewer must not miss.
         lines.append(
@@ -126,12 +142,19 @@ def render_text(plan: Plan, *, color: bool = False, show_unchanged: bool = False
                 mark = "~"
             if change.action in (Action.CREATE, Action.MIGRATE):
                 lines.append(f"      {item.path} = {_value(item.after)}")
+            elif change.action is Action.DELETE:
+                # What goes with it (files, bytes, sub-folders): shown as is, not as a change.
+                lines.append(f"      {item.path} = {_value(item.before)}")
             elif item.before is None:
                 lines.append(f"      {mark} {item.path} = {_value(item.after)}")
             else:
                 lines.append(
                     f"      {mark} {item.path}: {_value(item.before)} -> {_value(item.after)}"
                 )
+    if plan.leftovers:
+        lines.append("")
+        lines.append(f"Left alone ({LEFT_ALONE_WHY}):")
+        lines.extend(f"  {leftover_text(item)}" for item in plan.leftovers)
     for warning in plan.warnings:
         lines.append("")
         lines.append(c("\x1b[33m", f"Warning: {warning}"))
@@ -182,6 +205,33 @@ def access_change_text(change: AccessConsequence) -> str:
     return f"{change.principal} {verb} {what} on {where}"
 
 
+LEFT_ALONE_WHY = "under managed containers, not in the manifest; nothing is done to them"
+
+
+def leftover_text(item: Leftover) -> str:
+    """``· folder "P/Old" (syn12): not in the manifest``."""
+    where = f" ({item.syn_id})" if item.syn_id else ""
+    return f"· {item.kind.value.replace('_', ' ')} {_leftover_display(item)}{where}: {item.detail}"
+
+
+def _leftover_display(item: Leftover) -> str:
+    parsed = Address.parse(item.address)
+    if item.kind is LeftoverKind.ANNOTATION and parsed.sub:
+        key = parsed.sub.removeprefix("annotations.")
+        return f'"{parsed.display_path}" {json.dumps(key)}'
+    if item.kind is LeftoverKind.ACL:
+        return f'"{parsed.display_path}"'
+    return _address_display(item.address)
+
+
+OBSERVE_TEXT = "OBSERVE: a drift report; nothing is written, and this plan can never be applied."
+
+
+def partial_text(plan: Plan) -> str:
+    parts = [f"--target {t}" for t in plan.targets] + [f"--exclude {e}" for e in plan.excludes]
+    return f"PARTIAL plan ({' '.join(parts)}): the rest of the manifest is not planned."
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     parts = [
@@ -192,9 +242,12 @@ def summary_line(plan: Plan) -> str:
     ]
     if counts["migrate"]:
         parts.append(f"{counts['migrate']} to migrate")
+    if counts["restore"]:
+        parts.append(f"{counts['restore']} to restore from the trash")
     if counts["replace"]:
         parts.append(f"{counts['replace']} to replace")
-    return f"Plan: {', '.join(parts)}; {counts['no-op']} unchanged."
+    left = f"; {len(plan.leftovers)} left alone" if plan.leftovers else ""
+    return f"Plan: {', '.join(parts)}; {counts['no-op']} unchanged{left}."
 
 
 def render_json(plan: Plan) -> str:
@@ -226,25 +279,31 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         head.extend(f"- {_md(access_change_text(a))}" for a in plan.access_changes)
         head.append("")
     head.extend([f"Target: `{plan.target.endpoint}` as `{plan.target.user_name}`", ""])
+    if plan.partial:
+        head.extend([f"> **{_md(partial_text(plan))}**", ""])
+    if plan.observe:
+        head.extend([f"> **{OBSERVE_TEXT}**", ""])
     for warning in plan.warnings:
         head.extend([f"> **Warning:** {_md(warning)}", ""])
+    left = _markdown_leftovers(plan)
     if not plan.has_changes:
         head.append("No changes. Synapse matches the manifest.")
-        return redact_text("\n".join(head)) + "\n"
+        return redact_text("\n".join([*head, *left])) + "\n"
     body: list[str] = ["| | resource | id | changes |", "|---|---|---|---|"]
     for change in plan.actionable:
         fields = "<br>".join(
             f"acl `{_md(acl_line)}`"
             if (acl_line := acl_change_text(f)) is not None
             else f"`{f.path}`: {_md(_value(f.before))} → {_md(_value(f.after))}"
-            if change.action is not Action.CREATE
-            else f"`{f.path}` = {_md(_value(f.after))}"
+            if change.action not in (Action.CREATE, Action.DELETE)
+            else f"`{f.path}` = {_md(_value(_shown(change, f)))}"
             for f in change.fields
         )
         body.append(
             f"| `{SYMBOLS[change.action]}` {change.action.value} | "
             f"{_md(_address_display(change.address))} | {change.syn_id or ''} | {fields} |"
         )
+    body.extend(left)
     text = "\n".join([*head, *body, ""])
     if len(text) > limit:
         kept: list[str] = []
@@ -265,6 +324,22 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
             ]
         )
     return redact_text(text) + "\n"
+
+
+def _shown(change: Change, item: FieldChange) -> Any:
+    """A created thing shows what it will be; a deleted one what goes with it."""
+    return item.before if change.action is Action.DELETE else item.after
+
+
+def _markdown_leftovers(plan: Plan) -> list[str]:
+    if not plan.leftovers:
+        return []
+    return [
+        "",
+        f"**Left alone** ({len(plan.leftovers)}; {LEFT_ALONE_WHY}):",
+        "",
+        *(f"- {_md(leftover_text(item).removeprefix('· '))}" for item in plan.leftovers),
+    ]
 
 
 def _md(text: str) -> str:

@@ -37,18 +37,34 @@ from .errors import (
     ResolutionErrors,
     SourceLocation,
 )
+from .lifecycle import (
+    MARKER_KEY,
+    PruneCandidate,
+    Relocation,
+    find_previous,
+    find_renamed,
+    read_candidates,
+)
 from .migration import SkippedItem, Strategy, index_migration
-from .model import INHERIT, AclSpec, ContainerSpec, Manifest, PrincipalKind, PrincipalRef, WikiSpec
+from .model import (
+    INHERIT,
+    AclSpec,
+    ContainerSpec,
+    Manifest,
+    PrincipalKind,
+    PrincipalRef,
+    Prune,
+    WikiSpec,
+)
 from .plan import Target
 from .preflight import read_problem
 from .resources import registry
 from .resources import team as teams
-from .resources.base import sub_address
+from .resources.base import Address, sub_address
 from .storage import LiveStorage
 
 log = logging.getLogger(__name__)
 
-MARKER_KEY = "synapse_declare_managed"
 FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
 PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
 
@@ -117,6 +133,12 @@ class LiveState:
     # location name → the reason, read only when a migration has files to copy there.
     unreadable: dict[str, str] = field(default_factory=dict)
     teams: teams.LiveTeams = field(default_factory=teams.LiveTeams)  # declared teams (teams:)
+    # Undeclared folders under `prune:` containers (address → what deleting it takes).
+    prune_candidates: dict[str, PruneCandidate] = field(default_factory=dict)
+    # Declared folders found under an old name or path (`previously:`), and declared folders
+    # found in the caller's trash (address → syn id): read only when a declared name is missing.
+    relocated: dict[str, Relocation] = field(default_factory=dict)
+    trashed: dict[str, str] = field(default_factory=dict)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -390,6 +412,10 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     }
     observed.update(team_observed)
 
+    relocated: dict[str, Relocation] = {}
+    trashed: dict[str, str] = {}
+    trash: list[list[dict[str, Any]]] = []  # the caller's trash, read once when first needed
+    seen: dict[str, str | None] = {}  # undeclared folder id → its ADDRESS_KEY (renamed by hand)
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
 
@@ -422,7 +448,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         _parallel(
             api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
         )
-        listing = [(s, lv) for s, lv in existing if s.folders]
+        listing = [(s, lv) for s, lv in existing if s.folders or s.prune is not Prune.OFF]
 
         def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
             job[1].children = {str(h["name"]): h for h in api.children(job[1].syn_id)}
@@ -451,8 +477,24 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                             own_acl=str(header.get("benefactorId")) == str(header["id"])[3:],
                             created_by=header.get("createdBy"),
                         )
+                if child_live is None and live is not None and live.children is not None:
+                    child_live = _identity(
+                        api,
+                        child,
+                        live,
+                        containers,
+                        relocated,
+                        trashed,
+                        trash,
+                        {c.name for c in spec.folders},
+                        seen,
+                    )
                 next_level.append((child, child_live))
         level = next_level
+    moved = {live.syn_id for a, live in containers.items() if live and a in relocated}
+    candidates = read_candidates(api, manifest, containers, moved)
+    for address, candidate in sorted(candidates.items()):
+        observed[address] = f"{candidate.syn_id} etag={candidate.etag}"
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
     certified = api.is_certified() if _needs_certification(manifest) else None
     exposures = acl_audit.find_exposures(
@@ -477,6 +519,9 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         audit_public=audit_public,
         unreadable=unreadable,
         teams=live_teams,
+        prune_candidates=candidates,
+        relocated=relocated,
+        trashed=trashed,
     )
 
 
@@ -487,6 +532,57 @@ def _by_place(errors: Sequence[ResolutionError]) -> list[ResolutionError]:
             (e.location.file, e.location.line, e.location.column) if e.location else ("", 0, 0)
         ),
     )
+
+
+def _identity(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    parent: LiveContainer,
+    containers: dict[str, LiveContainer | None],
+    relocated: dict[str, Relocation],
+    trashed: dict[str, str],
+    trash: list[list[dict[str, Any]]],
+    declared: set[str],
+    seen: dict[str, str | None],
+) -> LiveContainer | None:
+    """A declared folder missing under its name: renamed or moved (``previously:``), renamed by
+    hand (its address marker, on an undeclared sibling), or in the caller's trash. Costs reads
+    only here, when a declared name is missing."""
+    project = containers.get(str(Address(Address.parse(spec.address).segments[:1])))
+    found = (
+        find_previous(api, spec.previously, parent.children or {}, project.syn_id)
+        if spec.previously and project is not None
+        else None
+    )
+    if found is None:
+        # Renamed by hand: the undeclared sibling carrying this folder's address marker.
+        parent_address = str(Address(Address.parse(spec.address).segments[:-1]))
+        wanted = {spec.address} | {
+            str(Address.container("folder", old, parent_address))
+            for old in spec.previously
+            if "/" not in old
+        }
+        found = find_renamed(api, wanted, parent.children or {}, declared, seen)
+    if found is not None:
+        syn_id, previous = found
+        entity = api.get_entity(syn_id)
+        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")))
+        return LiveContainer(
+            syn_id=syn_id,
+            concrete_type=FOLDER_TYPE,
+            name=str(entity["name"]),
+            own_acl=api.get_acl(syn_id) is not None,
+            created_by=entity.get("createdBy"),
+            entity=entity,
+            etag=str(entity["etag"]),
+        )
+    if not trash:
+        trash.append(api.trash_view())
+    for row in trash[0]:
+        if row.get("entityName") == spec.name and row.get("originalParentId") == parent.syn_id:
+            trashed[spec.address] = str(row["entityId"])
+            break
+    return None
 
 
 def _needs_certification(manifest: Manifest) -> bool:

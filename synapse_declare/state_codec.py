@@ -8,9 +8,11 @@ keeps ints, access sets stay sets (written sorted so a capture diffs cleanly).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .lifecycle import PruneCandidate, Relocation
 from .migration import MigrationIndex
 from .model import PrincipalRef, parse_principal
 from .plan import Target
@@ -44,6 +46,28 @@ def encode(live: LiveState) -> dict[str, Any]:
         "audit_public": live.audit_public,
         "unreadable": dict(sorted(live.unreadable.items())),
         "teams": team.encode(live.teams),
+        # Only under `prune:` (issue 11); absent otherwise, so older captures still round-trip.
+        **(
+            {
+                "prune_candidates": {
+                    address: dataclasses.asdict(candidate)
+                    for address, candidate in sorted(live.prune_candidates.items())
+                }
+            }
+            if live.prune_candidates
+            else {}
+        ),
+        **(
+            {
+                "relocated": {
+                    address: dataclasses.asdict(moved)
+                    for address, moved in sorted(live.relocated.items())
+                }
+            }
+            if live.relocated
+            else {}
+        ),
+        **({"trashed": dict(sorted(live.trashed.items()))} if live.trashed else {}),
     }
 
 
@@ -72,6 +96,14 @@ def decode(data: Mapping[str, Any]) -> LiveState:
         audit_public=bool(data["audit_public"]),
         unreadable=dict(data["unreadable"]),
         teams=team.decode(data.get("teams")),  # absent in live states captured before teams
+        prune_candidates={
+            str(address): PruneCandidate(**candidate)
+            for address, candidate in data.get("prune_candidates", {}).items()
+        },
+        relocated={
+            str(address): Relocation(**item) for address, item in data.get("relocated", {}).items()
+        },
+        trashed={str(k): str(v) for k, v in data.get("trashed", {}).items()},
     )
 
 

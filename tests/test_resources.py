@@ -104,7 +104,7 @@ def test_every_plan_resource_has_exactly_one_kind() -> None:
 @pytest.mark.parametrize(
     ("resource", "operation", "supported"),
     [
-        (Resource.FOLDER, Operation.PRUNE, "apply, export, plan"),
+        (Resource.WIKI_PAGE, Operation.PRUNE, "apply, export, plan"),
         (Resource.MIGRATION, Operation.EXPORT, "apply, plan"),
     ],
 )
@@ -116,12 +116,16 @@ def test_an_operation_a_kind_does_not_implement_is_refused_clearly(
     message = str(caught.value)
     label = registry.kind_of(resource).label(resource)
     assert f"{operation.value} is not implemented for {label} resources" in message
-    assert f"(they support: {supported})" in message
+    assert f"they support: {supported})" in message
 
 
 def test_export_is_implemented_by_every_kind_but_migration() -> None:
     exporting = {r for r in Resource if Operation.EXPORT in registry.kind_of(r).operations}
     assert exporting == set(Resource) - {Resource.MIGRATION}
+
+
+def test_folders_implement_prune() -> None:
+    assert registry.require(Resource.FOLDER, Operation.PRUNE) is registry.kind_of(Resource.FOLDER)
 
 
 def test_apply_is_implemented_by_every_kind() -> None:

@@ -119,6 +119,51 @@ class SynapseAPI:
             if not page_token:
                 return headers
 
+    def children_census(self, parent_id: str) -> tuple[list[dict[str, Any]], int]:
+        """The folder and file children of ``parent_id`` (all pages) and the sum of its files'
+        sizes, which Synapse adds to the first page at no extra call."""
+        page_token: str | None = None
+        headers: list[dict[str, Any]] = []
+        total = 0
+        while True:
+            body = self.t.request(
+                "POST",
+                "/entity/children",
+                body={
+                    "parentId": parent_id,
+                    "includeTypes": ["folder", "file"],
+                    "includeSumFileSizes": page_token is None,
+                    "sortBy": "NAME",
+                    "sortDirection": "ASC",
+                    "nextPageToken": page_token,
+                },
+            )
+            headers.extend(body.get("page", []))
+            total += int(body.get("sumFileSizesBytes") or 0)
+            page_token = body.get("nextPageToken")
+            if not page_token:
+                return headers, total
+
+    def trash_entity(self, entity_id: str) -> None:
+        """Move an entity (and its subtree) to the caller's trash: restorable for 30 days."""
+        self.t.request("PUT", f"/trashcan/trash/{entity_id}")
+
+    def trash_view(self, *, page: int = 100) -> list[dict[str, Any]]:
+        """Every TrashedEntity the caller deleted (offset paging, stops on a short page)."""
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = self.t.request("GET", "/trashcan/view", params={"offset": offset, "limit": page})
+            results = list(body.get("results", []))
+            found.extend(results)
+            if len(results) < page:
+                return found
+            offset += page
+
+    def restore_from_trash(self, entity_id: str) -> None:
+        """Back to its original parent and name (``PUT /trashcan/restore/{id}``)."""
+        self.t.request("PUT", f"/trashcan/restore/{entity_id}")
+
     def bundle(self, entity_id: str, **flags: bool) -> dict[str, Any]:
         return dict(self.t.request("POST", f"/entity/{entity_id}/bundle2", body=flags))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Conflict, Forbidden, PreconditionFailed
+from ..errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from ..model import INHERIT, AclSpec, ContainerSpec
 from ..plan import Action, Change, Resource
 from .base import ApplyContext, BundleFlags, Operation
@@ -17,7 +17,7 @@ from .payloads import ContainerCreate, ContainerPrior, ContainerUpdate
 class ContainerKind:
     name = "container"
     resources = (Resource.PROJECT, Resource.FOLDER)
-    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.EXPORT})
+    operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.PRUNE, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
         return resource.value
@@ -57,7 +57,57 @@ class ContainerKind:
     def apply(self, ctx: ApplyContext, change: Change) -> str:
         if change.action is Action.CREATE:
             return self.create(ctx, change)
+        if change.action is Action.DELETE:
+            return self.trash(ctx, change)
+        if change.action is Action.RESTORE:
+            return self.restore(ctx, change)
         return self.update(ctx, change)
+
+    def restore(self, ctx: ApplyContext, change: Change) -> str:
+        """Back from the trash to its original parent and name (the plan matched both)."""
+        assert change.syn_id is not None
+        syn_id = change.syn_id
+
+        def attempt() -> str:
+            ctx.api.restore_from_trash(syn_id)
+            return syn_id
+
+        def check() -> str | None:
+            try:
+                ctx.api.get_entity(syn_id)
+            except NotFound:
+                return None
+            return syn_id
+
+        ctx.resolve(f"restore {change.address}", attempt, check)
+        ctx.record(change.address, syn_id)
+        return f"{syn_id}: restored from the trash"
+
+    def trash(self, ctx: ApplyContext, change: Change) -> str:
+        """PRUNE: the folder to the trash, refused when it changed since the plan read it (its
+        etag; the plan's guards were decided on that state)."""
+        assert change.syn_id is not None
+        syn_id = change.syn_id
+
+        def attempt() -> str:
+            try:
+                current = ctx.api.get_entity(syn_id)
+            except NotFound:
+                return syn_id  # already in the trash (a re-run after an interrupted apply)
+            if current.get("etag") != change.prior_etag:
+                raise ctx.conflict(change, "it changed since the plan read it")
+            ctx.api.trash_entity(syn_id)
+            return syn_id
+
+        def check() -> str | None:
+            try:
+                ctx.api.get_entity(syn_id)
+            except NotFound:
+                return syn_id
+            return None
+
+        ctx.resolve(f"delete {change.address}", attempt, check)
+        return f"{syn_id}: to the trash"
 
     def create(self, ctx: ApplyContext, change: Change) -> str:
         desired = ContainerCreate.from_json(change.desired)
@@ -162,7 +212,9 @@ class AnnotationsAspect:
     name = "annotations"
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
-        return BundleFlags(annotations=spec.kind.value == "project" or spec.annotations is not None)
+        return BundleFlags(
+            annotations=spec.kind.value == "project" or spec.annotations is not None or spec.protect
+        )
 
 
 class AclAspect:
