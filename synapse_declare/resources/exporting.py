@@ -227,9 +227,20 @@ def scalar_text(value: Any) -> str:
 def _flow(value: Any) -> str | None:
     """A short list of scalars on one line, e.g. ``[READ, DOWNLOAD]``; None otherwise."""
     if isinstance(value, list) and all(not isinstance(v, (dict, list, Commented)) for v in value):
-        text = "[" + ", ".join(scalar_text(v) for v in value) + "]"
+        text = "[" + ", ".join(_flow_item(v) for v in value) + "]"
         return text if len(text) <= 80 else None
     return None
+
+
+def _flow_item(value: Any) -> str:
+    """A scalar inside ``[...]``: text is dumped in a flow sequence, so that the emitter quotes
+    flow indicators (``0,`` is plain text on its own line, but two items inside brackets)."""
+    if isinstance(value, str) and any(c in value for c in ",[]{}"):
+        dumped = yaml.dump(
+            [value], Dumper=_Dumper, default_flow_style=True, width=10**9, allow_unicode=True
+        )
+        return dumped.strip().removeprefix("[").removesuffix("]")
+    return scalar_text(value)
 
 
 def _comment_lines(comments: Sequence[str], indent: str) -> list[str]:
