@@ -67,17 +67,20 @@ class SynapseAPI:
 
     def my_team_ids(self, user_id: int) -> list[int]:
         """Ids of the teams the user belongs to (offset paging)."""
-        ids: list[int] = []
+        return [int(team["id"]) for team in self._offset_pages(f"/user/{user_id}/team")]
+
+    def _offset_pages(self, path: str, page: int = 50) -> list[dict[str, Any]]:
+        """Every ``results`` item of an offset-paged GET, reading pages until a short one (some
+        of these endpoints report the page size as their total, so the total cannot be used)."""
+        found: list[dict[str, Any]] = []
         offset = 0
         while True:
-            body = self.t.request(
-                "GET", f"/user/{user_id}/team", params={"offset": offset, "limit": 50}
-            )
-            page = body.get("results", []) if isinstance(body, dict) else []
-            ids.extend(int(team["id"]) for team in page)
-            if len(page) < 50:
-                return ids
-            offset += 50
+            body = self.t.request("GET", path, params={"offset": offset, "limit": page})
+            results = list(body.get("results", [])) if isinstance(body, dict) else []
+            found.extend(results)
+            if len(results) < page:
+                return found
+            offset += page
 
     def group_headers_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
         if not ids:
@@ -150,15 +153,7 @@ class SynapseAPI:
 
     def trash_view(self, *, page: int = 100) -> list[dict[str, Any]]:
         """Every TrashedEntity the caller deleted (offset paging, stops on a short page)."""
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            body = self.t.request("GET", "/trashcan/view", params={"offset": offset, "limit": page})
-            results = list(body.get("results", []))
-            found.extend(results)
-            if len(results) < page:
-                return found
-            offset += page
+        return self._offset_pages("/trashcan/view", page)
 
     def restore_from_trash(self, entity_id: str) -> None:
         """Back to its original parent and name (``PUT /trashcan/restore/{id}``)."""
@@ -348,17 +343,7 @@ class SynapseAPI:
 
     def entity_versions(self, entity_id: str, *, page: int = 50) -> list[dict[str, Any]]:
         """Every VersionInfo of an entity, newest first (offset paging, stops on a short page)."""
-        versions: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            body = self.t.request(
-                "GET", f"/entity/{entity_id}/version", params={"offset": offset, "limit": page}
-            )
-            results = list(body.get("results", []))
-            versions.extend(results)
-            if len(results) < page:
-                return versions
-            offset += page
+        return self._offset_pages(f"/entity/{entity_id}/version", page)
 
     def get_storage_location(self, location_id: int) -> dict[str, Any]:
         return dict(self.t.request("GET", f"/storageLocation/{location_id}"))
@@ -444,17 +429,7 @@ class SynapseAPI:
 
     def team_member_ids(self, team_id: int) -> list[dict[str, Any]]:
         """Every member's UserGroupHeader (``GET /teamMembers/{id}``, offset paging by 50)."""
-        members: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            body = self.t.request(
-                "GET", f"/teamMembers/{team_id}", params={"offset": offset, "limit": 50}
-            )
-            page = body.get("results", []) if isinstance(body, dict) else []
-            members.extend(dict(m["member"]) for m in page)
-            if len(page) < 50:
-                return members
-            offset += 50
+        return [dict(m["member"]) for m in self._offset_pages(f"/teamMembers/{team_id}")]
 
     def teams_by_fragment(self, fragment: str) -> list[dict[str, Any]]:
         """Teams whose name (or a word of it) starts with ``fragment``: one page of 50."""
@@ -471,16 +446,4 @@ class SynapseAPI:
     def entity_access_requirements(self, entity_id: str) -> list[dict[str, Any]]:
         """Requirements bound to the entity or an ancestor (offset paging; the "total" is the
         page size, so pages are read until a short one)."""
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            body = self.t.request(
-                "GET",
-                f"/entity/{entity_id}/accessRequirement",
-                params={"offset": offset, "limit": 50},
-            )
-            page = body.get("results", []) if isinstance(body, dict) else []
-            found.extend(page)
-            if len(page) < 50:
-                return found
-            offset += 50
+        return self._offset_pages(f"/entity/{entity_id}/accessRequirement")
