@@ -73,7 +73,15 @@ def test_the_emulator_is_independent_of_the_product(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["planner.py", "plan.py", "model.py", "manifest.py", "schema.py", "validate.py"]
+    "name",
+    [
+        "planner.py",
+        "plan.py",
+        *(str(p.relative_to(PACKAGE)) for p in modules("model/*.py")),
+        "manifest.py",
+        "schema.py",
+        "validate.py",
+    ],
 )
 def test_pure_layers_do_no_presentation(name: str) -> None:
     bad = {i for i in imports_of(PACKAGE / name) if layer(i) in ("render", "cli", "progress")}
