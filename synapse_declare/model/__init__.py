@@ -82,11 +82,13 @@ from .values import (
     MAX_ANNOTATION_VALUES,
     MAX_STRING_ANNOTATION_CHARS,
     RESERVED_ANNOTATION_KEYS,
+    ValueProblem,
+    infer_plain,
 )
 
-# Private to the model, used by the exporter (resources/exporting.py) to read values back.
-from .values import _infer_plain as _infer_plain
-from .values import _ValueProblem as _ValueProblem
+# The names resources/exporting.py imports (from before the model became a package).
+_infer_plain = infer_plain
+_ValueProblem = ValueProblem
 
 __all__ = [
     "ALIAS_RE",
@@ -128,10 +130,12 @@ __all__ = [
     "Prune",
     "StorageLocationSpec",
     "TeamSpec",
+    "ValueProblem",
     "WikiSpec",
     "build_model",
     "canonical_form",
     "endpoint_url_problem",
+    "infer_plain",
     "java_trim",
     "level_for",
     "parse_person",

@@ -16,11 +16,11 @@ from .values import (
     MAX_ANNOTATION_VALUES,
     MAX_STRING_ANNOTATION_CHARS,
     RESERVED_ANNOTATION_KEYS,
-    _coerce,
-    _infer_plain,
-    _is_lossy,
-    _ValueProblem,
+    ValueProblem,
+    coerce,
     double_wire,
+    infer_plain,
+    is_lossy,
     utf16_length,
 )
 
@@ -80,8 +80,8 @@ def _typed(
         if target is AnnotationType.STRING:
             _check_lossy(ctx, key, item, ipath)
         try:
-            wires.append(_coerce(item, target))
-        except _ValueProblem as problem:
+            wires.append(coerce(item, target))
+        except ValueProblem as problem:
             ctx.error(ipath, f"annotation {key!r}: {problem.message}", problem.hint)
             ok = False
     if not ok:
@@ -98,8 +98,8 @@ def _plain(ctx: BuildContext, key: str, value: Any, path: JsonPath) -> Annotatio
         ipath = (*path, i) if isinstance(value, list) else path
         _check_lossy(ctx, key, item, ipath)
         try:
-            inferred.append(_infer_plain(item))
-        except _ValueProblem as problem:
+            inferred.append(infer_plain(item))
+        except ValueProblem as problem:
             ctx.error(ipath, f"annotation {key!r}: {problem.message}", problem.hint)
             ok = False
             continue
@@ -152,7 +152,7 @@ def _check_lossy(ctx: BuildContext, key: str, value: Any, path: JsonPath) -> Non
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     written = ctx.written(path)
-    if written is None or not _is_lossy(written, value):
+    if written is None or not is_lossy(written, value):
         return
     stored = double_wire(value) if isinstance(value, float) else str(value)
     ctx.warn(

@@ -24,7 +24,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def storage_names(raw: Mapping[str, Any]) -> list[str]:
+def destination_names(raw: Mapping[str, Any]) -> list[str]:
     """The upload destinations a container names (``storage:`` is one name or a list)."""
     refs = raw.get("storage")
     return [refs] if isinstance(refs, str) else list(refs or [])

@@ -8,7 +8,7 @@ from typing import Any
 
 from synapse_declare.manifest import JsonPath
 
-from .build_core import BuildContext, storage_names
+from .build_core import BuildContext, destination_names
 from .build_storage import storage_ref, sts_names
 from .names import java_trim, synapse_name_problem
 from .specs import MigrationSpec
@@ -73,7 +73,7 @@ def build_move_files_from(ctx: BuildContext, raw: Mapping[str, Any], path: JsonP
             "write the folder's path from the project, e.g. `Raw Data` or `Raw Data/RNAseq`",
         )
         return None
-    names = storage_names(raw)
+    names = destination_names(raw)
     if len(names) != 1 or not sts_names(ctx, names):
         ctx.error(
             spath,

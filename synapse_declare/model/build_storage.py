@@ -11,7 +11,7 @@ from typing import Any
 
 from synapse_declare.manifest import JsonPath
 
-from .build_core import BuildContext, did_you_mean, storage_names
+from .build_core import BuildContext, destination_names, did_you_mean
 from .names import BUCKET_RE, endpoint_url_problem
 from .specs import EntityKind, StorageLocationSpec
 
@@ -92,7 +92,7 @@ def destination_rules(
     ctx: BuildContext, raw: Mapping[str, Any], path: JsonPath, kind: EntityKind
 ) -> None:
     """Upload-destination rules Synapse enforces (synapse-api.md §7.2, §8.3)."""
-    names = storage_names(raw)
+    names = destination_names(raw)
     spath: JsonPath = (*path, "storage")
     if len(names) > MAX_UPLOAD_DESTINATIONS:
         ctx.error(
@@ -128,7 +128,7 @@ def enter_sts_folder(
     """Note a folder whose own destination is STS-enabled while its children are built (no
     child may set destinations); ``True`` when :func:`leave_sts_folder` must follow."""
     # A project cannot be STS-enabled (reported by destination_rules); only folders start one.
-    own_sts = sts_names(ctx, storage_names(raw)) if kind is EntityKind.FOLDER else []
+    own_sts = sts_names(ctx, destination_names(raw)) if kind is EntityKind.FOLDER else []
     if own_sts:
         ctx.sts_above.append(f"{name!r} uses {own_sts[0]!r}")
     return bool(own_sts)

@@ -2,7 +2,7 @@
 
 Synapse stores every value as a string and parses it the way Java does: LONG is a 64-bit signed
 integer, DOUBLE prints like ``repr(float)`` or ``NaN``/``Infinity``/``-Infinity``, TIMESTAMP_MS is
-epoch milliseconds. A problem is raised as :class:`_ValueProblem` for the builder to locate.
+epoch milliseconds. A problem is raised as :class:`ValueProblem` for the builder to locate.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _LEADING_ZERO_RE = re.compile(r"^[-+]?0[0-9_]")
 _TRAILING_ZERO_RE = re.compile(r"\.[0-9_]*[0-9]0+$")
 
 
-class _ValueProblem(Exception):
+class ValueProblem(Exception):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -67,18 +67,18 @@ def _timestamp_from_yaml(value: YamlTimestamp) -> str:
     parsed = value.value
     text = str(value)
     if parsed is None:
-        raise _ValueProblem(
+        raise ValueProblem(
             f"{text!r} looks like a date but is not a valid date/time",
             f'fix the date, or quote it ("{text}") to store it as text',
         )
     if not isinstance(parsed, dt.datetime):
-        raise _ValueProblem(
+        raise ValueProblem(
             f"bare date {text!r} is ambiguous as a timestamp (no time and no timezone)",
             f'write {text}T00:00:00Z for a UTC timestamp, or quote it ("{text}") to store it '
             "as text",
         )
     if parsed.tzinfo is None:
-        raise _ValueProblem(
+        raise ValueProblem(
             f"timestamp {text!r} has no timezone",
             f'add Z (UTC) or an offset such as +02:00 ({text}Z), or quote it ("{text}") to '
             "store it as text",
@@ -88,14 +88,14 @@ def _timestamp_from_yaml(value: YamlTimestamp) -> str:
 
 def _check_long(value: int) -> str:
     if not _JAVA_LONG_MIN <= value <= _JAVA_LONG_MAX:
-        raise _ValueProblem(
+        raise ValueProblem(
             f"{value} does not fit in a Synapse LONG (64-bit signed integer)",
             "use a smaller number, or {type: string, value: ...} to store it as text",
         )
     return str(value)
 
 
-def _infer_plain(value: Any) -> tuple[AnnotationType, str]:
+def infer_plain(value: Any) -> tuple[AnnotationType, str]:
     if isinstance(value, bool):
         return AnnotationType.BOOLEAN, "true" if value else "false"
     if isinstance(value, int):
@@ -106,7 +106,7 @@ def _infer_plain(value: Any) -> tuple[AnnotationType, str]:
         return AnnotationType.TIMESTAMP_MS, _timestamp_from_yaml(value)
     if isinstance(value, str):
         return AnnotationType.STRING, value
-    raise _ValueProblem(f"unsupported annotation value {value!r}")
+    raise ValueProblem(f"unsupported annotation value {value!r}")
 
 
 def _as_string(value: Any) -> str:
@@ -122,7 +122,7 @@ def _as_long(value: Any) -> str:
         return _check_long(value)
     if isinstance(value, str) and _LONG_TEXT_RE.match(value):
         return _check_long(int(value))
-    raise _ValueProblem(
+    raise ValueProblem(
         f"{value!r} is not a whole number (type: long)",
         "write an integer such as 3, or use type: double / string",
     )
@@ -136,7 +136,7 @@ def _as_double(value: Any) -> str:
             return value
         if _DOUBLE_TEXT_RE.match(value):
             return double_wire(float(value))
-    raise _ValueProblem(
+    raise ValueProblem(
         f"{value!r} is not a number (type: double)",
         "write a number such as 1.5 (NaN, Infinity and -Infinity are allowed as text)",
     )
@@ -147,7 +147,7 @@ def _as_boolean(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower()
-    raise _ValueProblem(f"{value!r} is not a boolean (type: boolean)", "write true or false")
+    raise ValueProblem(f"{value!r} is not a boolean (type: boolean)", "write true or false")
 
 
 def _as_timestamp(value: Any) -> str:
@@ -163,10 +163,10 @@ def _as_timestamp(value: Any) -> str:
         if parsed is not None and parsed.tzinfo is not None:
             return str(_timestamp_millis(parsed))
         if parsed is not None:
-            raise _ValueProblem(
+            raise ValueProblem(
                 f"timestamp {value!r} has no timezone", "add Z (UTC) or an offset such as +02:00"
             )
-    raise _ValueProblem(
+    raise ValueProblem(
         f"{value!r} is not a timestamp (type: timestamp)",
         "write an ISO 8601 date-time with a timezone (2024-05-01T00:00:00Z) or epoch milliseconds",
     )
@@ -181,12 +181,12 @@ _COERCIONS = {
 }
 
 
-def _coerce(value: Any, target: AnnotationType) -> str:
+def coerce(value: Any, target: AnnotationType) -> str:
     """Convert one value of an explicitly typed annotation to its wire form."""
     return _COERCIONS[target](value)
 
 
-def _is_lossy(written: str, value: int | float) -> bool:
+def is_lossy(written: str, value: int | float) -> bool:
     """True when the number a plain scalar becomes does not show what was written: leading
     zeros (``00123``), trailing decimal zeros beyond the first (``1.10``, ``2.50``), digit
     separators (``1_000``), sexagesimal or other bases."""
