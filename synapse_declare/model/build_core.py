@@ -52,6 +52,7 @@ class BuildContext:
         self.sts_above: list[str] = []
         """The enclosing STS-enabled folders, innermost last (no destinations may be set below)."""
         self.texts: dict[str, list[str] | None] = {}
+        """Each manifest file's lines, read once for :meth:`written` (``None``: unreadable)."""
 
     def at(self, path: JsonPath, *, key: bool = False) -> SourceLocation:
         return self.locator.locate(path, key=key)
