@@ -1138,7 +1138,7 @@ def _pop_instances(documents: Sequence[LoadedDocument]) -> dict[str, tuple[Insta
             name = item.get("name")
             if not isinstance(name, str):
                 continue
-            # The model's address (model.py): kind:name segments, names trimmed as Synapse does.
+            # The model's address (model/): kind:name segments, names trimmed as Synapse does.
             segment = f"{kind}:{java_trim(name)}"
             address = f"{prefix}/{segment}" if prefix else segment
             if chain:

@@ -73,8 +73,40 @@ def test_the_emulator_is_independent_of_the_product(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["planner.py", "plan.py", "model.py", "manifest.py", "schema.py", "validate.py"]
+    "name",
+    [
+        "planner.py",
+        "plan.py",
+        *(str(p.relative_to(PACKAGE)) for p in modules("model/*.py")),
+        "manifest.py",
+        "schema.py",
+        "validate.py",
+    ],
 )
 def test_pure_layers_do_no_presentation(name: str) -> None:
     bad = {i for i in imports_of(PACKAGE / name) if layer(i) in ("render", "cli", "progress")}
     assert not bad, f"{name} imports {sorted(bad)}"
+
+
+BASE = "synapse_declare.resources.base"
+
+
+@pytest.mark.parametrize("path", modules("model/*.py"), ids=lambda p: p.name)
+def test_the_model_reads_nothing_live(path: Path) -> None:
+    """A manifest becomes a model offline: no builder reaches the client, the state reader, the
+    planner or the applier (the resource kinds only for ``resources.base``'s addresses)."""
+    live = ("client", "state", "planner", "applier", "storage", "migration", "engine", "cli")
+    bad = {
+        i
+        for i in imports_of(path)
+        if layer(i) in live or (layer(i) == "resources" and not i.startswith(BASE))
+    }
+    assert not bad, f"model/{path.name} imports {sorted(bad)}"
+
+
+def test_the_model_check_sees_imports() -> None:
+    """Guard against a check that cannot fail: the container builder's imports are seen."""
+    found = imports_of(PACKAGE / "model" / "build_container.py")
+    assert "synapse_declare.resources.base" in found
+    assert "synapse_declare.model.build_acl" in found
+    assert len(modules("model/*.py")) > 10

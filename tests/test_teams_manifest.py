@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synapse_declare.model_teams import MembershipMode
+from synapse_declare.model import MembershipMode
 from synapse_declare.validate import validate_paths
 
 

@@ -30,7 +30,7 @@ from ..errors import (
     PolicyViolations,
     ResolutionError,
 )
-from ..model_teams import MembershipMode, Person, TeamSpec
+from ..model import MembershipMode, Person, TeamSpec
 from ..plan import Action, Change, FieldChange, Resource
 from .base import ApplyContext, BundleFlags, Operation
 
