@@ -150,7 +150,8 @@ def principal_names(
     return names
 
 
-def effective_access(acl: Mapping[int, frozenset[str]], groups: frozenset[int]) -> set[str]:
+def granted_through(acl: Mapping[int, frozenset[str]], groups: frozenset[int]) -> set[str]:
+    """What an ACL grants through any of ``groups`` (the user and the teams they are in)."""
     granted: set[str] = set()
     for principal, access in acl.items():
         if principal in groups:
@@ -164,7 +165,7 @@ def check_lockout(
     """Refuse an ACL that would take from the user what managing this entity needs: without
     READ it disappears from later plans (which then never converge), without UPDATE or
     CHANGE_PERMISSIONS its annotations or ACL can never be changed again."""
-    missing = sorted(MANAGE_ACCESS - effective_access(desired, live.my_groups))
+    missing = sorted(MANAGE_ACCESS - granted_through(desired, live.my_groups))
     if not missing:
         return
     assert isinstance(spec.acl, AclSpec)
