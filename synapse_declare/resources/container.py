@@ -20,7 +20,6 @@ from ..model import ContainerSpec, EntityKind
 from ..plan import Action, Change, FieldChange, Resource
 from . import acl as acls
 from . import annotations as annotations_aspect
-from .acl import AclDiff
 from .base import Address, ApplyContext, BundleFlags, Operation, PlanContext
 from .exporting import ExportContext, acl_data, annotations_data
 from .payloads import ContainerCreate, ContainerPrior, ContainerUpdate
@@ -377,7 +376,7 @@ def plan_update(
             current.annotations, desired_annotations
         )
         fields.extend(changed)
-    acl: AclDiff = acls.acl_diff(spec, current, desired_acl, names)
+    acl = acls.acl_diff(spec, current, desired_acl, names)
     fields.extend(acl.fields)
     ctx.public.extend(acl.public)
     adopts = adopting(spec, live)

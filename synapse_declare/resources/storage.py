@@ -101,6 +101,7 @@ class StorageLocationKind:
         for change in changes:
             name = str(change.desired["name"])
             check_owner_txt(name, spec.storage_locations[name], live, ctx)
+        warn_unreadable(spec, live, ctx)
         return changes
 
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
@@ -398,6 +399,19 @@ def check_owner_txt(
             f"storage location {name!r}: {problem}, so Synapse would refuse to create it",
             location=declared.location,
             hint=owner_hint(declared, live.target.user_name, live.target.user_id),
+        )
+
+
+def warn_unreadable(manifest: Manifest, live: LiveState, ctx: PlanContext) -> None:
+    """Migration destinations this machine cannot read: apply's verification would refuse
+    before its first write, so the plan says it now (the reader tried them)."""
+    for name, problem in sorted(live.unreadable.items()):
+        bucket = manifest.storage_locations[name].bucket
+        ctx.warnings.append(
+            f"storage location {name!r}: apply verifies each copy by reading s3://{bucket} with "
+            f"this machine's AWS credentials, which cannot read it ({problem}); apply refuses "
+            "before changing anything unless it runs where the bucket is readable or with "
+            "--verify none"
         )
 
 
