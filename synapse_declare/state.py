@@ -58,18 +58,18 @@ from .plan import Target
 from .preflight import read_problem
 from .resources import registry
 from .resources import team as teams
-from .resources.acl import creator_of
+from .resources.acl import creator_of as creator_of  # noqa: PLC0414
 from .resources.base import Address
 from .resources.container import FOLDER_TYPE as FOLDER_TYPE  # noqa: PLC0414
 from .resources.container import PROJECT_TYPE as PROJECT_TYPE  # noqa: PLC0414
 from .resources.wiki import orders_siblings, wiki_paths
 from .storage import LiveStorage
 
-# FOLDER_TYPE and PROJECT_TYPE are re-exported (the container kind defines them): export,
-# leftovers and the access summary name entity types through the reader.
+# Re-exported where they used to be defined: FOLDER_TYPE and PROJECT_TYPE (the container kind
+# owns them; export, leftovers and the access summary import them from here) and creator_of
+# (the ACL aspect owns what `self` means; the reader's lock-out groups use it too).
 
 log = logging.getLogger(__name__)
-
 
 T = TypeVar("T")
 R = TypeVar("R")
