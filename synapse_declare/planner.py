@@ -5,7 +5,7 @@ A pure function: no I/O. The planner orchestrates; each kind owns its diff (``pl
 is decided here is what spans kinds: the order the registry gives (teams, the container tree,
 storage locations, each container's attached changes), dependencies on declared teams
 (``link_pending``), pruning, the guards (certification, policies), and the summaries (effective
-access, leftovers, unreadable migration destinations). Semantics are in the README.
+access, leftovers). Semantics are in the README.
 """
 
 from __future__ import annotations
