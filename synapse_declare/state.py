@@ -47,26 +47,29 @@ from .lifecycle import (
 )
 from .migration import SkippedItem, Strategy, index_migration
 from .model import (
-    INHERIT,
     AclSpec,
     ContainerSpec,
     Manifest,
     PrincipalKind,
     PrincipalRef,
     Prune,
-    WikiSpec,
 )
 from .plan import Target
 from .preflight import read_problem
 from .resources import registry
 from .resources import team as teams
-from .resources.base import Address, sub_address
+from .resources.acl import creator_of as creator_of  # noqa: PLC0414
+from .resources.base import Address
+from .resources.container import FOLDER_TYPE as FOLDER_TYPE  # noqa: PLC0414
+from .resources.container import PROJECT_TYPE as PROJECT_TYPE  # noqa: PLC0414
+from .resources.wiki import orders_siblings, wiki_paths
 from .storage import LiveStorage
 
-log = logging.getLogger(__name__)
+# Re-exported where they used to be defined: FOLDER_TYPE and PROJECT_TYPE (the container kind
+# owns them; export, leftovers and the access summary import them from here) and creator_of
+# (the ACL aspect owns what `self` means; the reader's lock-out groups use it too).
 
-FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
-PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -304,14 +307,6 @@ def _acl_entries(acl: dict[str, Any]) -> dict[int, frozenset[str]]:
     return {k: frozenset(v) for k, v in entries.items()}
 
 
-def _wiki_paths(
-    spec: WikiSpec, prefix: tuple[str, ...] = ()
-) -> Iterable[tuple[tuple[str, ...], WikiSpec]]:
-    yield prefix, spec
-    for page in spec.pages:
-        yield from _wiki_paths(page, (*prefix, page.title))
-
-
 def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> None:
     if spec.wiki is None or live.wiki_root_id is None:
         return
@@ -322,7 +317,7 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
         by_parent.setdefault(header.get("parentId"), []).append(header)
     # Match manifest pages to live pages by title path under the root.
     wanted: dict[tuple[str, ...], str] = {(): live.wiki_root_id}
-    for path, _page in _wiki_paths(spec.wiki):
+    for path, _page in wiki_paths(spec.wiki):
         if not path:
             continue
         parent_id = wanted.get(path[:-1])
@@ -349,11 +344,6 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
         live.wiki_pages["/".join(path)] = page
     if orders_siblings(spec.wiki):
         live.wiki_order = api.wiki_order_hint(live.syn_id)
-
-
-def orders_siblings(wiki: WikiSpec) -> bool:
-    """Whether the manifest gives an order to compare: some page has two or more sub-pages."""
-    return len(wiki.pages) > 1 or any(orders_siblings(page) for page in wiki.pages)
 
 
 def whoami(api: SynapseAPI) -> dict[str, Any]:
@@ -455,7 +445,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
 
         _parallel(api, list_children, listing)
         for spec, live in level:
-            _observe(observed, spec, live)
+            observed.update(registry.observe(spec, live))
         next_level: list[tuple[ContainerSpec, LiveContainer | None]] = []
         for spec, live in level:
             for child in spec.folders:
@@ -503,7 +493,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     names = acl_audit.principal_names(api, manifest, containers, exposures, target, principals)
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
     live_storage = _read_storage(api, manifest, containers, identities)
-    storage.observe(manifest, live_storage, observed)
+    observed.update(registry.observe_storage(manifest, live_storage))
     unreadable = _unreadable_destinations(manifest, live_storage)
     return LiveState(
         target=target,
@@ -597,18 +587,6 @@ def _needs_certification(manifest: Manifest) -> bool:
         ):
             return True
     return False
-
-
-def creator_of(live: LiveContainer | None, operator_id: int) -> int:
-    """Who ``self`` means in an entity's ACL: the user who created it. For an entity this plan
-    creates, that is the operator; for an existing one, its ``createdBy`` — so the desired ACL is
-    the same whoever plans (two admins, or a person and a CI bot, never swap each other out)."""
-    if live is None or not live.created_by:
-        return operator_id
-    try:
-        return int(live.created_by)
-    except ValueError:
-        return operator_id
 
 
 def _my_groups(
@@ -815,30 +793,3 @@ def _descendants(spec: ContainerSpec) -> Iterable[ContainerSpec]:
     for child in spec.folders:
         yield child
         yield from _descendants(child)
-
-
-def _observe(
-    observed: dict[str, str | None], spec: ContainerSpec, live: LiveContainer | None
-) -> None:
-    if live is None:
-        observed[spec.address] = None
-        return
-    observed[spec.address] = (
-        f"{live.syn_id} etag={live.etag}" if live.etag else f"{live.syn_id} own_acl={live.own_acl}"
-    )
-    if live.acl is not None:
-        observed[sub_address(spec.address, "acl")] = live.acl.etag
-    elif isinstance(spec.acl, AclSpec) or spec.acl is INHERIT:
-        observed[sub_address(spec.address, "acl")] = "own" if live.own_acl else "inherits"
-    if spec.wiki is not None:
-        observed[sub_address(spec.address, "wiki")] = live.wiki_root_id
-        for path, page in sorted(live.wiki_pages.items()):
-            observed[sub_address(spec.address, f"wiki/{path}")] = page.etag
-        # A page the plan creates is "absent" too: one made meanwhile makes the plan stale
-        # instead of apply adding a second page with the same title.
-        for parts, _page in _wiki_paths(spec.wiki):
-            key = "/".join(parts)
-            if parts and key not in live.wiki_pages:
-                observed[sub_address(spec.address, f"wiki/{key}")] = None
-        if live.wiki_order is not None:
-            observed[sub_address(spec.address, "wiki-order")] = str(live.wiki_order.get("etag"))

@@ -1,4 +1,5 @@
-"""Storage locations, upload destinations and migrations: live state and planned changes.
+"""Storage locations, upload destinations and migrations: the live state plan reads (the diffs
+are the kinds' own, in :mod:`synapse_declare.resources.storage` and ``resources.migration``).
 
 Synapse storage locations are immutable and de-duplicated per creator (identical settings return
 the existing location). So a declared location is *matched* against the caller's locations by its
@@ -15,20 +16,13 @@ non-empty folder.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client.s3 import owner_txt_key
 from .client.synapse import SynapseAPI
-from .errors import PolicyViolation
-from .model import ContainerSpec, Manifest, StorageLocationSpec
-from .plan import Action, Change, FieldChange, Resource
-from .resources.base import storage_address, sub_address
-from .resources.payloads import LocationDesired, LocationPrior, UploadDesired, UploadPrior
+from .model import Manifest, StorageLocationSpec
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +70,9 @@ def setting_body(spec: StorageLocationSpec) -> dict[str, Any]:
     return body
 
 
-def _comparable(setting: Mapping[str, Any]) -> dict[str, Any]:
+def comparable(setting: Mapping[str, Any]) -> dict[str, Any]:
+    """A location setting in the terms a declaration is compared in (Synapse's generated parts
+    left out)."""
     kind = KIND_OF.get(str(setting.get("concreteType")), "?")
     base_key = setting.get("baseKey")
     if kind == "synapse_s3":
@@ -92,8 +88,9 @@ def _comparable(setting: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _display(setting: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in _comparable(setting).items() if v not in (None, False)}
+def display_setting(setting: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a plan shows: the comparable ones that are set."""
+    return {k: v for k, v in comparable(setting).items() if v not in (None, False)}
 
 
 @dataclass
@@ -127,9 +124,9 @@ def match_locations(manifest: Manifest, mine: Iterable[Mapping[str, Any]]) -> di
         if is_default(spec):
             matched[name] = DEFAULT_LOCATION_ID
             continue
-        wanted = _comparable(setting_body(spec))
+        wanted = comparable(setting_body(spec))
         for setting in newest_first:
-            if _comparable(setting) == wanted:
+            if comparable(setting) == wanted:
                 matched[name] = int(setting["storageLocationId"])
                 break
     return matched
@@ -139,9 +136,9 @@ def match_locations_by_body(
     body: Mapping[str, Any], mine: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any] | None:
     """The newest of the caller's locations whose settings equal a POST body's."""
-    wanted = _comparable(body)
+    wanted = comparable(body)
     for setting in sorted(mine, key=lambda s: int(s.get("storageLocationId", 0)), reverse=True):
-        if _comparable(setting) == wanted:
+        if comparable(setting) == wanted:
             return dict(setting)
     return None
 
@@ -168,7 +165,7 @@ def read_storage(
         live.settings[spec.address] = api.upload_setting(syn_id)
         if any(manifest.storage_locations[n].sts_enabled for n in spec.storage):
             current = live.settings[spec.address]
-            if current is None or not _has_sts(current, live):
+            if current is None or not has_sts(current, live):
                 page = api.t.request(
                     "POST",
                     "/entity/children",
@@ -182,196 +179,8 @@ def read_storage(
     return live
 
 
-def _has_sts(setting: Mapping[str, Any], live: LiveStorage) -> bool:
+def has_sts(setting: Mapping[str, Any], live: LiveStorage) -> bool:
+    """Whether an upload setting lists an STS-enabled location of the caller's."""
     return any(
         bool(live.locations.get(int(i), {}).get("stsEnabled")) for i in setting.get("locations", [])
-    )
-
-
-def observe(manifest: Manifest, live: LiveStorage, observed: dict[str, str | None]) -> None:
-    for name in sorted(manifest.storage_locations):
-        found = live.matched.get(name)
-        observed[storage_address(name)] = None if found is None else str(found)
-    for address, setting in sorted(live.settings.items()):
-        observed[sub_address(address, "upload")] = (
-            None if setting is None else str(setting.get("etag"))
-        )
-    moved = {sub_address(a, "move"): index for a, (_, index) in live.moves.items()}
-    for address, index in sorted({**live.migrations, **moved}.items()):
-        digest = hashlib.sha256(
-            json.dumps(index.to_json(), sort_keys=True).encode("utf-8")
-        ).hexdigest()[:16]
-        observed[sub_address(address, "migration")] = digest
-
-
-# ---------------------------------------------------------------------------------------------
-# Planning
-
-
-def plan_locations(manifest: Manifest, live: LiveStorage) -> list[Change]:
-    """Create (or replace) the declared locations that do not exist yet."""
-    changes: list[Change] = []
-    used = used_locations(manifest)
-    for name in sorted(manifest.storage_locations):
-        spec = manifest.storage_locations[name]
-        if name in live.matched or name not in used:
-            continue
-        body = setting_body(spec)
-        wanted = _display(body)
-        previous = _similar(name, spec, manifest, live)
-        if previous is not None:
-            before = _display(previous)
-            fields = tuple(
-                FieldChange(key, before.get(key), wanted.get(key))
-                for key in sorted(set(before) | set(wanted))
-                if before.get(key) != wanted.get(key)
-            )
-            changes.append(
-                Change(
-                    address=storage_address(name),
-                    resource=Resource.STORAGE_LOCATION,
-                    action=Action.REPLACE,
-                    syn_id=None,
-                    fields=fields,
-                    desired=LocationDesired(name, body).to_json(),
-                    prior=LocationPrior(int(previous["storageLocationId"])).to_json(),
-                    reason=(
-                        f"storage locations are immutable: a new location replaces "
-                        f"{previous['storageLocationId']} in the upload destinations below"
-                    ),
-                )
-            )
-        else:
-            changes.append(
-                Change(
-                    address=storage_address(name),
-                    resource=Resource.STORAGE_LOCATION,
-                    action=Action.CREATE,
-                    syn_id=None,
-                    fields=tuple(FieldChange(k, None, v) for k, v in wanted.items()),
-                    desired=LocationDesired(name, body).to_json(),
-                    reason="no existing location of yours has these settings",
-                )
-            )
-    return changes
-
-
-def _similar(
-    name: str, spec: StorageLocationSpec, manifest: Manifest, live: LiveStorage
-) -> dict[str, Any] | None:
-    """The location this declared one replaces: the one at the same position in the current
-    upload destinations of the containers that list it (of the same kind)."""
-    for container in manifest.walk():
-        if container.storage is None or name not in container.storage:
-            continue
-        current = live.settings.get(container.address)
-        if current is None:
-            continue
-        position = container.storage.index(name)
-        ids = [int(i) for i in current.get("locations", [])]
-        if position >= len(ids):
-            continue
-        setting = live.locations.get(ids[position])
-        if setting is not None and _comparable(setting)["type"] == spec.type:
-            return setting
-    return None
-
-
-def location_ref(name: str, live: LiveStorage) -> int | str:
-    """An existing id, or ``"new:NAME"`` for a location this apply creates."""
-    found = live.matched.get(name)
-    return found if found is not None else f"new:{name}"
-
-
-def plan_upload_destination(
-    spec: ContainerSpec, syn_id: str | None, live: LiveStorage, manifest: Manifest
-) -> Change | None:
-    if spec.storage is None:
-        return None
-    address = sub_address(spec.address, "upload")
-    wanted = [location_ref(n, live) for n in spec.storage]
-    depends = [spec.address] + [storage_address(n) for n in spec.storage if n not in live.matched]
-    shown_after = [
-        f"{n} (new)" if n not in live.matched else f"{n} (id {live.matched[n]})"
-        for n in spec.storage
-    ]
-    current = live.settings.get(spec.address) if syn_id is not None else None
-    if syn_id is not None:
-        _check_sts_transition(spec, current, live, manifest)
-    if current is None:
-        return Change(
-            address=address,
-            resource=Resource.UPLOAD_DESTINATION,
-            action=Action.CREATE,
-            syn_id=None,
-            fields=(FieldChange("locations", None, shown_after),),
-            depends_on=tuple(depends),
-            desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
-            reason="first is the default upload destination",
-        )
-    have = [int(i) for i in current.get("locations", [])]
-    if have == wanted:
-        return Change(
-            address=address,
-            resource=Resource.UPLOAD_DESTINATION,
-            action=Action.NO_OP,
-            syn_id=str(current.get("id")),
-            depends_on=tuple(depends),
-            desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
-            prior=UploadPrior(current.get("etag"), current).to_json(),
-            reason="matches the manifest",
-        )
-    return Change(
-        address=address,
-        resource=Resource.UPLOAD_DESTINATION,
-        action=Action.UPDATE,
-        syn_id=str(current.get("id")),
-        fields=(FieldChange("locations", have, shown_after),),
-        depends_on=tuple(depends),
-        desired=UploadDesired(spec.address, tuple(wanted)).to_json(),
-        prior=UploadPrior(current.get("etag"), current).to_json(),
-        reason="differs from the manifest",
-    )
-
-
-def _check_sts_transition(
-    spec: ContainerSpec,
-    current: Mapping[str, Any] | None,
-    live: LiveStorage,
-    manifest: Manifest,
-) -> None:
-    assert spec.storage is not None
-    wants_sts = any(manifest.storage_locations[n].sts_enabled for n in spec.storage)
-    has_sts = current is not None and _has_sts(current, live)
-    children = live.children.get(spec.address, 0)
-    if wants_sts and not has_sts and children:
-        raise PolicyViolation(
-            f"{spec.address}: Synapse only enables STS on an empty folder, and this folder has "
-            f"{children} item(s)",
-            location=spec.location,
-            hint=(
-                "declare a new folder with this STS storage and `move_files_from: "
-                f"{spec.name}` to move the files in (same Synapse ids), or empty the folder"
-            ),
-        )
-    if has_sts and not wants_sts:
-        raise PolicyViolation(
-            f"{spec.address}: Synapse does not let an STS-enabled folder change to non-STS "
-            "storage while it holds files",
-            location=spec.location,
-            hint="keep its STS storage location, or move its files elsewhere first",
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# owner.txt pre-flight
-
-
-def owner_hint(spec: StorageLocationSpec, user_name: str, user_id: int) -> str:
-    key = owner_txt_key(spec.base_key)
-    endpoint = f" --endpoint-url {spec.endpoint_url}" if spec.endpoint_url else ""
-    return (
-        f"write s3://{spec.bucket}/{key} containing one line with your Synapse user name "
-        f"or id, e.g.: echo {user_name} | aws s3 cp - s3://{spec.bucket}/{key}{endpoint} "
-        f"(accepted: {user_name}, {user_id}, your email, or a team id you belong to)"
     )

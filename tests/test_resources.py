@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from golden_support import GOLDEN, case_names, load_manifest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_layering import PACKAGE, imports_of
 
+from synapse_declare import state_codec
 from synapse_declare.errors import PlanError, SourceLocation
 from synapse_declare.model import AclSpec, ContainerSpec, EntityKind
 from synapse_declare.plan import Resource
@@ -193,3 +198,53 @@ def test_payloads_round_trip_through_their_json() -> None:
     assert WikiPageDesired.from_json(page.to_json()) == page
     upload = UploadDesired("project:P", (1, "new:lab"))
     assert UploadDesired.from_json(upload.to_json()) == upload
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan step and observation belong to the kinds (issue 10)
+
+
+def test_every_kind_that_plans_is_walked_in_exactly_one_planning_phase() -> None:
+    phases = [*registry.LEADING, *registry.TREE, *registry.SHARED, *registry.ATTACHED]
+    for kind in registry.KINDS:
+        assert Operation.PLAN in kind.operations
+        assert sum(walked is kind for walked in phases) == 1, kind.name
+
+
+def test_the_planner_reaches_kind_diffs_only_through_the_registry() -> None:
+    """planner.py orchestrates: it may name the registry and base, the team links (a
+    dependency) and the desired ACL handed to the access summary — no other kind module."""
+    allowed = {"registry", "base", "team", "acl"}
+    found = {
+        name.split(".")[2]
+        for name in imports_of(PACKAGE / "planner.py")
+        if name.startswith("synapse_declare.resources.")
+    }
+    assert found, "the check must see the planner's imports"
+    assert found <= allowed, sorted(found - allowed)
+
+
+@pytest.mark.parametrize("name", case_names())
+def test_each_kinds_observation_is_what_the_reader_recorded(name: str) -> None:
+    """Every golden live.json was recorded by the reader (observation included); the kinds'
+    observe steps, asked about the same live state, give the same keys and values."""
+    case = GOLDEN / name
+    manifest, _ = load_manifest(case)
+    live = state_codec.decode(json.loads((case / "live.json").read_text(encoding="utf-8")))
+    produced: dict[str, str | None] = {}
+    for spec in manifest.walk():
+        if spec.address in live.containers:
+            produced.update(registry.observe(spec, live.containers[spec.address]))
+    produced.update(registry.observe_storage(manifest, live.storage))
+    assert {k: live.observed.get(k, "<missing>") for k in produced} == produced
+    # And nothing the reader recorded for a declared container is left unobserved, except what
+    # the reader observes itself: principals, teams, prune candidates (undeclared folders) and
+    # the ACLs the public-access audit reads where the manifest declares none (acl_audit.py).
+    specs = {spec.address: spec for spec in manifest.walk()}
+    for key in live.observed:
+        owner, _, sub = key.partition("#")
+        if key.startswith(("principal:", "team:")) or (owner not in specs and not sub):
+            continue
+        if sub == "acl" and owner in specs and specs[owner].acl is None:
+            continue
+        assert key in produced, key

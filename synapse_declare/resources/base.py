@@ -19,8 +19,9 @@ keys, plan files and display all go through it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -33,10 +34,15 @@ if TYPE_CHECKING:
     from ..client.s3 import DestinationReader
     from ..client.synapse import SynapseAPI
     from ..migration import MigrationOptions
-    from ..model import ContainerSpec
+    from ..model import ContainerSpec, Manifest
     from ..progress import Progress
+    from ..state import LiveContainer, LiveState
+    from ..storage import LiveStorage
 
 T = TypeVar("T")
+# What a kind plans from: a ContainerSpec for kinds planned per declared container, the whole
+# Manifest for kinds planned once (teams, storage locations).
+S_contra = TypeVar("S_contra", contravariant=True)
 MAX_AMBIGUOUS_ATTEMPTS = 4
 
 # Segment types, in the order they may nest. A path part not starting with one of them belongs
@@ -240,10 +246,31 @@ class ApplyContext:
         )
 
 
+@dataclass
+class PlanContext:
+    """What one plan run shares with every kind it walks: the manifest, the clock and the guard
+    limits, the display names of principals (every ACL field is shown by name), and the sinks
+    where kinds leave warnings and the lines about new PUBLIC / AUTHENTICATED_USERS grants (the
+    planner puts both at the top of the plan, once each)."""
+
+    manifest: Manifest
+    now: datetime
+    max_removals: int
+    # principal id → "user:jdoe", "team:Curators", "PUBLIC"... (live ACLs, resolved principals
+    # and the groups every Synapse has); a kind adds what only its spec knows (``self``).
+    names: Mapping[int, str]
+    warnings: list[str] = field(default_factory=list)
+    public: list[str] = field(default_factory=list)
+    # Containers this plan restores from the trash: what they hold is compared by the next plan
+    # (it cannot be read until they are back), so the planner does not descend into them.
+    restored: set[str] = field(default_factory=set)
+
+
 class Reader(Protocol):
     """Anything the state reader must fetch for: a kind, or an aspect of an entity that has no
     change of its own (annotations and ACL are written inside the container's etag-guarded
-    update, so they are aspects, not kinds)."""
+    update, so they are aspects, not kinds). The reader batches: it asks every reader, then
+    sends ONE request per entity."""
 
     name: str
 
@@ -252,10 +279,35 @@ class Reader(Protocol):
         children page)."""
         ...
 
+    def observe(self, spec: ContainerSpec, live: LiveContainer | None) -> Mapping[str, str | None]:
+        """The etags (or absence, ``None``) a saved plan re-checks before applying: what this
+        reader's part of the plan was decided on. Keys are addresses."""
+        ...
 
-class ResourceKind(Reader, Protocol):
+
+class StorageObserver(Protocol):
+    """A kind whose live state is read once per manifest after the entity walk (storage
+    locations, upload destinations, migration indexes): what it observes for stale plans."""
+
+    def observe_storage(
+        self, manifest: Manifest, storage: LiveStorage
+    ) -> Mapping[str, str | None]: ...
+
+
+class ResourceKind(Reader, Protocol[S_contra]):
     """One kind of managed thing. A kind module defines one object satisfying this protocol and
-    the registry maps its :class:`~synapse_declare.plan.Resource` values to it."""
+    the registry maps its :class:`~synapse_declare.plan.Resource` values to it.
+
+    ``S_contra`` is what the kind plans from: a :class:`~synapse_declare.model.ContainerSpec`
+    (called once per declared project or folder, in tree order) or the whole
+    :class:`~synapse_declare.model.Manifest` (called once per plan); the registry says which."""
+
+    def plan(self, spec: S_contra, live: LiveState, ctx: PlanContext) -> Sequence[Change]:
+        """The diff: the changes (no-ops included: apply records their ids) that make live
+        Synapse match ``spec``, with ``Address``-built addresses, ``depends_on`` on what must
+        exist first and typed payloads (``resources.payloads``). Pure: no I/O. Bad or refused
+        input raises a located :class:`~synapse_declare.errors.PolicyViolation`."""
+        ...
 
     @property
     def resources(self) -> tuple[Resource, ...]:

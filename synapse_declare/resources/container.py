@@ -1,17 +1,35 @@
 """Projects and folders: created with their annotations and ACL in one ``bundle2`` call (a lost
 response is resolved by looking the entity up by parent and name, so it is never duplicated),
-updated field group by field group, each write guarded by the etag it read."""
+updated field group by field group, each write guarded by the etag it read.
+
+The diff (``plan``): entities are matched by name under their parent. A missing one is created
+— or, when it is in the caller's trash, restored; an existing one is updated where managed fields
+differ (description, alias, a ``previously:`` rename or move, annotations, ACL: the last two are
+the aspects in ``resources.annotations`` and ``resources.acl``). A project not yet carrying the
+managed marker is *adopted* (apply writes the marker), and so are its folders. Entities not in the
+manifest are never touched here (pruning is ``synapse_declare.pruning``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, Forbidden, NotFound, PreconditionFailed
-from ..model import INHERIT, AclSpec, ContainerSpec
-from ..plan import Action, Change, Resource
-from .base import ApplyContext, BundleFlags, Operation
+from ..errors import Conflict, NotFound, PolicyViolation, PreconditionFailed
+from ..model import ContainerSpec, EntityKind
+from ..plan import Action, Change, FieldChange, Resource
+from . import acl as acls
+from . import annotations as annotations_aspect
+from .base import Address, ApplyContext, BundleFlags, Operation, PlanContext
 from .exporting import ExportContext, acl_data, annotations_data
 from .payloads import ContainerCreate, ContainerPrior, ContainerUpdate
+
+if TYPE_CHECKING:
+    from ..lifecycle import Relocation
+    from ..state import LiveContainer, LiveState
+
+FOLDER_TYPE = "org.sagebionetworks.repo.model.Folder"
+PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
 
 
 class ContainerKind:
@@ -49,6 +67,32 @@ class ContainerKind:
         return BundleFlags(
             entity=is_project or spec.description is not None or spec.alias is not None
         )
+
+    def observe(self, spec: ContainerSpec, live: LiveContainer | None) -> dict[str, str | None]:
+        """The entity's etag (annotations and entity fields are written under it), or, when no
+        bundle was read, its id and whether it had its own ACL; None when it did not exist."""
+        if live is None:
+            return {spec.address: None}
+        return {
+            spec.address: f"{live.syn_id} etag={live.etag}"
+            if live.etag
+            else f"{live.syn_id} own_acl={live.own_acl}"
+        }
+
+    def plan(self, spec: ContainerSpec, live: LiveState, ctx: PlanContext) -> list[Change]:
+        """One change for the container itself: restore, create, or update/adopt/no-op. The
+        lock-out guard runs first, whichever it is."""
+        current = live.containers.get(spec.address)
+        desired_acl = acls.desired_acl(spec, live)
+        if desired_acl is not None:
+            acls.check_lockout(spec, desired_acl, live)
+        if current is None and spec.address in live.trashed:
+            ctx.restored.add(spec.address)
+            return [plan_restore(spec, live, ctx)]
+        names = acls.principal_names(spec, live, ctx.names)
+        if current is None:
+            return [plan_create(spec, live, desired_acl, names, ctx)]
+        return [plan_update(spec, current, live, desired_acl, names, ctx)]
 
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         if change.syn_id is not None:
@@ -118,7 +162,7 @@ class ContainerKind:
         me = str(ctx.plan.target.user_id)
         # The typed ACL, with declared teams this apply created in place of their stand-in ids.
         acl = ctx.acl_entries(change)
-        # The planner decides when the ACL cannot go in the create call (see planner.py).
+        # The plan decides when the ACL cannot go in the create call (see plan_create).
         acl_later = desired.acl_after_create
         bundle_acl = None if acl_later else acl
         annotations = None if desired.annotations is None else dict(desired.annotations)
@@ -144,7 +188,7 @@ class ContainerKind:
         syn_id = str(bundle["entity"]["id"])
         ctx.record(change.address, syn_id)
         if acl_later and acl is not None:
-            _replace_new_acl(ctx, change, syn_id, acl)
+            acls.replace_new_acl(ctx, change, syn_id, acl)
         return syn_id
 
     def update(self, ctx: ApplyContext, change: Change) -> str:
@@ -199,97 +243,272 @@ class ContainerKind:
         acl_op = desired.acl_op
         if acl_op:
             entries = ctx.acl_entries(change) or []
-            apply_acl(ctx, change, syn_id, acl_op, entries, prior.acl_etag)
+            acls.apply_acl(ctx, change, syn_id, acl_op, entries, prior.acl_etag)
             done.append(f"acl {acl_op}")
         ctx.record(change.address, syn_id)
         return f"{syn_id}: " + ", ".join(done) if done else syn_id
 
 
-class AnnotationsAspect:
-    """Managed annotation keys: read in the entity's bundle, written in the container's update
-    (after the entity fields, guarded by the etag that write returned)."""
+# ---------------------------------------------------------------------------------------------
+# Planning: one function per decision
 
-    name = "annotations"
 
-    def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
-        return BundleFlags(
-            annotations=spec.kind.value == "project" or spec.annotations is not None or spec.protect
+def parent_address(spec: ContainerSpec) -> str | None:
+    """The declared parent's address; None for a project."""
+    segments = Address.parse(spec.address).segments
+    return str(Address(segments[:-1])) if len(segments) > 1 else None
+
+
+def adopting(spec: ContainerSpec, live: LiveState) -> bool:
+    """Whether this plan adopts the container's project: it exists but does not carry the
+    managed marker yet (its folders are shown as adopted with it)."""
+    project = live.containers.get(str(Address(Address.parse(spec.address).segments[:1])))
+    return project is not None and not project.managed_marker
+
+
+def plan_restore(spec: ContainerSpec, live: LiveState, ctx: PlanContext) -> Change:
+    """A declared folder found in the caller's trash comes back with its contents (never a new
+    empty twin); what it holds is compared by the next plan, once it is readable again."""
+    syn_id = live.trashed[spec.address]
+    parent = parent_address(spec)
+    if spec.folders or spec.annotations is not None or spec.acl is not None or spec.wiki:
+        ctx.warnings.append(
+            f"{spec.location}: {Address.parse(spec.address).display_path} is restored from the "
+            "trash; its declared settings and sub-folders are compared by the next plan: run "
+            "plan (or apply) again after this apply"
         )
+    return Change(
+        address=spec.address,
+        resource=Resource.FOLDER,
+        action=Action.RESTORE,
+        syn_id=syn_id,
+        fields=(FieldChange("name", None, spec.name),),
+        depends_on=(parent,) if parent is not None else (),
+        reason="in the trash: restored with its contents instead of created empty",
+    )
 
 
-class AclAspect:
-    """A declared ACL: compared only where the entity has its own (its children page says so);
-    written last in the container's update, or in the create call."""
+def plan_create(
+    spec: ContainerSpec,
+    live: LiveState,
+    desired_acl: Mapping[int, frozenset[str]] | None,
+    names: Mapping[int, str],
+    ctx: PlanContext,
+) -> Change:
+    """A new container, its annotations and ACL in one ``bundle2`` create call (the ACL after
+    it when it cannot go in: see ``acl_after_create``)."""
+    is_project = spec.kind is EntityKind.PROJECT
+    desired_annotations = annotations_aspect.desired_annotations(spec, exists=False)
+    fields: list[FieldChange] = [FieldChange("name", None, spec.name)]
+    if spec.description is not None:
+        fields.append(FieldChange("description", None, spec.description))
+    if spec.alias is not None:
+        fields.append(FieldChange("alias", None, spec.alias))
+    fields.extend(annotations_aspect.created_fields(desired_annotations))
+    acl = acls.created_fields(spec, desired_acl, names, live)
+    fields.extend(acl.fields)
+    ctx.public.extend(acl.public)
+    entity: dict[str, Any] = {
+        "concreteType": PROJECT_TYPE if is_project else FOLDER_TYPE,
+        "name": spec.name,
+    }
+    if spec.description is not None:
+        entity["description"] = spec.description
+    if spec.alias is not None:
+        entity["alias"] = spec.alias
+    parent = parent_address(spec)
+    return Change(
+        address=spec.address,
+        resource=Resource.PROJECT if is_project else Resource.FOLDER,
+        action=Action.CREATE,
+        syn_id=None,
+        fields=tuple(fields),
+        depends_on=(parent,) if parent is not None else (),
+        desired=ContainerCreate(
+            entity=entity,
+            annotations=desired_annotations,
+            acl=acls.acl_wire(desired_acl) if desired_acl is not None else None,
+            acl_after_create=acl_after_create(spec, desired_acl, desired_annotations, live),
+            parent=parent,
+        ).to_json(),
+        reason="does not exist",
+    )
 
-    name = "acl"
 
-    def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
-        # Also read (no extra call: the bundle is read anyway): a project's ACL, which its
-        # folders inherit, and an own ACL the manifest turns to `inherit` — the plan's
-        # effective-access summary (consequences.py) needs both to say who gains and loses.
-        wanted = (
-            isinstance(spec.acl, AclSpec) or spec.acl is INHERIT or spec.kind.value == "project"
-        )
-        return BundleFlags(acl=wanted and own_acl)
-
-
-def _replace_new_acl(
-    ctx: ApplyContext, change: Change, syn_id: str, entries: list[dict[str, Any]]
-) -> None:
-    """Give a just-created project the planned ACL (skipped when the default matches)."""
-    current = ctx.api.get_acl(syn_id)
-    if current is None:
-        apply_acl(ctx, change, syn_id, "create", entries, None)
-        return
-    wanted = {int(e["principalId"]): frozenset(e["accessType"]) for e in entries}
-    have = {int(e["principalId"]): frozenset(e["accessType"]) for e in current["resourceAccess"]}
-    if have != wanted:
-        apply_acl(ctx, change, syn_id, "update", entries, str(current["etag"]))
-
-
-def apply_acl(
-    ctx: ApplyContext,
-    change: Change,
-    syn_id: str,
-    op: str,
-    entries: list[dict[str, Any]],
-    acl_etag: str | None,
-) -> None:
-    wanted = {int(e["principalId"]): frozenset(e["accessType"]) for e in entries}
-
-    def matches() -> bool | None:
-        acl = ctx.api.get_acl(syn_id)
-        if op == "delete":
-            return True if acl is None else None
-        if acl is None:
-            return None
-        current = {int(e["principalId"]): frozenset(e["accessType"]) for e in acl["resourceAccess"]}
-        if current == wanted:
-            return True
-        if op == "update" and acl.get("etag") == acl_etag:
-            return None
-        raise ctx.conflict(change, "its ACL changed while the update was unconfirmed")
-
-    def attempt() -> bool:
-        try:
-            if op == "create":
-                ctx.api.create_acl(syn_id, entries)
-            elif op == "update":
-                assert acl_etag is not None
-                ctx.api.update_acl(syn_id, acl_etag, entries)
-            else:
-                ctx.api.delete_acl(syn_id)
-        except PreconditionFailed as err:
-            raise ctx.conflict(change, "its ACL changed (412)") from err
-        except Forbidden as err:
-            if "already has an ACL" in err.reason or "already inherits" in err.reason:
-                raise ctx.conflict(change, err.reason) from err
-            raise
+def acl_after_create(
+    spec: ContainerSpec,
+    desired_acl: Mapping[int, frozenset[str]] | None,
+    desired_annotations: Mapping[str, Any] | None,
+    live: LiveState,
+) -> bool:
+    """The ACL is set after the create, etag-guarded, when it cannot go in the bundle2/create
+    call: a new project already has its creator's ACL, which Synapse would update and ask an
+    etag for that nobody can know yet; and bundle2/create applies the ACL before the
+    annotations, which need UPDATE that the new ACL may give us only through a team."""
+    if desired_acl is None:
+        return False
+    if spec.kind is EntityKind.PROJECT:
         return True
+    return bool(
+        desired_annotations and "UPDATE" not in desired_acl.get(live.target.user_id, frozenset())
+    )
 
-    ctx.resolve(f"ACL of {change.address}", attempt, matches)
+
+def plan_update(
+    spec: ContainerSpec,
+    current: LiveContainer,
+    live: LiveState,
+    desired_acl: Mapping[int, frozenset[str]] | None,
+    names: Mapping[int, str],
+    ctx: PlanContext,
+) -> Change:
+    """An existing container against the manifest: entity fields, a rename/move, annotations,
+    ACL — all in one change, written in that order under the etag the plan read."""
+    is_project = spec.kind is EntityKind.PROJECT
+    fields, entity_update = entity_changes(spec, current)
+    relocation = live.relocated.get(spec.address)
+    if relocation is not None and not is_project and current.entity is not None:
+        fields.extend(relocate(spec, relocation, current, live, entity_update))
+    annotations_after: dict[str, Any] | None = None
+    desired_annotations = annotations_aspect.desired_annotations(spec, exists=True)
+    if desired_annotations is not None and current.annotations is not None:
+        changed, annotations_after = annotations_aspect.annotation_changes(
+            current.annotations, desired_annotations
+        )
+        fields.extend(changed)
+    acl = acls.acl_diff(spec, current, desired_acl, names)
+    fields.extend(acl.fields)
+    ctx.public.extend(acl.public)
+    adopts = adopting(spec, live)
+    check_permissions(
+        spec,
+        current,
+        live,
+        edit=bool(entity_update or annotations_after or (is_project and adopts)),
+        acl=acl.op is not None,
+        add_children=any(live.containers.get(c.address) is None for c in spec.folders),
+    )
+    action = update_action(is_project, adopts, bool(fields))
+    parent = parent_address(spec)
+    return Change(
+        address=spec.address,
+        resource=Resource.PROJECT if is_project else Resource.FOLDER,
+        action=action,
+        syn_id=current.syn_id,
+        fields=tuple(fields),
+        depends_on=(parent,) if parent is not None else (),
+        desired=ContainerUpdate(
+            entity_update=entity_update or None,
+            annotations=annotations_after,
+            acl_op=acl.op,
+            acl=acls.acl_wire(desired_acl) if desired_acl is not None else None,
+        ).to_json(),
+        prior=ContainerPrior(
+            etag=current.etag,
+            entity=current.entity if entity_update else None,
+            acl_etag=current.acl.etag if current.acl is not None else None,
+        ).to_json(),
+        reason=update_reason(action, relocation),
+    )
+
+
+def entity_changes(
+    spec: ContainerSpec, current: LiveContainer
+) -> tuple[list[FieldChange], dict[str, Any]]:
+    """Description and alias, where declared and different (read only when declared): the
+    fields shown and the entity fields to PUT."""
+    fields: list[FieldChange] = []
+    entity_update: dict[str, Any] = {}
+    if current.entity is None:
+        return fields, entity_update
+    if spec.description is not None and (current.entity.get("description") or None) != (
+        spec.description or None
+    ):
+        fields.append(
+            FieldChange("description", current.entity.get("description"), spec.description)
+        )
+        entity_update["description"] = spec.description
+    if spec.alias is not None and current.entity.get("alias") != spec.alias:
+        fields.append(FieldChange("alias", current.entity.get("alias"), spec.alias))
+        entity_update["alias"] = spec.alias
+    return fields, entity_update
+
+
+def relocate(
+    spec: ContainerSpec,
+    relocation: Relocation,
+    current: LiveContainer,
+    live: LiveState,
+    entity_update: dict[str, Any],
+) -> list[FieldChange]:
+    """``~ name`` / ``~ parent`` for a folder found under a ``previously:`` name or path: one
+    etag-guarded ``PUT /entity`` carries both (the container's entity update)."""
+    fields: list[FieldChange] = []
+    if current.name != spec.name:
+        fields.append(FieldChange("name", current.name, spec.name))
+        entity_update["name"] = spec.name
+    parent = parent_address(spec)
+    assert parent is not None  # only folders are relocated
+    parent_live = live.containers.get(parent)
+    if parent_live is not None and relocation.parent_id != parent_live.syn_id:
+        new_parent = Address.parse(parent)
+        old_dir = relocation.previous.strip("/").rpartition("/")[0]
+        old_parent = "/".join(filter(None, (new_parent.names[0], old_dir)))
+        fields.append(FieldChange("parent", old_parent, new_parent.display_path))
+        entity_update["parentId"] = parent_live.syn_id
+    return fields
+
+
+def check_permissions(
+    spec: ContainerSpec,
+    current: LiveContainer,
+    live: LiveState,
+    *,
+    edit: bool,
+    acl: bool,
+    add_children: bool,
+) -> None:
+    """Refuse at plan time what Synapse would refuse mid-apply for lack of permission."""
+    permissions = current.permissions
+    if permissions is None:
+        return
+    missing = []
+    if edit and not permissions.get("canEdit"):
+        missing.append("UPDATE (to change its annotations or description)")
+    if acl and not permissions.get("canChangePermissions"):
+        missing.append("CHANGE_PERMISSIONS (to change its ACL)")
+    if add_children and not permissions.get("canAddChild"):
+        missing.append("CREATE (to add the folders the manifest declares in it)")
+    if missing:
+        raise PolicyViolation(
+            f"{spec.address} ({current.syn_id}): you ({live.target.user_name}) lack "
+            + "; ".join(missing),
+            location=spec.location,
+            hint="ask an administrator of the entity for these rights, or remove those parts "
+            "from the manifest",
+        )
+
+
+def update_action(is_project: bool, adopts: bool, changed: bool) -> Action:
+    """Adoption shows as ``=`` adopt (a project's changes ride on it: apply writes its marker
+    in the same update); otherwise update when anything differs."""
+    if changed:
+        return Action.ADOPT if is_project and adopts else Action.UPDATE
+    return Action.ADOPT if adopts else Action.NO_OP
+
+
+def update_reason(action: Action, relocation: Relocation | None) -> str:
+    """Why the change is what it is; a folder found under a ``previously:`` name says so."""
+    if action is Action.ADOPT:
+        return "exists, not yet managed by synapse-declare"
+    if action is Action.UPDATE:
+        if relocation is not None:
+            return (
+                f"found at its previous name {relocation.previous!r}: renamed/moved, keeping "
+                "its id and contents"
+            )
+        return "differs from the manifest"
+    return "matches the manifest"
 
 
 CONTAINER = ContainerKind()
-ANNOTATIONS = AnnotationsAspect()
-ACL = AclAspect()

@@ -1,10 +1,10 @@
 """Typed apply payloads: what a change carries from plan to apply, per kind.
 
 ``Change.desired`` / ``Change.prior`` are the JSON encoding of these (that is what a saved plan
-file holds); the planner builds them with ``to_json()`` and a kind's apply step reads them back
+file holds); a kind's plan step builds them with ``to_json()`` and its apply step reads them back
 with ``from_json()``, so both sides agree on one typed shape and a damaged plan file is refused
 with a clear error instead of a ``KeyError`` deep inside a write. This module sits beside
-``base`` (below the planner, the storage planner and the kinds) so all of them can use it.
+``base`` (below the kinds, the planner and the state reader) so all of them can use it.
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ class ContainerCreate:
     entity: Mapping[str, Any]  # the Project/Folder body (parentId added at apply time)
     annotations: Mapping[str, Any] | None  # Annotations v2 map, sent in the create call
     acl: tuple[Mapping[str, Any], ...] | None  # resourceAccess entries
-    # Set the ACL after the create (etag-guarded) instead of in it (see the planner for why).
+    # Set the ACL after the create (etag-guarded) instead of in it: see
+    # resources.container.acl_after_create for why.
     acl_after_create: bool
     parent: str | None  # the parent's address (None for a project)
 

@@ -7,16 +7,34 @@ hook that pretends to work.
 
 from __future__ import annotations
 
-from ..model import ContainerSpec
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..model import ContainerSpec, Manifest
 from ..plan import Resource
-from .base import BundleFlags, Operation, Reader, ResourceKind, UnsupportedOperation
-from .container import ACL, ANNOTATIONS, CONTAINER
+from ..storage import LiveStorage
+from .acl import ACL, known_names
+from .annotations import ANNOTATIONS
+from .base import (
+    BundleFlags,
+    Operation,
+    PlanContext,
+    Reader,
+    ResourceKind,
+    StorageObserver,
+    UnsupportedOperation,
+)
+from .container import CONTAINER
 from .migration import MIGRATION
 from .storage import STORAGE_LOCATION, UPLOAD_DESTINATION
 from .team import TEAM
 from .wiki import WIKI
 
-KINDS: tuple[ResourceKind, ...] = (
+if TYPE_CHECKING:
+    from ..state import LiveContainer, LiveState
+
+KINDS: tuple[ResourceKind[Any], ...] = (
     CONTAINER,
     WIKI,
     STORAGE_LOCATION,
@@ -28,10 +46,25 @@ KINDS: tuple[ResourceKind, ...] = (
 # a container's own change.
 READERS: tuple[Reader, ...] = (*KINDS, ANNOTATIONS, ACL)
 
-_BY_RESOURCE: dict[Resource, ResourceKind] = {r: kind for kind in KINDS for r in kind.resources}
+# The planning order (the planner walks these; changes, warnings and refusals come out in it):
+# 1. once per manifest, before anything else: teams (ACLs below may name them);
+LEADING: tuple[ResourceKind[Manifest], ...] = (TEAM,)
+# 2. per declared container, parents first: its own change, then its wiki (a container restored
+#    from the trash stops here: what it holds is compared by the next plan);
+TREE: tuple[ResourceKind[ContainerSpec], ...] = (CONTAINER, WIKI)
+# 3. once per manifest, after the tree: storage locations (shown before every container);
+SHARED: tuple[ResourceKind[Manifest], ...] = (STORAGE_LOCATION,)
+# 4. per declared container, shown right after the container's own change (they need it).
+ATTACHED: tuple[ResourceKind[ContainerSpec], ...] = (UPLOAD_DESTINATION, MIGRATION)
+# What is observed from the storage read (after the entity walk) for stale-plan checks.
+STORAGE_OBSERVERS: tuple[StorageObserver, ...] = (STORAGE_LOCATION, UPLOAD_DESTINATION, MIGRATION)
+
+_BY_RESOURCE: dict[Resource, ResourceKind[Any]] = {
+    r: kind for kind in KINDS for r in kind.resources
+}
 
 
-def kind_of(resource: Resource) -> ResourceKind:
+def kind_of(resource: Resource) -> ResourceKind[Any]:
     """The kind owning ``resource``; every :class:`Resource` value has exactly one."""
     try:
         return _BY_RESOURCE[resource]
@@ -39,7 +72,7 @@ def kind_of(resource: Resource) -> ResourceKind:
         raise UnsupportedOperation(f"no resource kind handles {resource.value!r}") from None
 
 
-def require(resource: Resource, operation: Operation) -> ResourceKind:
+def require(resource: Resource, operation: Operation) -> ResourceKind[Any]:
     """The kind for ``resource`` if it implements ``operation``; a clear error otherwise."""
     kind = kind_of(resource)
     if operation not in kind.operations:
@@ -60,3 +93,34 @@ def bundle_flags(spec: ContainerSpec, own_acl: bool) -> BundleFlags:
     for reader in READERS:
         flags |= reader.bundle_flags(spec, own_acl)
     return flags | BundleFlags(permissions=True) if flags.any else flags
+
+
+def observe(spec: ContainerSpec, live: LiveContainer | None) -> dict[str, str | None]:
+    """Everything every reader observes of one declared entity (for stale-plan checks)."""
+    observed: dict[str, str | None] = {}
+    for reader in READERS:
+        observed.update(reader.observe(spec, live))
+    return observed
+
+
+def observe_storage(manifest: Manifest, storage: LiveStorage) -> dict[str, str | None]:
+    """What the storage kinds observe of the storage read."""
+    observed: dict[str, str | None] = {}
+    for observer in STORAGE_OBSERVERS:
+        observed.update(observer.observe_storage(manifest, storage))
+    return observed
+
+
+def plan_context(
+    manifest: Manifest, live: LiveState, *, now: datetime, max_removals: int
+) -> PlanContext:
+    """One plan run's context, its principal names read from ``live``; the manifest's own
+    warnings first."""
+    names: Mapping[int, str] = known_names(live)
+    return PlanContext(
+        manifest=manifest,
+        now=now,
+        max_removals=max_removals,
+        names=names,
+        warnings=[f"{w.location}: {w.message}; {w.hint}" for w in manifest.warnings],
+    )

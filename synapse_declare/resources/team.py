@@ -32,11 +32,12 @@ from ..errors import (
 )
 from ..model import MembershipMode, Person, TeamSpec
 from ..plan import Action, Change, FieldChange, Resource
-from .base import ApplyContext, BundleFlags, Operation
+from .base import ApplyContext, BundleFlags, Operation, PlanContext
 
 if TYPE_CHECKING:
     from ..client.synapse import SynapseAPI
     from ..model import ContainerSpec, Manifest
+    from ..state import LiveContainer, LiveState
 
 INVITATION_DAYS = 30
 DEFAULT_MAX_REMOVALS = 5
@@ -551,6 +552,13 @@ class TeamKind:
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         return BundleFlags()
+
+    def observe(self, spec: ContainerSpec, live: LiveContainer | None) -> Mapping[str, str | None]:
+        return {}  # teams are observed as read_teams reads them (not per entity)
+
+    def plan(self, spec: Manifest, live: LiveState, ctx: PlanContext) -> list[Change]:
+        """The declared teams and memberships (planned first: ACLs may name the teams)."""
+        return plan_teams(spec, live.teams, live.target.user_id, ctx.now, ctx.max_removals)
 
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         if change.resource is Resource.TEAM and change.syn_id is not None:
