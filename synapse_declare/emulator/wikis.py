@@ -348,10 +348,12 @@ def _write_version(
     version: int,
     *,
     title: Any,
-    markdown_handle: int,
+    markdown_row: Any,
     attachments: list[int],
     moment: str,
+    fresh: list[int],
 ) -> None:
+    """The page's version row, and the reservation of the handles it is the first to use."""
     ctx.store.execute(
         "INSERT INTO wiki_versions(wiki_id, version, title, markdown_handle_id, attachments, "
         "modified_on, modified_by) VALUES (?,?,?,?,?,?,?)",
@@ -359,18 +361,15 @@ def _write_version(
             wiki_id,
             version,
             title,
-            markdown_handle,
+            int(markdown_row["id"]),
             json.dumps([str(a) for a in attachments]),
             moment,
             ctx.caller.id,
         ),
     )
-
-
-def _reserve(ctx: Ctx, wiki_id: int, handle_ids: list[int]) -> None:
     ctx.store.executemany(
         "INSERT OR IGNORE INTO wiki_reservations(wiki_id, file_handle_id) VALUES (?, ?)",
-        [(wiki_id, h) for h in handle_ids],
+        [(wiki_id, h) for h in fresh],
     )
 
 
@@ -431,11 +430,11 @@ def create_page(ctx: Ctx, owner_id: int, owner_text: str, body: dict[str, Any], 
         wiki_id,
         0,
         title=body.get("title"),
-        markdown_handle=int(markdown_row["id"]),
+        markdown_row=markdown_row,
         attachments=attachment_ids,
         moment=moment,
+        fresh=fresh,
     )
-    _reserve(ctx, wiki_id, fresh)
     return wiki_id
 
 
@@ -513,11 +512,11 @@ def update_page(
         wiki_id,
         version,
         title=body.get("title"),
-        markdown_handle=int(markdown_row["id"]),
+        markdown_row=markdown_row,
         attachments=attachment_ids,
         moment=moment,
+        fresh=fresh,
     )
-    _reserve(ctx, wiki_id, fresh)
     return wiki_id
 
 
