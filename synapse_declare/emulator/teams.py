@@ -321,13 +321,18 @@ def _check_icon(store: Store, caller: Caller, icon: Any) -> None:
         forbidden("Only the user that uploaded the file can set it as the team icon.")
 
 
+def _refuse_server_fields(body: dict[str, Any], keys: Sequence[str]) -> None:
+    """Fields Synapse sets itself are refused when a client sends them."""
+    for key in keys:
+        if body.get(key) is not None:
+            bad_request(f"'{key}' field is not user specifiable.")
+
+
 def create_team(store: Store, caller: Caller, body: dict[str, Any]) -> int:
     """TeamManagerImpl.create, in its order; returns the new team's id."""
     if caller.anonymous:
         forbidden("Anonymous user cannot create Team.")
-    for key in NOT_USER_SPECIFIABLE:
-        if body.get(key) is not None:
-            bad_request(f"'{key}' field is not user specifiable.")
+    _refuse_server_fields(body, NOT_USER_SPECIFIABLE)
     name = body.get("name")
     if name is None:
         bad_request("'name' field is required.")
@@ -924,9 +929,7 @@ def _invitation_json(row: Any) -> dict[str, Any]:
 
 def post_invitation(ctx: Ctx) -> Reply:
     store, caller, body = ctx.store, ctx.caller, ctx.json_body()
-    for key in ("createdBy", "createdOn", "id"):
-        if body.get(key) is not None:
-            bad_request(f"'{key}' field is not user specifiable.")
+    _refuse_server_fields(body, ("createdBy", "createdOn", "id"))
     if (body.get("inviteeId") is None) == (body.get("inviteeEmail") is None):
         bad_request("One and only one of the fields 'inviteeId' and 'inviteeEmail' is required")
     if body.get("teamId") is None:
@@ -937,23 +940,11 @@ def post_invitation(ctx: Ctx) -> Reply:
     invitee = None if body.get("inviteeId") is None else parse_int(body["inviteeId"], "inviteeId")
     if invitee is None and not caller.certified:
         bad_request("You must be a certified user to send email invitations")
-    invitation_id = store.next_id("membership_invitation")
-    store.execute(
-        "INSERT INTO membership_invitations(id, team_id, invitee_id, invitee_email, message, "
-        "expires_on, created_on, created_by) VALUES (?,?,?,?,?,?,?,?)",
-        (
-            invitation_id,
-            tid,
-            invitee,
-            body.get("inviteeEmail"),
-            body.get("message"),
-            _parse_date(body.get("expiresOn"), "expiresOn"),
-            now(),
-            caller.id,
-        ),
+    return _create_offer(
+        ctx,
+        _INVITATIONS,
+        {"team_id": tid, "invitee_id": invitee, "invitee_email": body.get("inviteeEmail")},
     )
-    row = store.one("SELECT * FROM membership_invitations WHERE id = ?", (invitation_id,))
-    return Reply(201, _invitation_json(row))
 
 
 # Invitations and requests are two kinds of open membership offer with the same rules for
@@ -967,6 +958,25 @@ def _offer_kind(table: str) -> tuple[str, str, Callable[[Any], dict[str, Any]]]:
     if table == _INVITATIONS:
         return "i", "invitee_id", _invitation_json
     return "r", "user_id", _request_json
+
+
+def _create_offer(ctx: Ctx, table: str, columns: dict[str, Any]) -> Reply:
+    """Store a new invitation or request (its message, expiry and creation stamped here)."""
+    body = ctx.json_body()
+    values = {
+        "id": ctx.store.next_id(table.removesuffix("s")),
+        **columns,
+        "message": body.get("message"),
+        "expires_on": _parse_date(body.get("expiresOn"), "expiresOn"),
+        "created_on": now(),
+        "created_by": ctx.caller.id,
+    }
+    ctx.store.execute(
+        f"INSERT INTO {table}({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+        tuple(values.values()),
+    )
+    row = ctx.store.one(f"SELECT * FROM {table} WHERE id = ?", (values["id"],))
+    return Reply(201, _offer_kind(table)[2](row))
 
 
 def _offer(ctx: Ctx, table: str, offer_id: str) -> Any:
@@ -1101,9 +1111,7 @@ def post_request(ctx: Ctx) -> Reply:
     store, caller, body = ctx.store, ctx.caller, ctx.json_body()
     if caller.anonymous:
         forbidden("anonymous user cannot create membership request.")
-    for key in ("createdBy", "createdOn", "id"):
-        if body.get(key) is not None:
-            bad_request(f"'{key}' field is not user specifiable.")
+    _refuse_server_fields(body, ("createdBy", "createdOn", "id"))
     user_id = caller.id
     if body.get("userId") is not None:
         user_id = parse_int(body["userId"], "userId")
@@ -1124,22 +1132,7 @@ def post_request(ctx: Ctx) -> Reply:
         )
     if state == "CLOSED":
         bad_request("This team has been closed to new membership requests.")
-    request_id = store.next_id("membership_request")
-    store.execute(
-        "INSERT INTO membership_requests(id, team_id, user_id, message, expires_on, created_on,"
-        " created_by) VALUES (?,?,?,?,?,?,?)",
-        (
-            request_id,
-            tid,
-            user_id,
-            body.get("message"),
-            _parse_date(body.get("expiresOn"), "expiresOn"),
-            now(),
-            caller.id,
-        ),
-    )
-    row = store.one("SELECT * FROM membership_requests WHERE id = ?", (request_id,))
-    return Reply(201, _request_json(row))
+    return _create_offer(ctx, _REQUESTS, {"team_id": tid, "user_id": user_id})
 
 
 def get_request(ctx: Ctx, request_id: str) -> dict[str, Any]:
