@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -745,31 +745,28 @@ def get_member(ctx: Ctx, team_id: str, principal_id: str) -> dict[str, Any]:
     return _member_json(tid, row, admin_ids(store, tid))
 
 
-def team_member_list(ctx: Ctx, team_id: str) -> dict[str, Any]:
-    store = ctx.store
-    tid = _team_id(team_id)
-    admins = admin_ids(store, tid)
+def _listed_members(ctx: Ctx, pairs: Iterator[tuple[int, int]]) -> dict[str, Any]:
+    """Memberships by (team, member), in the order asked; one that does not exist is a 404.
+    ``pairs`` is lazy so that each id is parsed when its turn comes, as Synapse does."""
     out = []
-    for raw in ctx.json_body().get("list") or []:
-        pid = parse_int(raw, "list")
-        row = _member_row(store, tid, pid)
+    for tid, pid in pairs:
+        row = _member_row(ctx.store, tid, pid)
         if row is None:
             not_found(f"teamId: {tid} memberId: {pid}")
-        out.append(_member_json(tid, row, admins))
+        out.append(_member_json(tid, row, admin_ids(ctx.store, tid)))
     return {"concreteType": "org.sagebionetworks.repo.model.TeamMember", "list": out}
+
+
+def team_member_list(ctx: Ctx, team_id: str) -> dict[str, Any]:
+    tid = _team_id(team_id)
+    listed = ctx.json_body().get("list") or []
+    return _listed_members(ctx, ((tid, parse_int(raw, "list")) for raw in listed))
 
 
 def user_member_list(ctx: Ctx, user_id: str) -> dict[str, Any]:
-    store = ctx.store
     pid = parse_int(user_id, "id")
-    out = []
-    for raw in ctx.json_body().get("list") or []:
-        tid = parse_int(raw, "list")
-        row = _member_row(store, tid, pid)
-        if row is None:
-            not_found(f"teamId: {tid} memberId: {pid}")
-        out.append(_member_json(tid, row, admin_ids(store, tid)))
-    return {"concreteType": "org.sagebionetworks.repo.model.TeamMember", "list": out}
+    listed = ctx.json_body().get("list") or []
+    return _listed_members(ctx, ((parse_int(raw, "list"), pid) for raw in listed))
 
 
 def user_teams(ctx: Ctx, user_id: str) -> dict[str, Any]:
