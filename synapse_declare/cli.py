@@ -9,6 +9,7 @@ error); 2 ``plan --detailed-exitcode`` with changes; 3 a bug (traceback written 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -304,10 +305,14 @@ def _register_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="check manifests offline (schema and semantics); no credentials needed",
         description="Check manifests offline. Prints every problem as file:line:col: message.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    _add_paths(parser)
     parser.add_argument("--json", action="store_true", help="print diagnostics as JSON")
     _add_variables(parser)
     parser.set_defaults(handler=_validate)
+
+
+def _add_paths(parser: argparse.ArgumentParser, nargs: str = "+") -> None:
+    parser.add_argument("paths", nargs=nargs, type=Path, help="manifest files or directories")
 
 
 def _add_variables(parser: argparse.ArgumentParser) -> None:
@@ -386,7 +391,7 @@ def _register_expand(sub: argparse._SubParsersAction[_Parser]) -> None:
         description="Expand templates, for_each tables and ${var.NAME} references and print "
         "the resulting manifest as YAML (or JSON). Offline; no credentials needed.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    _add_paths(parser)
     parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
     _add_variables(parser)
     parser.set_defaults(handler=_expand)
@@ -421,7 +426,7 @@ def _register_output(sub: argparse._SubParsersAction[_Parser]) -> None:
         "print them by address and by fan-out key, for CI to commit or pass on. Entities not "
         "created yet are null.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    _add_paths(parser)
     parser.add_argument("--format", choices=("json", "yaml", "env"), default="json")
     _add_variables(parser)
     _add_connection(parser)
@@ -429,18 +434,13 @@ def _register_output(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _output(args: argparse.Namespace) -> int:
-    from .client.synapse import SynapseAPI
     from .outputs import read_outputs, render_outputs
 
     report = _load(args, args.paths)
     assert report.manifest is not None
-    api = _connect(args)
-    assert isinstance(api, SynapseAPI)
-    try:
+    with _session(args) as api:
         instances = report.expansion.instances if report.expansion is not None else {}
         outputs = read_outputs(api, report.manifest, instances)
-    finally:
-        api.t.close()
     sys.stdout.write(render_outputs(outputs, args.format))
     return EXIT_OK
 
@@ -517,6 +517,19 @@ def _connect(args: argparse.Namespace) -> object:
     )
 
 
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[SynapseAPI]:
+    """The command's connected client, closed however the command ends."""
+    from .client.synapse import SynapseAPI
+
+    api = _connect(args)
+    assert isinstance(api, SynapseAPI)
+    try:
+        yield api
+    finally:
+        api.t.close()
+
+
 def _resolve_limits(args: argparse.Namespace) -> None:
     """Flags first, then the config file's [synapse-declare] section, then Synapse's limits;
     written back into ``args`` so apply's copy concurrency follows the same value."""
@@ -541,13 +554,17 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=("text", "json", "markdown"), default="text", help="output format"
     )
-    parser.add_argument("--json", action="store_true", help="shorthand for --format json")
+    _add_json_shorthand(parser)
     parser.add_argument(
         "--color", choices=("auto", "always", "never"), default="auto", help="colour the output"
     )
     parser.add_argument(
         "--show-unchanged", action="store_true", help="also list entities with no changes"
     )
+
+
+def _add_json_shorthand(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="shorthand for --format json")
 
 
 def _print_plan(plan: object, args: argparse.Namespace) -> None:
@@ -640,7 +657,7 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="show what apply would change (reads Synapse, never writes)",
         description="Diff the manifest against live Synapse and print the changes.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    _add_paths(parser)
     parser.add_argument("--out", type=Path, help="save the plan here for 'apply --plan'")
     _add_variables(parser)
     _add_max_removals(parser)
@@ -655,11 +672,7 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
     )
-    _add_output(parser)
-    _add_connection(parser)
-    _add_max_deletions(parser)
-    _add_targeting(parser)
-    _add_no_adopt(parser)
+    _add_plan_options(parser)
     parser.add_argument(
         "--observe",
         action="store_true",
@@ -667,6 +680,15 @@ def _register_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
         "plan saved with it can never be applied",
     )
     parser.set_defaults(handler=_plan)
+
+
+def _add_plan_options(parser: _Parser) -> None:
+    """The options plan and apply share, in the order their --help lists them."""
+    _add_output(parser)
+    _add_connection(parser)
+    _add_max_deletions(parser)
+    _add_targeting(parser)
+    _add_no_adopt(parser)
 
 
 def _add_no_adopt(parser: _Parser) -> None:
@@ -720,15 +742,12 @@ def _non_negative(text: str) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .client.synapse import SynapseAPI
     from .engine import plan_manifest
     from .plan import save_plan
 
     report = _load(args, args.paths)
     assert report.manifest is not None
-    api = _connect(args)
-    assert isinstance(api, SynapseAPI)
-    try:
+    with _session(args) as api:
         with _ReadingProgress(api, quiet=args.quiet):
             plan = plan_manifest(
                 api,
@@ -742,8 +761,6 @@ def _plan(args: argparse.Namespace) -> int:
             )
         if args.observe:
             plan = dataclasses.replace(plan, observe=True)
-    finally:
-        api.t.close()
     plan = _with_variables(plan, report)
     _print_plan(plan, args)
     if args.out:
@@ -765,7 +782,7 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
         "plan: refused without any change if Synapse, the manifest, the endpoint or the user "
         "differ from when it was made.",
     )
-    parser.add_argument("paths", nargs="*", type=Path, help="manifest files or directories")
+    _add_paths(parser, nargs="*")
     parser.add_argument("--plan", dest="plan_file", type=Path, help="a plan saved by 'plan --out'")
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking (for CI)")
     _add_variables(parser)
@@ -820,17 +837,12 @@ def _register_apply(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="multipart copy part size (>= 5 MiB; default 0: adaptive, the fewest parts of up "
         "to 5 GiB)",
     )
-    _add_output(parser)
-    _add_connection(parser)
-    _add_max_deletions(parser)
-    _add_targeting(parser)
-    _add_no_adopt(parser)
+    _add_plan_options(parser)
     parser.set_defaults(handler=_apply)
 
 
 def _apply(args: argparse.Namespace) -> int:
     from .applier import ApplyInterrupted, apply_plan
-    from .client.synapse import SynapseAPI
     from .engine import plan_manifest
     from .errors import ApplyError, StalePlanError
     from .plan import load_plan, stale_reasons
@@ -866,9 +878,7 @@ def _apply(args: argparse.Namespace) -> int:
     report = _load(args, paths)
     assert report.manifest is not None
     manifest = report.manifest
-    api = _connect(args)
-    assert isinstance(api, SynapseAPI)
-    try:
+    with _session(args) as api:
         with _ReadingProgress(api, quiet=args.quiet):
             # A saved plan is checked against the same reads it was made with.
             plan = plan_manifest(
@@ -928,8 +938,6 @@ def _apply(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         if result.ok and args.outputs is not None:
             _write_outputs(api, report, args.outputs)
-    finally:
-        api.t.close()
     sys.stderr.write(render_apply_summary(len(result.done), result.failed, result.not_attempted))
     if not result.ok:
         raise ApplyError(
@@ -1155,7 +1163,6 @@ def _register_export(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .client.synapse import SynapseAPI
     from .export import DEFAULT_MAX_ENTITIES, export_projects, write_export
 
     if args.stdout == (args.out is not None):
@@ -1169,13 +1176,8 @@ def _export(args: argparse.Namespace) -> int:
     cap = DEFAULT_MAX_ENTITIES if args.max_entities is None else args.max_entities
     if cap < 1:
         raise UsageError("--max-entities must be at least 1")
-    api = _connect(args)
-    assert isinstance(api, SynapseAPI)
-    try:
-        with _ReadingProgress(api, quiet=args.quiet):
-            result = export_projects(api, args.targets, max_entities=cap, inline_wiki=args.stdout)
-    finally:
-        api.t.close()
+    with _session(args) as api, _ReadingProgress(api, quiet=args.quiet):
+        result = export_projects(api, args.targets, max_entities=cap, inline_wiki=args.stdout)
     if args.stdout:
         if len(result.projects) != 1:
             raise UsageError(
@@ -1242,14 +1244,10 @@ def _sts(args: argparse.Namespace) -> int:
     import re
     import shlex
 
-    from .client.synapse import SynapseAPI
     from .errors import NotFound
-
-    api = _connect(args)
-    assert isinstance(api, SynapseAPI)
     from .state import whoami
 
-    try:
+    with _session(args) as api:
         whoami(api)  # a non-Synapse --endpoint is named as such, not a confusing 404 later
         target = args.entity.strip()
         if re.fullmatch(r"(?i)syn\d+", target):
@@ -1271,8 +1269,6 @@ def _sts(args: argparse.Namespace) -> int:
             entity_id = found
         creds = _sts_credentials(api, entity_id, args.permission, target)
         endpoint_url = _sts_endpoint(api, entity_id)
-    finally:
-        api.t.close()
     if args.format == "json":
         sys.stdout.write(json.dumps(creds, indent=2) + "\n")
     elif args.format == "boto":
@@ -1377,7 +1373,7 @@ def _register_access(sub: argparse._SubParsersAction[_Parser]) -> None:
         default="text",
         help="output format (csv/markdown: the periodic access-review export)",
     )
-    parser.add_argument("--json", action="store_true", help="shorthand for --format json")
+    _add_json_shorthand(parser)
     parser.add_argument(
         "--scope",
         choices=("all", "review"),
@@ -1420,15 +1416,12 @@ def _access_targets(args: argparse.Namespace) -> list[Any]:
 def _access(args: argparse.Namespace) -> int:
     from .access import effective_access, read_access_world, resolve_team, resolve_user
     from .access_report import RENDERERS, ReportRequest, Scope
-    from .client.synapse import SynapseAPI
     from .state import whoami
 
     fmt = "json" if args.json else args.format
     scope = Scope(args.scope or ("review" if fmt in ("csv", "markdown") else "all"))
     targets = _access_targets(args)
-    api = _connect(args)
-    assert isinstance(api, SynapseAPI)
-    try:
+    with _session(args) as api:
         whoami(api)  # a non-Synapse --endpoint is named as such, not a confusing 404 later
         focus = None
         if args.user:
@@ -1442,8 +1435,6 @@ def _access(args: argparse.Namespace) -> int:
                 users=[focus] if focus is not None and args.user else [],
                 requirements=not args.no_requirements,
             )
-    finally:
-        api.t.close()
     report = effective_access(world, users=[focus] if focus is not None and args.user else [])
     request = ReportRequest(tuple(t.text for t in targets), focus, scope)
     sys.stdout.write(RENDERERS[fmt](report, stats, request))

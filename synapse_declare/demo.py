@@ -65,47 +65,53 @@ def run_demo(
         config = work / "synapseConfig"
         config.write_text(emulator.synapse_config("demo"), encoding="utf-8")
         manifest = str(manifest_dir / "quickstart.yaml")
-        common = ["--config", str(config)]
-        step = _Stepper(out)
+        step = _Stepper(out, main, ["--config", str(config)])
         out.write(
             f"Local Synapse emulator at {emulator.repo_endpoint} (S3 at {emulator.s3_endpoint}).\n"
             f"Credentials and endpoints come from {config} ([authentication], [endpoints]).\n"
         )
 
         step("Validate the manifest offline")
-        step.run(main, ["validate", manifest], expect=0)
+        step.run(["validate", manifest], expect=0)
 
         step("Plan: everything is new")
-        step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
+        step.plan(manifest, expect=2)
 
         step("Apply it (in CI: --auto-approve, or 'apply --plan' of a reviewed plan)")
-        step.run(main, ["apply", manifest, *common, "--auto-approve"], expect=0)
+        step.apply(manifest)
 
         step("Plan again: Synapse matches the manifest")
-        step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+        step.plan(manifest, expect=0)
 
         step("Someone edits the project by hand with the official synapseclient")
         for line in _out_of_band_edit(config):
             out.write(f"    {line}\n")
 
         step("Plan shows exactly that drift")
-        step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
+        step.plan(manifest, expect=2)
 
         step("Apply puts it back")
-        step.run(main, ["apply", manifest, *common, "--auto-approve"], expect=0)
+        step.apply(manifest)
 
         step("Plan: no changes")
-        step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+        step.plan(manifest, expect=0)
 
-        _teams_chapter(main, out, step, emulator, work, config)
-        _storage_chapter(main, out, step, emulator, work, config)
+        _teams_chapter(out, step, emulator, work)
+        _storage_chapter(out, step, emulator, work, config)
         out.write("\nDemo complete: every step behaved as expected.\n")
     return 0
 
 
 class _Stepper:
-    def __init__(self, out: TextIO) -> None:
+    """Numbered steps, each running the real CLI with the demo's config and checking its exit
+    code."""
+
+    def __init__(
+        self, out: TextIO, main: Callable[[Sequence[str]], int], common: Sequence[str]
+    ) -> None:
         self.out = out
+        self.main = main
+        self.common = list(common)
         self.number = 0
 
     def __call__(self, title: str) -> None:
@@ -113,49 +119,69 @@ class _Stepper:
         self.out.write(f"\n==> {self.number}. {title}\n")
         self.out.flush()
 
-    def run(self, main: Callable[[Sequence[str]], int], argv: list[str], *, expect: int) -> None:
+    def run(self, argv: list[str], *, expect: int) -> None:
         shown = " ".join(_shell_word(a) for a in argv)
         self.out.write(f"$ synapse-declare {shown}\n")
         self.out.flush()
-        code = main(argv)
+        code = self.main(argv)
         self.out.write(f"(exit code {code})\n")
         if code != expect:
             raise DemoError(f"'synapse-declare {shown}' exited {code}, expected {expect}")
+
+    def plan(self, manifest: str, *, expect: int) -> None:
+        self.run(["plan", manifest, *self.common, "--detailed-exitcode"], expect=expect)
+
+    def apply(self, manifest: str, *options: str) -> None:
+        self.run(["apply", manifest, *self.common, "--auto-approve", *options], expect=0)
 
 
 def _shell_word(word: str) -> str:
     return word if word and all(c.isalnum() or c in "-_./=:" for c in word) else repr(word)
 
 
-def _out_of_band_edit(config: Path) -> list[str]:
+@contextlib.contextmanager
+def _official_client(
+    config: Path, *, needed: str, failure: str, cache_root: Path | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """``(synapseclient, a client logged in with the demo's config)``; its chatter is kept out
+    of the demo output (it logs through its own handlers), and whatever it raises becomes a
+    DemoError that starts with ``failure``."""
     try:
         import synapseclient
     except ImportError as exc:
         raise DemoError(
-            "the demo's out-of-band step uses the official synapseclient",
-            hint="pip install -c constraints.txt 'synapse-declare[demo]'",
+            needed, hint="pip install -c constraints.txt 'synapse-declare[demo]'"
         ) from exc
-    # synapseclient logs through its own handlers; keep its chatter out of the demo output.
     quiet = io.StringIO()
     try:
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            return _edit_with_synapseclient(synapseclient, config)
+            synapseclient.Synapse.allow_client_caching(False)
+            cache = {} if cache_root is None else {"cache_root_dir": str(cache_root)}
+            syn: Any = synapseclient.Synapse(
+                configPath=str(config), skip_checks=True, silent=True, **cache
+            )
+            syn.login(silent=True)
+            yield synapseclient, syn
     except Exception as exc:
-        raise DemoError(f"the out-of-band edit with synapseclient failed: {exc}") from exc
+        raise DemoError(f"{failure}: {exc}") from exc
 
 
-def _edit_with_synapseclient(synapseclient: Any, config: Path) -> list[str]:
-    synapseclient.Synapse.allow_client_caching(False)
-    syn: Any = synapseclient.Synapse(configPath=str(config), skip_checks=True, silent=True)
-    syn.login(silent=True)
-    project_id = syn.findEntityId("synapse-declare quickstart")
-    annotations = syn.get_annotations(project_id)
-    annotations["program"] = ["edited-by-hand"]
-    syn.set_annotations(annotations)
-    syn.setPermissions(project_id, principalId=273949, accessType=["READ"], warn_if_inherits=False)
-    wiki = syn.getWiki(project_id)
-    wiki.markdown = wiki.markdown + "\nA line added by hand.\n"
-    syn.store(wiki)
+def _out_of_band_edit(config: Path) -> list[str]:
+    with _official_client(
+        config,
+        needed="the demo's out-of-band step uses the official synapseclient",
+        failure="the out-of-band edit with synapseclient failed",
+    ) as (_, syn):
+        project_id = syn.findEntityId("synapse-declare quickstart")
+        annotations = syn.get_annotations(project_id)
+        annotations["program"] = ["edited-by-hand"]
+        syn.set_annotations(annotations)
+        syn.setPermissions(
+            project_id, principalId=273949, accessType=["READ"], warn_if_inherits=False
+        )
+        wiki = syn.getWiki(project_id)
+        wiki.markdown = wiki.markdown + "\nA line added by hand.\n"
+        syn.store(wiki)
     return [
         f"annotation 'program' of {project_id} set to 'edited-by-hand'",
         f"PUBLIC given READ on {project_id}",
@@ -163,32 +189,32 @@ def _edit_with_synapseclient(synapseclient: Any, config: Path) -> list[str]:
     ]
 
 
-def _teams_chapter(
-    main: Callable[[Sequence[str]], int],
-    out: TextIO,
-    step: _Stepper,
-    emulator: Any,
-    work: Path,
-    config: Path,
-) -> None:
+def _chapter(out: TextIO, work: Path, example: str, title: str) -> Path:
+    """The chapter's heading, and a copy of its example manifest directory to work in."""
+    out.write(f"\n---- {title} ----\n")
+    manifest_dir = work / example
+    shutil.copytree(_example_dir(example), manifest_dir, dirs_exist_ok=True)
+    return manifest_dir
+
+
+def _teams_chapter(out: TextIO, step: _Stepper, emulator: Any, work: Path) -> None:
     """A center team granted access in the same manifest; its member is invited, accepts as
     themself through REST, and the next plan is empty."""
     import requests
 
-    out.write("\n---- Teams: a center team, an invitation, its acceptance ----\n")
-    manifest_dir = work / "teams"
-    shutil.copytree(_example_dir("teams"), manifest_dir, dirs_exist_ok=True)
+    manifest_dir = _chapter(
+        out, work, "teams", "Teams: a center team, an invitation, its acceptance"
+    )
     manifest = str(manifest_dir / "teams.yaml")
-    common = ["--config", str(config)]
 
     step("Plan: the team first, jdoe invited (Synapse adds only those who asked), the ACL")
-    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
+    step.plan(manifest, expect=2)
 
     step("Apply")
-    step.run(main, ["apply", manifest, *common, "--auto-approve"], expect=0)
+    step.apply(manifest)
 
     step("Plan: the pending invitation is not drift")
-    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+    step.plan(manifest, expect=0)
 
     step("jdoe accepts the invitation with their own token (REST)")
     repo = emulator.repo_endpoint
@@ -205,34 +231,26 @@ def _teams_chapter(
     out.write(f"    PUT /team/{team_id}/member/{own_id} as jdoe -> {answer.status_code}\n")
 
     step("Plan: jdoe is a member, as declared: no changes")
-    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+    step.plan(manifest, expect=0)
 
 
 STORAGE_PROJECT = "synapse-declare storage demo"
 
 
-def _storage_chapter(
-    main: Callable[[Sequence[str]], int],
-    out: TextIO,
-    step: _Stepper,
-    emulator: Any,
-    work: Path,
-    config: Path,
-) -> None:
+def _storage_chapter(out: TextIO, step: _Stepper, emulator: Any, work: Path, config: Path) -> None:
     """External bucket, migration of existing files, and an STS folder used through boto3."""
     import json
     import os
 
-    out.write("\n---- Storage: your own bucket, a verified migration, an STS folder ----\n")
-    manifest_dir = work / "storage"
-    shutil.copytree(_example_dir("storage"), manifest_dir, dirs_exist_ok=True)
+    manifest_dir = _chapter(
+        out, work, "storage", "Storage: your own bucket, a verified migration, an STS folder"
+    )
     manifest_path = manifest_dir / "storage.yaml"
     text = manifest_path.read_text(encoding="utf-8")
     manifest_path.write_text(
         text.replace("https://s3.amazonaws.com", emulator.s3_endpoint), encoding="utf-8"
     )
     manifest = str(manifest_path)
-    common = ["--config", str(config)]
     # boto3 (owner.txt pre-flight, verification) reaches the embedded S3 with these; moto
     # accepts any credentials. They are the demo's own, set only in this process.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo-access-key")
@@ -251,30 +269,17 @@ def _storage_chapter(
         out.write(f"    {line}\n")
 
     step("Plan: two storage locations, upload destinations, and a migration with counts")
-    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=2)
+    step.plan(manifest, expect=2)
 
     step("Apply: copy (relayed or server-side), verify size and MD5, repoint; sources are kept")
     report = work / "migration-report.csv"
     state_dir = work / "state"
-    step.run(
-        main,
-        [
-            "apply",
-            manifest,
-            *common,
-            "--auto-approve",
-            "--state-dir",
-            str(state_dir),
-            "--report-csv",
-            str(report),
-        ],
-        expect=0,
-    )
+    step.apply(manifest, "--state-dir", str(state_dir), "--report-csv", str(report))
     rows = report.read_text(encoding="utf-8").splitlines()
     out.write(f"    per-file report: {report.name} ({len(rows) - 1} rows)\n")
 
     step("Plan: no changes")
-    step.run(main, ["plan", manifest, *common, "--detailed-exitcode"], expect=0)
+    step.plan(manifest, expect=0)
 
     step("Pipelines use the STS folder directly: credentials on stdout, then boto3")
     argv = [
@@ -284,12 +289,12 @@ def _storage_chapter(
         "read_write",
         "--format",
         "boto",
-        *common,
+        *step.common,
     ]
     out.write("$ synapse-declare " + " ".join(_shell_word(a) for a in argv) + "\n")
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        code = main(argv)
+        code = step.main(argv)
     if code != 0:
         raise DemoError(f"'synapse-declare sts' exited {code}")
     credentials = json.loads(captured.getvalue())
@@ -308,38 +313,24 @@ def _storage_chapter(
 
 
 def _existing_files(config: Path, work: Path) -> list[str]:
-    try:
-        import synapseclient
-    except ImportError as exc:
-        raise DemoError(
-            "the demo uses the official synapseclient to create existing data",
-            hint="pip install -c constraints.txt 'synapse-declare[demo]'",
-        ) from exc
     files = work / "existing-files"
     files.mkdir(exist_ok=True)
-    quiet = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            synapseclient.Synapse.allow_client_caching(False)
-            syn: Any = synapseclient.Synapse(
-                configPath=str(config),
-                skip_checks=True,
-                silent=True,
-                cache_root_dir=str(work / "cache"),
-            )
-            syn.login(silent=True)
-            project = syn.store(synapseclient.Project(STORAGE_PROJECT))
-            raw = syn.store(synapseclient.Folder("Raw Data", parent=project))
-            stored = []
-            for index in range(3):
-                path = files / f"sample-{index}.csv"
-                path.write_text("id,value\n" + "".join(f"{i},{i * index}\n" for i in range(200)))
-                stored.append(syn.store(synapseclient.File(str(path), parent=raw)))
-            path = files / "sample-0.csv"
-            path.write_text(path.read_text() + "200,0\n")
-            syn.store(synapseclient.File(str(path), parent=raw))
-    except Exception as exc:
-        raise DemoError(f"creating the existing files with synapseclient failed: {exc}") from exc
+    with _official_client(
+        config,
+        needed="the demo uses the official synapseclient to create existing data",
+        failure="creating the existing files with synapseclient failed",
+        cache_root=work / "cache",
+    ) as (synapseclient, syn):
+        project = syn.store(synapseclient.Project(STORAGE_PROJECT))
+        raw = syn.store(synapseclient.Folder("Raw Data", parent=project))
+        stored = []
+        for index in range(3):
+            path = files / f"sample-{index}.csv"
+            path.write_text("id,value\n" + "".join(f"{i},{i * index}\n" for i in range(200)))
+            stored.append(syn.store(synapseclient.File(str(path), parent=raw)))
+        path = files / "sample-0.csv"
+        path.write_text(path.read_text() + "200,0\n")
+        syn.store(synapseclient.File(str(path), parent=raw))
     return [f"{f.name} ({f.id}) in Synapse storage" for f in stored] + [
         "sample-0.csv updated: version 2"
     ]

@@ -232,14 +232,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             shutil.rmtree(owned, ignore_errors=True)
 
 
-def _check_conformance(session: pytest.Session, roots: list[Path]) -> None:
+def _conformance_checker() -> Any | None:
+    """The shared conformance checker (``../shared/tools``), or None where it is absent."""
     if not SHARED_TOOLS.exists():
-        return
+        return None
     sys.path.insert(0, str(SHARED_TOOLS))
     try:
         import synapse_conformance as sc
     finally:
         sys.path.pop(0)
+    return sc
+
+
+def conforms(model: str, body: Any, *, strict: bool = False) -> list[str]:
+    """Synapse's own model check of one document (for exchanges kept out of the request log);
+    no errors where the checker is absent."""
+    sc = _conformance_checker()
+    if sc is None:
+        return []
+    errors: list[str] = sc.validate(model, body, strict=strict)
+    return errors
+
+
+def _check_conformance(session: pytest.Session, roots: list[Path]) -> None:
+    sc = _conformance_checker()
+    if sc is None:
+        return
     files = sorted({f for root in roots for f in root.glob("**/*.jsonl")})
     if not files:
         return

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import SHARED_TOOLS, Api
+from conftest import Api
 from emulator_core_support import uniq
-
-
-def conforms(model: str, body: Any) -> list[str]:
-    """Synapse's own model check (when ../shared/tools is present)."""
-    if not SHARED_TOOLS.exists():
-        return []
-    sys.path.insert(0, str(SHARED_TOOLS))
-    try:
-        import synapse_conformance as sc
-    finally:
-        sys.path.pop(0)
-    errors: list[str] = sc.validate(model, body)
-    return errors
 
 
 def new_team(api: Api, **extra: Any) -> dict[str, Any]:

@@ -13,12 +13,15 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 from conftest import Api, read_exchanges
+from emulator_core_support import ADMIN_SET
 
 from synapse_declare.cli import main
 from synapse_declare.emulator import Emulator
@@ -27,18 +30,7 @@ PROJECT = "org.sagebionetworks.repo.model.Project"
 FOLDER = "org.sagebionetworks.repo.model.Folder"
 ROOT = "syn4489"
 PUBLIC, AUTHENTICATED = 273949, 273948
-ADMIN = frozenset(
-    {
-        "READ",
-        "DOWNLOAD",
-        "UPDATE",
-        "DELETE",
-        "CREATE",
-        "CHANGE_PERMISSIONS",
-        "CHANGE_SETTINGS",
-        "MODERATE",
-    }
-)
+ADMIN = frozenset(ADMIN_SET)
 MARKER = "synapse_declare_managed"
 
 # Synapse's read-only POSTs (the client's allow-list); anything else that POSTs is a write.
@@ -230,3 +222,48 @@ def log_window(emulator: Emulator) -> Iterator[list[dict[str, Any]]]:
     window: list[dict[str, Any]] = []
     yield window
     window.extend(read_exchanges(emulator)[before:])
+
+
+@contextlib.contextmanager
+def official_client(emulator: Emulator, home: Path, user: str = "alice") -> Iterator[Any]:
+    """synapseclient logged in as ``user``, found the way it finds any Synapse: a
+    ``~/.synapseConfig`` with the emulator's ``[endpoints]`` (``home`` is the hermetic HOME).
+    Its deprecation chatter is silenced for as long as the client is in use."""
+    import synapseclient
+
+    config = home / ".synapseConfig"
+    config.write_text(emulator.synapse_config(user), encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = synapseclient.Synapse(
+            skip_checks=True, configPath=str(config), cache_client=False, silent=True
+        )
+        client.login(silent=True)
+        yield client
+
+
+def quiet(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` with synapseclient's warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return call(*args, **kwargs)
+
+
+def storage_workspace(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bucket: str,
+    owned_prefixes: Sequence[str],
+) -> Workspace:
+    """A workspace beside a moto bucket whose ``owned_prefixes`` carry alice's ``owner.txt``
+    (Synapse's proof of ownership for an external S3 location)."""
+    # boto3 (owner.txt pre-flight, verification) reaches moto with any credentials.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = emulator.s3_client()
+    s3.create_bucket(Bucket=bucket)
+    for prefix in owned_prefixes:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/owner.txt", Body=b"alice\n")
+    return Workspace(emulator, tmp_path / "ws")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Api
+from conftest import Api, conforms
 from emulator_core_support import file_body, folder_body, make_file_handle, uniq, user_id
-from emulator_teams_support import conforms, invite, new_team
+from emulator_teams_support import invite, new_team
 
 from synapse_declare.emulator import Emulator, EmulatorConfig, SeedAccessRequirement
 

@@ -424,10 +424,9 @@ def test_serve_with_users_file_and_data_dir_across_processes(serve: Any, tmp_pat
     assert again.stop()[0] == 0
 
 
-def test_serve_rejects_a_bad_users_file(tmp_path: Path) -> None:
-    bad = tmp_path / "users.yaml"
-    bad.write_text("users:\n  - userName: alice\n", encoding="utf-8")
-    result = subprocess.run(
+def _serve_users_file(users: Path) -> subprocess.CompletedProcess[str]:
+    """``emulator serve --users USERS`` in a child process, expected to refuse the file."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -437,35 +436,25 @@ def test_serve_rejects_a_bad_users_file(tmp_path: Path) -> None:
             "--port",
             "0",
             "--users",
-            str(bad),
+            str(users),
         ],
         capture_output=True,
         check=False,
         text=True,
         timeout=60,
     )
+
+
+def test_serve_rejects_a_bad_users_file(tmp_path: Path) -> None:
+    bad = tmp_path / "users.yaml"
+    bad.write_text("users:\n  - userName: alice\n", encoding="utf-8")
+    result = _serve_users_file(bad)
     assert result.returncode == 1
     assert "users[0]: token is required" in result.stderr
     assert str(bad) in result.stderr
     assert "Traceback" not in result.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("users: [unclosed\n", encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "synapse_declare",
-            "emulator",
-            "serve",
-            "--port",
-            "0",
-            "--users",
-            str(broken),
-        ],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    result = _serve_users_file(broken)
     assert result.returncode == 1
     assert "cannot read users file" in result.stderr

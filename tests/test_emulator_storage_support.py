@@ -7,12 +7,11 @@ process-wide: every helper makes uniquely named buckets.
 from __future__ import annotations
 
 import hashlib
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import requests
+from conftest import conforms
 
 from synapse_declare.emulator import Emulator
 
@@ -33,27 +32,12 @@ UPLOAD_REQUEST = FILE + "MultipartUploadRequest"
 COPY_REQUEST = FILE + "MultipartUploadCopyRequest"
 MIB = 1024 * 1024
 
-SHARED_TOOLS = Path(__file__).resolve().parent.parent.parent / "shared" / "tools"
-
-
-def conforms(model: str, body: Any) -> list[str]:
-    """Validate a document against Synapse's models (for exchanges kept out of the request log)."""
-    if not SHARED_TOOLS.exists():
-        return []
-    sys.path.insert(0, str(SHARED_TOOLS))
-    try:
-        import synapse_conformance as sc
-    finally:
-        sys.path.pop(0)
-    errors: list[str] = sc.validate(model, body, strict=True)
-    return errors
-
 
 def error_reason(response: requests.Response, status: int) -> str:
     """The reason of an error answered by an un-logged emulator, checked against ErrorResponse."""
     assert response.status_code == status, (response.status_code, response.text)
     body = response.json()
-    assert conforms(MODEL + "ErrorResponse", body) == []
+    assert conforms(MODEL + "ErrorResponse", body, strict=True) == []
     return str(body["reason"])
 
 

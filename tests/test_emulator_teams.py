@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Api
+from conftest import Api, conforms
 from emulator_core_support import folder_body, uniq, user_id
-from emulator_teams_support import conforms, invite, iso, member_names, new_team
+from emulator_teams_support import invite, iso, member_names, new_team
 
 from synapse_declare.emulator import Emulator, EmulatorConfig, SeedTeam, SeedUser
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reconcile_support import Workspace, actionable, log_window, mutating_exchanges
+from reconcile_support import (
+    Workspace,
+    actionable,
+    log_window,
+    mutating_exchanges,
+    official_client,
+    quiet,
+)
 from test_emulator_storage_support import make_bucket
 
 from synapse_declare.emulator import Emulator
@@ -27,14 +33,7 @@ RELEASED = dt.datetime(2024, 5, 1, 12, 30, 15, 250000, tzinfo=dt.UTC)
 
 @pytest.fixture
 def syn(emulator: Emulator, hermetic_env: Path) -> Iterator[Any]:
-    config = hermetic_env / ".synapseConfig"
-    config.write_text(emulator.synapse_config("alice"), encoding="utf-8")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        client = synapseclient.Synapse(
-            skip_checks=True, configPath=str(config), cache_client=False, silent=True
-        )
-        client.login(silent=True)
+    with official_client(emulator, hermetic_env) as client:
         yield client
 
 
@@ -43,14 +42,8 @@ def ws(emulator: Emulator, tmp_path: Path) -> Workspace:
     return Workspace(emulator, tmp_path)
 
 
-def _quiet(call: Any, *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return call(*args, **kwargs)
-
-
 def _grant(syn: Any, entity: Any, principal: int, access: list[str]) -> None:
-    _quiet(
+    quiet(
         syn.setPermissions,
         entity,
         principalId=principal,
@@ -65,7 +58,7 @@ def _build(syn: Any, emulator: Emulator, tmp_path: Path, name: str) -> dict[str,
     a project storage location and an STS folder."""
     from synapseclient import File, Folder, Project, Wiki
 
-    project = _quiet(
+    project = quiet(
         syn.store,
         Project(
             name,
@@ -88,25 +81,25 @@ def _build(syn: Any, emulator: Emulator, tmp_path: Path, name: str) -> dict[str,
             },
         ),
     )
-    raw = _quiet(syn.store, Folder("Raw Data", parent=project, annotations={"stage": "raw"}))
-    rnaseq = _quiet(syn.store, Folder("RNAseq", parent=raw))
-    _quiet(syn.store, Folder("Batch 1", parent=rnaseq))
+    raw = quiet(syn.store, Folder("Raw Data", parent=project, annotations={"stage": "raw"}))
+    rnaseq = quiet(syn.store, Folder("RNAseq", parent=raw))
+    quiet(syn.store, Folder("Batch 1", parent=rnaseq))
     data = tmp_path / "reads.txt"
     data.write_text("ACGT\n", encoding="utf-8")
-    _quiet(syn.store, File(str(data), parent=raw))
-    shared = _quiet(syn.store, Folder("Shared", parent=project))
+    quiet(syn.store, File(str(data), parent=raw))
+    shared = quiet(syn.store, Folder("Shared", parent=project))
     ids = emulator.principal_ids
     _grant(syn, shared, ids["bob"], ["READ", "DOWNLOAD"])
     _grant(syn, shared, ids["carol"], ["READ", "UPDATE"])  # matches no permission level
     _grant(syn, shared, ids["Curators"], ["CREATE", "READ", "DOWNLOAD", "UPDATE"])
     _grant(syn, shared, 273949, ["READ"])  # PUBLIC
     _grant(syn, shared, 273948, ["READ", "DOWNLOAD"])  # AUTHENTICATED_USERS
-    home = _quiet(syn.store, Wiki(title=name, markdown="# Home\n\nBuilt by hand.\n", owner=project))
-    methods = _quiet(
+    home = quiet(syn.store, Wiki(title=name, markdown="# Home\n\nBuilt by hand.\n", owner=project))
+    methods = quiet(
         syn.store,
         Wiki(title="Methods", markdown="Methods.", owner=project, parentWikiId=home.id),
     )
-    _quiet(
+    quiet(
         syn.store,
         Wiki(
             title="Imaging", markdown="  indented\n\n- a\n", owner=project, parentWikiId=methods.id
@@ -114,15 +107,15 @@ def _build(syn: Any, emulator: Emulator, tmp_path: Path, name: str) -> dict[str,
     )
     bucket = make_bucket(emulator, owner="alice", base_key="portal")
     make_bucket_key(emulator, bucket, "pipelines")
-    lab = _quiet(
+    lab = quiet(
         syn.createStorageLocationSetting,
         "ExternalS3Storage",
         bucket=bucket,
         baseKey="portal",
         endpointUrl=emulator.s3_endpoint,
     )
-    _quiet(syn.setStorageLocation, project, lab["storageLocationId"])
-    sts = _quiet(
+    quiet(syn.setStorageLocation, project, lab["storageLocationId"])
+    sts = quiet(
         syn.createStorageLocationSetting,
         "ExternalS3Storage",
         bucket=bucket,
@@ -130,8 +123,8 @@ def _build(syn: Any, emulator: Emulator, tmp_path: Path, name: str) -> dict[str,
         stsEnabled=True,
         endpointUrl=emulator.s3_endpoint,
     )
-    pipelines = _quiet(syn.store, Folder("Pipelines", parent=project))
-    _quiet(syn.setStorageLocation, pipelines, sts["storageLocationId"])
+    pipelines = quiet(syn.store, Folder("Pipelines", parent=project))
+    quiet(syn.setStorageLocation, pipelines, sts["storageLocationId"])
     return {"project": project.id, "shared": shared.id, "bucket": bucket}
 
 
@@ -249,11 +242,11 @@ def test_folder_target_and_stdout(syn: Any, emulator: Emulator, ws: Workspace) -
     from synapseclient import Folder, Project
 
     name = f"Folder target {uuid.uuid4().hex[:8]}"
-    project = _quiet(syn.store, Project(name, annotations={"n": 1}))
-    outer = _quiet(syn.store, Folder("Outer", parent=project))
-    inner = _quiet(syn.store, Folder("Inner", parent=outer, annotations={"k": "v"}))
-    _quiet(syn.store, Folder("Leaf", parent=inner))
-    _quiet(syn.store, Folder("Sibling", parent=project))
+    project = quiet(syn.store, Project(name, annotations={"n": 1}))
+    outer = quiet(syn.store, Folder("Outer", parent=project))
+    inner = quiet(syn.store, Folder("Inner", parent=outer, annotations={"k": "v"}))
+    quiet(syn.store, Folder("Leaf", parent=inner))
+    quiet(syn.store, Folder("Sibling", parent=project))
 
     by_path = _export(ws, f"{name}/Outer/Inner", "--stdout")
     by_id = _export(ws, inner.id, "--stdout")
@@ -275,9 +268,9 @@ def test_bad_input_is_refused_and_nothing_is_written(
     from synapseclient import File, Folder, Project
 
     name = f"Refusals {uuid.uuid4().hex[:8]}"
-    project = _quiet(syn.store, Project(name))
+    project = quiet(syn.store, Project(name))
     for i in range(4):
-        _quiet(syn.store, Folder(f"F{i}", parent=project))
+        quiet(syn.store, Folder(f"F{i}", parent=project))
     out = tmp_path / "out"
 
     unknown = _export(ws, "No such project anywhere", "--out", out)
@@ -312,7 +305,7 @@ def test_bad_input_is_refused_and_nothing_is_written(
 
     data = tmp_path / "data.txt"
     data.write_text("x", encoding="utf-8")
-    _quiet(syn.store, File(str(data), parent=project))
+    quiet(syn.store, File(str(data), parent=project))
     a_file = _export(ws, f"{name}/data.txt", "--stdout")
     assert a_file.code == 1 and "'data.txt' in" in a_file.err and "is not a folder" in a_file.err
 
@@ -326,17 +319,17 @@ def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
     from synapseclient import Folder, Link, Project, Wiki
 
     name = f"Odd {uuid.uuid4().hex[:8]}"
-    project = _quiet(syn.store, Project(name))
-    holder = _quiet(syn.store, Folder("Holder", parent=project))
-    target = _quiet(syn.store, Folder("Target", parent=holder))
-    _quiet(syn.store, Link(targetId=target.id, parent=project, name="A link"))
+    project = quiet(syn.store, Project(name))
+    holder = quiet(syn.store, Folder("Holder", parent=project))
+    target = quiet(syn.store, Folder("Target", parent=holder))
+    quiet(syn.store, Link(targetId=target.id, parent=project, name="A link"))
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"\x89PNG not really")
-    home = _quiet(
+    home = quiet(
         syn.store, Wiki(title=name, markdown="See figure.", owner=project, attachments=[figure])
     )
     for title in ("Zeta", "Alpha"):  # siblings with no order hint recorded
-        _quiet(syn.store, Wiki(title=title, markdown=title, owner=project, parentWikiId=home.id))
+        quiet(syn.store, Wiki(title=title, markdown=title, owner=project, parentWikiId=home.id))
     bobs = api_for(emulator, "bob").ok("POST", "/team", {"name": f"Bobs Lab {name[-8:]}"})
     _grant(syn, project, int(bobs["id"]), ["READ"])
     out = tmp_path / "odd"

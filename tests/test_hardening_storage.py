@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconcile_support import Workspace, lookup
+from reconcile_support import Workspace, lookup, storage_workspace
 from test_emulator_storage_support import file_entity, upload
 
 from synapse_declare.emulator import Emulator
@@ -21,14 +21,7 @@ BUCKET = "lab-data"
 
 @pytest.fixture
 def ws(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    s3 = emulator.s3_client()
-    s3.create_bucket(Bucket=BUCKET)
-    for prefix in ("portal", "pipes"):
-        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/owner.txt", Body=b"alice\n")
-    return Workspace(emulator, tmp_path / "ws")
+    return storage_workspace(emulator, tmp_path, monkeypatch, BUCKET, ("portal", "pipes"))
 
 
 def whole_project_manifest(ws: Workspace) -> Path:

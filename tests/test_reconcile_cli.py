@@ -205,14 +205,11 @@ def test_internal_error_exit_3_with_redacted_log(
     assert "Traceback" not in result.err
 
 
-def test_sigint_exits_130(make_emulator: Any, tmp_path: Path) -> None:
-    slow = make_emulator(latency_ms=3000)
-    ws = Workspace(slow, tmp_path)
-    manifest = ws.manifest(SMALL.format(name="CLI interrupted"))
-    before = slow.state_version()
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    env["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
+def _apply_in_child(
+    ws: Workspace, manifest: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``apply --auto-approve`` in a child process, for a test to interrupt."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -227,6 +224,16 @@ def test_sigint_exits_130(make_emulator: Any, tmp_path: Path) -> None:
         text=True,
         env=env,
     )
+
+
+def test_sigint_exits_130(make_emulator: Any, tmp_path: Path) -> None:
+    slow = make_emulator(latency_ms=3000)
+    ws = Workspace(slow, tmp_path)
+    manifest = ws.manifest(SMALL.format(name="CLI interrupted"))
+    before = slow.state_version()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["PYTHONUNBUFFERED"] = "1"
+    process = _apply_in_child(ws, manifest, env)
     try:
         deadline = time.monotonic() + 20
         # Wait until the CLI has a request in flight (the emulator sleeps 3 s on it).
@@ -262,20 +269,7 @@ def test_sigint_during_apply_exits_130_and_reapply_converges(
                 time.sleep(2)
 
     emulator.knobs.before_write = slow_third_write
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "synapse_declare",
-            "apply",
-            str(manifest),
-            "--auto-approve",
-            *ws.connection(),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _apply_in_child(ws, manifest)
     try:
         assert in_write.wait(30), "apply never reached its third write"
         process.send_signal(signal.SIGINT)

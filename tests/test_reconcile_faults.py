@@ -149,15 +149,21 @@ RACES = {
 }
 
 
+def _tree(
+    make_emulator: Any, tmp_path: Path, api_for: Any, name: str
+) -> tuple[Emulator, Workspace, Api, Path]:
+    """A fresh emulator, a workspace, alice's REST access and the TREE manifest for ``name``."""
+    emulator = make_emulator()
+    ws = Workspace(emulator, tmp_path)
+    return emulator, ws, api_for(emulator, "alice"), ws.manifest(TREE.format(name=name))
+
+
 @pytest.mark.parametrize("kind", sorted(RACES))
 def test_write_time_412_is_a_conflict_never_an_overwrite(
     make_emulator: Any, tmp_path: Path, api_for: Any, kind: str
 ) -> None:
-    emulator = make_emulator()
-    ws = Workspace(emulator, tmp_path)
-    alice: Api = api_for(emulator, "alice")
     name = f"Race {kind}"
-    manifest = ws.manifest(TREE.format(name=name))
+    emulator, ws, alice, manifest = _tree(make_emulator, tmp_path, api_for, name)
     assert ws.apply(manifest).code == 0
     method, change, old, new = RACES[kind]
     manifest.write_text(manifest.read_text().replace(old, new))
@@ -226,11 +232,8 @@ class FailNth:
 def test_partial_apply_reports_and_converges(
     make_emulator: Any, tmp_path: Path, api_for: Any, parallel: str
 ) -> None:
-    emulator = make_emulator()
-    ws = Workspace(emulator, tmp_path)
-    alice: Api = api_for(emulator, "alice")
     name = f"Partial {parallel}"
-    manifest = ws.manifest(TREE.format(name=name))
+    emulator, ws, alice, manifest = _tree(make_emulator, tmp_path, api_for, name)
     planned = ws.plan_json(manifest)
     total = len(actionable(planned))
     failer = FailNth(4)
@@ -403,11 +406,8 @@ def _children(api: Api, parent: str) -> list[dict[str, Any]]:
 def test_apply_converges_under_server_faults(
     make_emulator: Any, tmp_path: Path, api_for: Any, seed: int
 ) -> None:
-    emulator = make_emulator()
-    ws = Workspace(emulator, tmp_path)
-    alice: Api = api_for(emulator, "alice")
     name = f"Faults {seed}"
-    manifest = ws.manifest(TREE.format(name=name))
+    emulator, ws, alice, manifest = _tree(make_emulator, tmp_path, api_for, name)
     emulator.knobs.set_faults(0.3, seed)
     result = ws.apply(manifest)
     emulator.knobs.set_faults(0.0)
@@ -450,11 +450,8 @@ def test_create_whose_response_was_lost_is_not_repeated(
 ) -> None:
     """The create committed but its answer was lost: apply finds the entity by parent and
     name (or the wiki page by title) instead of creating it again; no 409, no duplicate."""
-    emulator = make_emulator()
-    ws = Workspace(emulator, tmp_path)
-    alice: Api = api_for(emulator, "alice")
     name = f"Lost {kind}"
-    manifest = ws.manifest(TREE.format(name=name))
+    emulator, ws, alice, manifest = _tree(make_emulator, tmp_path, api_for, name)
     emulator.knobs.set_faults(0.3, 7, [kind])
     result = ws.apply(manifest)
     emulator.knobs.set_faults(0.0)

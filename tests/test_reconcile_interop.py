@@ -10,7 +10,6 @@ temp dir), with the ``[endpoints]`` section the emulator writes.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,9 @@ from reconcile_support import (
     log_window,
     lookup,
     mutating_exchanges,
+    official_client,
     own_acl,
+    quiet,
 )
 
 from synapse_declare.emulator import Emulator
@@ -39,26 +40,13 @@ synapseclient = pytest.importorskip("synapseclient")
 
 @pytest.fixture
 def syn(emulator: Emulator, hermetic_env: Path) -> Iterator[Any]:
-    config = hermetic_env / ".synapseConfig"
-    config.write_text(emulator.synapse_config("alice"), encoding="utf-8")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        client = synapseclient.Synapse(
-            skip_checks=True, configPath=str(config), cache_client=False, silent=True
-        )
-        client.login(silent=True)
+    with official_client(emulator, hermetic_env) as client:
         yield client
 
 
 @pytest.fixture
 def ws(emulator: Emulator, tmp_path: Path) -> Workspace:
     return Workspace(emulator, tmp_path)
-
-
-def _quiet(call: Any, *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return call(*args, **kwargs)
 
 
 RELEASED = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
@@ -96,7 +84,7 @@ HANDMADE = """
 def _build_by_hand(syn: Any, emulator: Emulator) -> dict[str, Any]:
     from synapseclient import Folder, Project, Wiki
 
-    project = _quiet(
+    project = quiet(
         syn.store,
         Project(
             "Hand made",
@@ -112,18 +100,18 @@ def _build_by_hand(syn: Any, emulator: Emulator) -> dict[str, Any]:
             },
         ),
     )
-    raw = _quiet(syn.store, Folder("Raw Data", parent=project, annotations={"stage": "raw"}))
-    rnaseq = _quiet(syn.store, Folder("RNAseq", parent=raw))
-    shared = _quiet(syn.store, Folder("Shared", parent=project))
-    _quiet(syn.store, Folder("Not in the manifest", parent=project))
-    _quiet(
+    raw = quiet(syn.store, Folder("Raw Data", parent=project, annotations={"stage": "raw"}))
+    rnaseq = quiet(syn.store, Folder("RNAseq", parent=raw))
+    shared = quiet(syn.store, Folder("Shared", parent=project))
+    quiet(syn.store, Folder("Not in the manifest", parent=project))
+    quiet(
         syn.setPermissions,
         shared,
         principalId=emulator.principal_ids["bob"],
         accessType=["READ", "DOWNLOAD"],
         warn_if_inherits=False,
     )
-    home = _quiet(
+    home = quiet(
         syn.store,
         Wiki(
             title="Hand made",
@@ -131,7 +119,7 @@ def _build_by_hand(syn: Any, emulator: Emulator) -> dict[str, Any]:
             owner=project,
         ),
     )
-    _quiet(
+    quiet(
         syn.store,
         Wiki(title="Data access", markdown="Ask alice.", owner=project, parentWikiId=home.id),
     )
@@ -182,7 +170,7 @@ def test_handmade_project_is_adopted_not_created(
     assert ws.plan(manifest, "--detailed-exitcode").code == 0
 
     # synapseclient still reads it as it wrote it.
-    entity = _quiet(syn.get, ids["project"], downloadFile=False)
+    entity = quiet(syn.get, ids["project"], downloadFile=False)
     assert entity.annotations["program"] == ["handmade"]
     assert entity.annotations["released"] == [RELEASED]
 
@@ -200,11 +188,11 @@ def test_drift_made_with_synapseclient_is_shown_and_fixed(
 
     # Out of band, with the official client: a managed annotation edited, an unmanaged one
     # added, an ACL entry added, a wiki page edited.
-    project = _quiet(syn.get, project_id, downloadFile=False)
+    project = quiet(syn.get, project_id, downloadFile=False)
     project.annotations["sample_count"] = [4]
     project.annotations["added_by_hand"] = ["fine"]
-    _quiet(syn.store, project, forceVersion=False)
-    _quiet(
+    quiet(syn.store, project, forceVersion=False)
+    quiet(
         syn.setPermissions,
         shared,
         principalId=273948,
@@ -213,11 +201,11 @@ def test_drift_made_with_synapseclient_is_shown_and_fixed(
     )
     from synapseclient import Wiki
 
-    headers = _quiet(syn.getWikiHeaders, project_id)
+    headers = quiet(syn.getWikiHeaders, project_id)
     sub_id = next(h["id"] for h in headers if h["title"] == "Data access")
-    page = _quiet(syn.getWiki, project_id, sub_id)
+    page = quiet(syn.getWiki, project_id, sub_id)
     page.markdown = "Ask bob instead."
-    _quiet(syn.store, page)
+    quiet(syn.store, page)
     assert isinstance(page, Wiki)
 
     planned = ws.plan_json(manifest)
@@ -247,7 +235,7 @@ def test_drift_made_with_synapseclient_is_shown_and_fixed(
     assert live["sample_count"]["value"] == ["3"]
     assert live["added_by_hand"]["value"] == ["fine"], "unmanaged keys are left alone"
     assert 273948 not in (own_acl(alice, shared) or {})
-    assert _quiet(syn.getWiki, project_id, sub_id).markdown == "Ask alice."
+    assert quiet(syn.getWiki, project_id, sub_id).markdown == "Ask alice."
 
 
 def drift_md(planned: dict[str, Any], index: int = 0) -> Any:

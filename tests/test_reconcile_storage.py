@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from conftest import Api
-from reconcile_support import Workspace, lookup
+from reconcile_support import Workspace, lookup, storage_workspace
 from test_emulator_storage_support import file_entity, upload
 
 from synapse_declare.emulator import Emulator
@@ -23,15 +23,9 @@ BUCKET = "lab-data"
 
 @pytest.fixture
 def ws(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    # boto3 (owner.txt pre-flight, verification) reaches moto with any credentials.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    s3 = emulator.s3_client()
-    s3.create_bucket(Bucket=BUCKET)
-    for prefix in ("portal", "portal-v2", "pipes"):
-        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/owner.txt", Body=b"alice\n")
-    return Workspace(emulator, tmp_path / "ws")
+    return storage_workspace(
+        emulator, tmp_path, monkeypatch, BUCKET, ("portal", "portal-v2", "pipes")
+    )
 
 
 def storage_manifest(ws: Workspace, *, portal_key: str = "portal", extra: str = "") -> Path:

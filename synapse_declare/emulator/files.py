@@ -313,6 +313,32 @@ def _require_location_creator(
         )
 
 
+def _insert_cloud_handle(
+    ctx: Ctx,
+    concrete: str,
+    body: dict[str, Any],
+    md5: str,
+    size: int,
+    location_id: int,
+    where: tuple[str, str],
+) -> dict[str, Any]:
+    """An external S3 or Google Cloud handle of the caller's at ``where`` (bucket, key)."""
+    bucket, key = where
+    handle_id = insert_handle(
+        ctx.store,
+        concrete=concrete,
+        created_by=ctx.caller.id,
+        file_name=str(body.get("fileName") or NOT_SET),
+        content_type=str(body.get("contentType") or NOT_SET),
+        content_md5=md5,
+        content_size=size,
+        storage_location_id=location_id,
+        bucket=bucket,
+        key=key,
+    )
+    return handle_json(ctx.store, handle_id)
+
+
 def create_external_s3_handle(ctx: Ctx) -> dict[str, Any]:
     """FileHandleManagerImpl.createExternalS3FileHandle, checks in Synapse's order."""
     setting_name = "ExternalS3StorageLocationSetting"
@@ -331,19 +357,9 @@ def create_external_s3_handle(ctx: Ctx) -> dict[str, Any]:
     except (ClientError, BotoCoreError):
         bad_request(f"Unable to access the file at bucket: {bucket} key: {key}.")
     size = _optional_size(body.get("contentSize"))
-    handle_id = insert_handle(
-        ctx.store,
-        concrete=S3_FILE_HANDLE,
-        created_by=ctx.caller.id,
-        file_name=str(body.get("fileName") or NOT_SET),
-        content_type=str(body.get("contentType") or NOT_SET),
-        content_md5=md5,
-        content_size=size if size is not None else int(head["ContentLength"]),
-        storage_location_id=location_id,
-        bucket=bucket,
-        key=key,
-    )
-    return handle_json(ctx.store, handle_id)
+    if size is None:
+        size = int(head["ContentLength"])
+    return _insert_cloud_handle(ctx, S3_FILE_HANDLE, body, md5, size, location_id, (bucket, key))
 
 
 def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
@@ -359,19 +375,9 @@ def create_external_gcs_handle(ctx: Ctx) -> dict[str, Any]:
             f"Unable to get the size of the file at bucket: {bucket} key: {key}. Please specify "
             "a content size."
         )
-    handle_id = insert_handle(
-        ctx.store,
-        concrete=GOOGLE_CLOUD_FILE_HANDLE,
-        created_by=ctx.caller.id,
-        file_name=str(body.get("fileName") or NOT_SET),
-        content_type=str(body.get("contentType") or NOT_SET),
-        content_md5=md5,
-        content_size=size,
-        storage_location_id=location_id,
-        bucket=bucket,
-        key=key,
+    return _insert_cloud_handle(
+        ctx, GOOGLE_CLOUD_FILE_HANDLE, body, md5, size, location_id, (bucket, key)
     )
-    return handle_json(ctx.store, handle_id)
 
 
 def create_external_handle(ctx: Ctx) -> dict[str, Any]:

@@ -223,6 +223,46 @@ def _insert(ctx: Ctx, values: dict[str, Any]) -> sqlite3.Row:
     return row
 
 
+def _begin(
+    ctx: Ctx,
+    body: dict[str, Any],
+    *,
+    request_hash: str,
+    location_id: int,
+    file_name: str,
+    content_type: str | None,
+    md5: str,
+    sizes: tuple[int, int, int],
+    copy_source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start the S3 multipart upload at a new key of the destination and record it; a copy
+    also records its source object (``sizes``: file size, part size, number of parts)."""
+    location, bucket = _destination(ctx, location_id)
+    key = _new_key(ctx, location, file_name)
+    s3_upload_id = _start_s3_upload(ctx, bucket, key, file_name, content_type, md5)
+    file_size, part_size, parts = sizes
+    row = _insert(
+        ctx,
+        {
+            "request_hash": request_hash,
+            "is_copy": 0 if copy_source is None else 1,
+            "bucket": bucket,
+            "key": key,
+            "s3_upload_id": s3_upload_id,
+            "part_size": part_size,
+            "file_size": file_size,
+            "number_of_parts": parts,
+            "storage_location_id": location_id,
+            "file_name": file_name,
+            "content_type": content_type,
+            "content_md5": md5,
+            "generate_preview": 0 if body.get("generatePreview") is False else 1,
+            **(copy_source or {}),
+        },
+    )
+    return status_json(row)
+
+
 def _start_upload(ctx: Ctx, body: dict[str, Any], force_restart: bool) -> dict[str, Any]:
     file_name_raw = body.get("fileName")
     if file_name_raw is None:
@@ -246,29 +286,16 @@ def _start_upload(ctx: Ctx, body: dict[str, Any], force_restart: bool) -> dict[s
         existing = _existing(ctx, request_hash)
         if existing is not None:
             return status_json(existing)
-    location, bucket = _destination(ctx, location_id)
-    key = _new_key(ctx, location, file_name)
-    content_type = body.get("contentType")
-    s3_upload_id = _start_s3_upload(ctx, bucket, key, file_name, content_type, str(md5))
-    row = _insert(
+    return _begin(
         ctx,
-        {
-            "request_hash": request_hash,
-            "is_copy": 0,
-            "bucket": bucket,
-            "key": key,
-            "s3_upload_id": s3_upload_id,
-            "part_size": part_size,
-            "file_size": file_size,
-            "number_of_parts": parts,
-            "storage_location_id": location_id,
-            "file_name": file_name,
-            "content_type": content_type,
-            "content_md5": str(md5),
-            "generate_preview": 0 if body.get("generatePreview") is False else 1,
-        },
+        body,
+        request_hash=request_hash,
+        location_id=location_id,
+        file_name=file_name,
+        content_type=body.get("contentType"),
+        md5=str(md5),
+        sizes=(file_size, part_size, parts),
     )
-    return status_json(row)
 
 
 def _start_copy(ctx: Ctx, body: dict[str, Any], force_restart: bool) -> dict[str, Any]:
@@ -322,34 +349,21 @@ def _start_copy(ctx: Ctx, body: dict[str, Any], force_restart: bool) -> dict[str
     except (ClientError, BotoCoreError) as exc:
         raise storage.storage_failure(exc) from exc
     file_name = str(file_name_raw) if file_name_raw is not None else str(source["file_name"])
-    _, bucket = _destination(ctx, location_id)
-    key = _new_key(ctx, location, file_name)
-    content_type = source["content_type"]
-    s3_upload_id = _start_s3_upload(
-        ctx, bucket, key, file_name, content_type, str(source["content_md5"])
-    )
-    row = _insert(
+    return _begin(
         ctx,
-        {
-            "request_hash": request_hash,
-            "is_copy": 1,
-            "bucket": bucket,
-            "key": key,
-            "s3_upload_id": s3_upload_id,
-            "part_size": part_size,
-            "file_size": file_size,
-            "number_of_parts": parts,
-            "storage_location_id": location_id,
-            "file_name": file_name,
-            "content_type": content_type,
-            "content_md5": str(source["content_md5"]),
-            "generate_preview": 0 if body.get("generatePreview") is False else 1,
+        body,
+        request_hash=request_hash,
+        location_id=location_id,
+        file_name=file_name,
+        content_type=source["content_type"],
+        md5=str(source["content_md5"]),
+        sizes=(file_size, part_size, parts),
+        copy_source={
             "source_bucket": source["bucket"],
             "source_key": source["key"],
             "source_etag": str(head["ETag"]).strip('"'),
         },
     )
-    return status_json(row)
 
 
 def start(ctx: Ctx) -> Reply:
@@ -410,6 +424,7 @@ def presigned_urls(ctx: Ctx, upload_id: str) -> Reply:
         _check_part_number(row, number)
         headers: dict[str, str] = {}
         if row["is_copy"]:
+            # An UploadPartCopy of the part's byte range into the upload itself.
             first, last = _part_range(row, number)
             headers = {
                 "x-amz-copy-source": (
@@ -418,28 +433,25 @@ def presigned_urls(ctx: Ctx, upload_id: str) -> Reply:
                 "x-amz-copy-source-range": f"bytes={first}-{last}",
                 "x-amz-copy-source-if-match": str(row["source_etag"]),
             }
-            if content_type:
-                headers["Content-Type"] = str(content_type)
-            url = files.presign(
-                ctx.emulator,
-                "PUT",
-                row["bucket"],
-                row["key"],
-                query={"partNumber": str(number), "uploadId": row["s3_upload_id"]},
-                headers=headers,
-                expires=PART_URL_SECONDS,
-            )
+            key = row["key"]
+            query: dict[str, str] | None = {
+                "partNumber": str(number),
+                "uploadId": row["s3_upload_id"],
+            }
         else:
-            if content_type:
-                headers["Content-Type"] = str(content_type)
-            url = files.presign(
-                ctx.emulator,
-                "PUT",
-                row["bucket"],
-                f"{row['key']}/{number}",
-                headers=headers,
-                expires=PART_URL_SECONDS,
-            )
+            # A part is PUT to a temporary key; adding the part copies it into the upload.
+            key, query = f"{row['key']}/{number}", None
+        if content_type:
+            headers["Content-Type"] = str(content_type)
+        url = files.presign(
+            ctx.emulator,
+            "PUT",
+            row["bucket"],
+            key,
+            query=query,
+            headers=headers,
+            expires=PART_URL_SECONDS,
+        )
         item: dict[str, Any] = {"partNumber": number, "uploadPresignedUrl": url}
         if headers:
             item["signedHeaders"] = headers

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -321,13 +321,18 @@ def _check_icon(store: Store, caller: Caller, icon: Any) -> None:
         forbidden("Only the user that uploaded the file can set it as the team icon.")
 
 
+def _refuse_server_fields(body: dict[str, Any], keys: Sequence[str]) -> None:
+    """Fields Synapse sets itself are refused when a client sends them."""
+    for key in keys:
+        if body.get(key) is not None:
+            bad_request(f"'{key}' field is not user specifiable.")
+
+
 def create_team(store: Store, caller: Caller, body: dict[str, Any]) -> int:
     """TeamManagerImpl.create, in its order; returns the new team's id."""
     if caller.anonymous:
         forbidden("Anonymous user cannot create Team.")
-    for key in NOT_USER_SPECIFIABLE:
-        if body.get(key) is not None:
-            bad_request(f"'{key}' field is not user specifiable.")
+    _refuse_server_fields(body, NOT_USER_SPECIFIABLE)
     name = body.get("name")
     if name is None:
         bad_request("'name' field is required.")
@@ -740,31 +745,28 @@ def get_member(ctx: Ctx, team_id: str, principal_id: str) -> dict[str, Any]:
     return _member_json(tid, row, admin_ids(store, tid))
 
 
-def team_member_list(ctx: Ctx, team_id: str) -> dict[str, Any]:
-    store = ctx.store
-    tid = _team_id(team_id)
-    admins = admin_ids(store, tid)
+def _listed_members(ctx: Ctx, pairs: Iterator[tuple[int, int]]) -> dict[str, Any]:
+    """Memberships by (team, member), in the order asked; one that does not exist is a 404.
+    ``pairs`` is lazy so that each id is parsed when its turn comes, as Synapse does."""
     out = []
-    for raw in ctx.json_body().get("list") or []:
-        pid = parse_int(raw, "list")
-        row = _member_row(store, tid, pid)
+    for tid, pid in pairs:
+        row = _member_row(ctx.store, tid, pid)
         if row is None:
             not_found(f"teamId: {tid} memberId: {pid}")
-        out.append(_member_json(tid, row, admins))
+        out.append(_member_json(tid, row, admin_ids(ctx.store, tid)))
     return {"concreteType": "org.sagebionetworks.repo.model.TeamMember", "list": out}
+
+
+def team_member_list(ctx: Ctx, team_id: str) -> dict[str, Any]:
+    tid = _team_id(team_id)
+    listed = ctx.json_body().get("list") or []
+    return _listed_members(ctx, ((tid, parse_int(raw, "list")) for raw in listed))
 
 
 def user_member_list(ctx: Ctx, user_id: str) -> dict[str, Any]:
-    store = ctx.store
     pid = parse_int(user_id, "id")
-    out = []
-    for raw in ctx.json_body().get("list") or []:
-        tid = parse_int(raw, "list")
-        row = _member_row(store, tid, pid)
-        if row is None:
-            not_found(f"teamId: {tid} memberId: {pid}")
-        out.append(_member_json(tid, row, admin_ids(store, tid)))
-    return {"concreteType": "org.sagebionetworks.repo.model.TeamMember", "list": out}
+    listed = ctx.json_body().get("list") or []
+    return _listed_members(ctx, ((parse_int(raw, "list"), pid) for raw in listed))
 
 
 def user_teams(ctx: Ctx, user_id: str) -> dict[str, Any]:
@@ -924,9 +926,7 @@ def _invitation_json(row: Any) -> dict[str, Any]:
 
 def post_invitation(ctx: Ctx) -> Reply:
     store, caller, body = ctx.store, ctx.caller, ctx.json_body()
-    for key in ("createdBy", "createdOn", "id"):
-        if body.get(key) is not None:
-            bad_request(f"'{key}' field is not user specifiable.")
+    _refuse_server_fields(body, ("createdBy", "createdOn", "id"))
     if (body.get("inviteeId") is None) == (body.get("inviteeEmail") is None):
         bad_request("One and only one of the fields 'inviteeId' and 'inviteeEmail' is required")
     if body.get("teamId") is None:
@@ -937,99 +937,146 @@ def post_invitation(ctx: Ctx) -> Reply:
     invitee = None if body.get("inviteeId") is None else parse_int(body["inviteeId"], "inviteeId")
     if invitee is None and not caller.certified:
         bad_request("You must be a certified user to send email invitations")
-    invitation_id = store.next_id("membership_invitation")
-    store.execute(
-        "INSERT INTO membership_invitations(id, team_id, invitee_id, invitee_email, message, "
-        "expires_on, created_on, created_by) VALUES (?,?,?,?,?,?,?,?)",
-        (
-            invitation_id,
-            tid,
-            invitee,
-            body.get("inviteeEmail"),
-            body.get("message"),
-            _parse_date(body.get("expiresOn"), "expiresOn"),
-            now(),
-            caller.id,
-        ),
+    return _create_offer(
+        ctx,
+        _INVITATIONS,
+        {"team_id": tid, "invitee_id": invitee, "invitee_email": body.get("inviteeEmail")},
     )
-    row = store.one("SELECT * FROM membership_invitations WHERE id = ?", (invitation_id,))
-    return Reply(201, _invitation_json(row))
 
 
-def _invitation_access(ctx: Ctx, invitation_id: str) -> Any:
-    iid = parse_int(invitation_id, "id")
-    return ctx.store.one("SELECT * FROM membership_invitations WHERE id = ?", (iid,))
+# Invitations and requests are two kinds of open membership offer with the same rules for
+# reading, deleting and listing; they differ in the table and in whose offer it is.
+_INVITATIONS = "membership_invitations"
+_REQUESTS = "membership_requests"
 
 
-def _may_see_invitation(ctx: Ctx, row: Any) -> bool:
-    caller = ctx.caller
+def _offer_kind(table: str) -> tuple[str, str, Callable[[Any], dict[str, Any]]]:
+    """The table's alias, its member column (whose offer it is) and its JSON."""
+    if table == _INVITATIONS:
+        return "i", "invitee_id", _invitation_json
+    return "r", "user_id", _request_json
+
+
+def _create_offer(ctx: Ctx, table: str, columns: dict[str, Any]) -> Reply:
+    """Store a new invitation or request (its message, expiry and creation stamped here)."""
+    body = ctx.json_body()
+    values = {
+        "id": ctx.store.next_id(table.removesuffix("s")),
+        **columns,
+        "message": body.get("message"),
+        "expires_on": _parse_date(body.get("expiresOn"), "expiresOn"),
+        "created_on": now(),
+        "created_by": ctx.caller.id,
+    }
+    ctx.store.execute(
+        f"INSERT INTO {table}({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+        tuple(values.values()),
+    )
+    row = ctx.store.one(f"SELECT * FROM {table} WHERE id = ?", (values["id"],))
+    return Reply(201, _offer_kind(table)[2](row))
+
+
+def _offer(ctx: Ctx, table: str, offer_id: str) -> Any:
+    return ctx.store.one(f"SELECT * FROM {table} WHERE id = ?", (parse_int(offer_id, "id"),))
+
+
+def _may_see_offer(ctx: Ctx, table: str, row: Any) -> bool:
+    """The offer's member (invitee or requester), the team's managers, or an admin."""
+    caller, member = ctx.caller, row[_offer_kind(table)[1]]
     return (
         caller.admin
-        or (row["invitee_id"] is not None and int(row["invitee_id"]) == caller.id)
+        or (member is not None and int(member) == caller.id)
         or allows(ctx.store, caller, int(row["team_id"]), TMU)
     )
 
 
-def get_invitation(ctx: Ctx, invitation_id: str) -> dict[str, Any]:
-    row = _invitation_access(ctx, invitation_id)
+def _get_offer(ctx: Ctx, table: str, offer_id: str, missing: str, refused: str) -> dict[str, Any]:
+    row = _offer(ctx, table, offer_id)
     if row is None:
-        not_found(f"Membership invitation '{invitation_id}' does not exist")
-    if not _may_see_invitation(ctx, row):
-        forbidden("Cannot retrieve membership invitation.")
-    return _invitation_json(row)
+        not_found(missing)
+    if not _may_see_offer(ctx, table, row):
+        forbidden(refused)
+    return _offer_kind(table)[2](row)
 
 
-def delete_invitation(ctx: Ctx, invitation_id: str) -> Reply:
-    row = _invitation_access(ctx, invitation_id)
+def _delete_offer(ctx: Ctx, table: str, offer_id: str, refused: str) -> Reply:
+    row = _offer(ctx, table, offer_id)
     if row is None:
         return Reply(204)
-    if not _may_see_invitation(ctx, row):
-        forbidden("Cannot delete membership invitation.")
-    ctx.store.execute("DELETE FROM membership_invitations WHERE id = ?", (row["id"],))
+    if not _may_see_offer(ctx, table, row):
+        forbidden(refused)
+    ctx.store.execute(f"DELETE FROM {table} WHERE id = ?", (row["id"],))
     return Reply(204)
 
 
-def _exact_page(store: Store, where: str, params: dict[str, Any], ctx: Ctx, table: str) -> Any:
-    """Open invitations/requests matching ``where``: createdOn DESC, exact total."""
+def _open_page(
+    ctx: Ctx,
+    table: str,
+    where: str,
+    params: dict[str, Any],
+    *,
+    narrow: tuple[str, str],
+    count_narrowed: bool = True,
+) -> dict[str, Any]:
+    """A page of the open offers matching ``where``, createdOn DESC, with the exact total.
+
+    ``narrow`` is an optional query argument and the column it filters (``teamId`` →
+    ``team_id``); the total counts the narrowed set unless ``count_narrowed`` is false.
+    """
+    alias, member_column, to_json = _offer_kind(table)
+    arg, column = narrow
+    page_where = where
+    params = {**params, "now": now()}
+    if ctx.args.get(arg):
+        page_where += f" AND {alias}.{column} = :narrow"
+        params["narrow"] = parse_int(ctx.args[arg], arg)
     offset, limit = paginate_offset(ctx.args, default_limit=10)
-    params = {**params, "now": now(), "limit": limit, "offset": offset}
-    alias = "i" if table == "membership_invitations" else "r"
-    member_column = "invitee_id" if alias == "i" else "user_id"
-    base = f"FROM {table} {alias} WHERE {where} AND {_open_clause(alias, member_column)}"
-    rows = store.all(
-        f"SELECT {alias}.* {base} ORDER BY {alias}.created_on DESC, {alias}.id DESC "
-        "LIMIT :limit OFFSET :offset",
+    params.update(limit=limit, offset=offset)
+    source = f"FROM {table} {alias} WHERE {{}} AND {_open_clause(alias, member_column)}"
+    rows = ctx.store.all(
+        f"SELECT {alias}.* {source.format(page_where)} "
+        f"ORDER BY {alias}.created_on DESC, {alias}.id DESC LIMIT :limit OFFSET :offset",
         params,
     )
-    return rows, base, params
+    counted = source.format(page_where if count_narrowed else where)
+    total = int(ctx.store.scalar(f"SELECT COUNT(*) {counted}", params))
+    return {"results": [to_json(r) for r in rows], "totalNumberOfResults": total}
+
+
+def get_invitation(ctx: Ctx, invitation_id: str) -> dict[str, Any]:
+    return _get_offer(
+        ctx,
+        _INVITATIONS,
+        invitation_id,
+        f"Membership invitation '{invitation_id}' does not exist",
+        "Cannot retrieve membership invitation.",
+    )
+
+
+def delete_invitation(ctx: Ctx, invitation_id: str) -> Reply:
+    return _delete_offer(ctx, _INVITATIONS, invitation_id, "Cannot delete membership invitation.")
 
 
 def user_open_invitations(ctx: Ctx, user_id: str) -> dict[str, Any]:
     uid = parse_int(user_id, "id")
-    where, params = "i.invitee_id = :user", {"user": uid}
-    if ctx.args.get("teamId"):
-        where += " AND i.team_id = :team"
-        params["team"] = parse_int(ctx.args["teamId"], "teamId")
-    rows, base, full = _exact_page(ctx.store, where, params, ctx, "membership_invitations")
-    total = int(ctx.store.scalar(f"SELECT COUNT(*) {base}", full))
-    return {"results": [_invitation_json(r) for r in rows], "totalNumberOfResults": total}
+    return _open_page(
+        ctx, _INVITATIONS, "i.invitee_id = :user", {"user": uid}, narrow=("teamId", "team_id")
+    )
 
 
 def team_open_invitations(ctx: Ctx, team_id: str) -> dict[str, Any]:
     tid = _team_id(team_id)
     if not allows(ctx.store, ctx.caller, tid, TMU):
         forbidden(f"Cannot retrieve membership invitations for team {tid}.")
-    where, params = "i.team_id = :team", {"team": tid}
-    count_base = "FROM membership_invitations i WHERE i.team_id = :team AND " + _open_clause(
-        "i", "invitee_id"
-    )
-    if ctx.args.get("inviteeId"):
-        where += " AND i.invitee_id = :user"
-        params["user"] = parse_int(ctx.args["inviteeId"], "inviteeId")
-    rows, _base, full = _exact_page(ctx.store, where, params, ctx, "membership_invitations")
     # Synapse counts the team's open invitations even when the page is filtered by invitee.
-    total = int(ctx.store.scalar(f"SELECT COUNT(*) {count_base}", full))
-    return {"results": [_invitation_json(r) for r in rows], "totalNumberOfResults": total}
+    return _open_page(
+        ctx,
+        _INVITATIONS,
+        "i.team_id = :team",
+        {"team": tid},
+        narrow=("inviteeId", "invitee_id"),
+        count_narrowed=False,
+    )
 
 
 def open_invitation_count(ctx: Ctx) -> dict[str, Any]:
@@ -1061,9 +1108,7 @@ def post_request(ctx: Ctx) -> Reply:
     store, caller, body = ctx.store, ctx.caller, ctx.json_body()
     if caller.anonymous:
         forbidden("anonymous user cannot create membership request.")
-    for key in ("createdBy", "createdOn", "id"):
-        if body.get(key) is not None:
-            bad_request(f"'{key}' field is not user specifiable.")
+    _refuse_server_fields(body, ("createdBy", "createdOn", "id"))
     user_id = caller.id
     if body.get("userId") is not None:
         user_id = parse_int(body["userId"], "userId")
@@ -1084,78 +1129,41 @@ def post_request(ctx: Ctx) -> Reply:
         )
     if state == "CLOSED":
         bad_request("This team has been closed to new membership requests.")
-    request_id = store.next_id("membership_request")
-    store.execute(
-        "INSERT INTO membership_requests(id, team_id, user_id, message, expires_on, created_on,"
-        " created_by) VALUES (?,?,?,?,?,?,?)",
-        (
-            request_id,
-            tid,
-            user_id,
-            body.get("message"),
-            _parse_date(body.get("expiresOn"), "expiresOn"),
-            now(),
-            caller.id,
-        ),
-    )
-    row = store.one("SELECT * FROM membership_requests WHERE id = ?", (request_id,))
-    return Reply(201, _request_json(row))
-
-
-def _request_allowed(ctx: Ctx, row: Any) -> bool:
-    caller = ctx.caller
-    return (
-        caller.admin
-        or int(row["user_id"]) == caller.id
-        or allows(ctx.store, caller, int(row["team_id"]), TMU)
-    )
+    return _create_offer(ctx, _REQUESTS, {"team_id": tid, "user_id": user_id})
 
 
 def get_request(ctx: Ctx, request_id: str) -> dict[str, Any]:
-    rid = parse_int(request_id, "id")
-    row = ctx.store.one("SELECT * FROM membership_requests WHERE id = ?", (rid,))
-    if row is None:
-        not_found(f"Membership request '{request_id}' does not exist")
-    if not _request_allowed(ctx, row):
-        forbidden(f"Unauthorized to READ membership request {request_id}")
-    return _request_json(row)
+    return _get_offer(
+        ctx,
+        _REQUESTS,
+        request_id,
+        f"Membership request '{request_id}' does not exist",
+        f"Unauthorized to READ membership request {request_id}",
+    )
 
 
 def delete_request(ctx: Ctx, request_id: str) -> Reply:
-    rid = parse_int(request_id, "id")
-    row = ctx.store.one("SELECT * FROM membership_requests WHERE id = ?", (rid,))
-    if row is None:
-        return Reply(204)
-    if not _request_allowed(ctx, row):
-        forbidden(f"Unauthorized to DELETE membership request {request_id}")
-    ctx.store.execute("DELETE FROM membership_requests WHERE id = ?", (rid,))
-    return Reply(204)
+    return _delete_offer(
+        ctx, _REQUESTS, request_id, f"Unauthorized to DELETE membership request {request_id}"
+    )
 
 
 def team_open_requests(ctx: Ctx, team_id: str) -> dict[str, Any]:
     tid = _team_id(team_id)
     if not allows(ctx.store, ctx.caller, tid, TMU):
         forbidden("Cannot retrieve membership requests.")
-    where, params = "r.team_id = :team", {"team": tid}
-    if ctx.args.get("requestorId"):
-        where += " AND r.user_id = :user"
-        params["user"] = parse_int(ctx.args["requestorId"], "requestorId")
-    rows, base, full = _exact_page(ctx.store, where, params, ctx, "membership_requests")
-    total = int(ctx.store.scalar(f"SELECT COUNT(*) {base}", full))
-    return {"results": [_request_json(r) for r in rows], "totalNumberOfResults": total}
+    return _open_page(
+        ctx, _REQUESTS, "r.team_id = :team", {"team": tid}, narrow=("requestorId", "user_id")
+    )
 
 
 def user_open_requests(ctx: Ctx, user_id: str) -> dict[str, Any]:
     uid = parse_int(user_id, "id")
     if uid != ctx.caller.id:
         forbidden("Cannot retrieve another's membership requests.")
-    where, params = "r.user_id = :user", {"user": uid}
-    if ctx.args.get("teamId"):
-        where += " AND r.team_id = :team"
-        params["team"] = parse_int(ctx.args["teamId"], "teamId")
-    rows, base, full = _exact_page(ctx.store, where, params, ctx, "membership_requests")
-    total = int(ctx.store.scalar(f"SELECT COUNT(*) {base}", full))
-    return {"results": [_request_json(r) for r in rows], "totalNumberOfResults": total}
+    return _open_page(
+        ctx, _REQUESTS, "r.user_id = :user", {"user": uid}, narrow=("teamId", "team_id")
+    )
 
 
 def open_request_count(ctx: Ctx) -> dict[str, Any]:

@@ -25,10 +25,9 @@ import gzip
 import hashlib
 import json
 import uuid
-import weakref
 from typing import TYPE_CHECKING, Any
 
-from . import filehandles, nodes
+from . import filehandles, nodes, storage
 from .routing import Reply, Route
 from .util import (
     DEFAULT_STORAGE_LOCATION_ID,
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
     import sqlite3
 
     from .app import Ctx
-    from .server import Emulator
     from .store import Store
 
 SCHEMA = """
@@ -209,16 +207,6 @@ def _version_row(store: Store, wiki_id: int, version: int) -> sqlite3.Row:
 # ---------------------------------------------------------------------------------------------
 # Markdown storage (WikiModelTranslationHelper)
 
-_S3_CLIENTS: weakref.WeakKeyDictionary[Emulator, Any] = weakref.WeakKeyDictionary()
-
-
-def _s3(emulator: Emulator) -> Any:
-    client = _S3_CLIENTS.get(emulator)
-    if client is None:
-        client = emulator.s3_client()
-        _S3_CLIENTS[emulator] = client
-    return client
-
 
 def create_markdown_handle(ctx: Ctx, wiki_id: int | str, markdown: str | None) -> int:
     """Gzip the markdown into Synapse storage as an S3FileHandle created by the caller."""
@@ -226,7 +214,7 @@ def create_markdown_handle(ctx: Ctx, wiki_id: int | str, markdown: str | None) -
     file_name = f"{wiki_id}_markdown.txt.gz"
     key = f"{ctx.caller.id}/{uuid.uuid4()}/{file_name}"
     bucket = ctx.emulator.synapse_bucket
-    _s3(ctx.emulator).put_object(
+    storage.s3_client(ctx.emulator).put_object(
         Bucket=bucket, Key=key, Body=data, ContentType=MARKDOWN_CONTENT_TYPE
     )
     handle_id = ctx.store.next_id("file_handle")
@@ -258,7 +246,9 @@ def read_markdown(ctx: Ctx, handle_id: int) -> str:
     if handle is None or handle["bucket"] is None or handle["key"] is None:
         raise SynapseError(500, f"Markdown file handle {handle_id} has no S3 object")
     try:
-        body = _s3(ctx.emulator).get_object(Bucket=handle["bucket"], Key=handle["key"])["Body"]
+        body = storage.s3_client(ctx.emulator).get_object(
+            Bucket=handle["bucket"], Key=handle["key"]
+        )["Body"]
         raw: bytes = body.read()
     except Exception as exc:  # any storage failure is the server's 500
         message = f"Cannot read the markdown of file handle {handle_id}: {exc}"
@@ -277,7 +267,7 @@ def _presigned(ctx: Ctx, handle: sqlite3.Row) -> str:
             "Key": handle["key"],
             "ResponseContentDisposition": f"attachment; filename={handle['file_name'] or 'file'}",
         }
-        url: str = _s3(ctx.emulator).generate_presigned_url(
+        url: str = storage.s3_client(ctx.emulator).generate_presigned_url(
             "get_object", Params=params, ExpiresIn=900
         )
         return url
@@ -348,10 +338,12 @@ def _write_version(
     version: int,
     *,
     title: Any,
-    markdown_handle: int,
+    markdown_row: Any,
     attachments: list[int],
     moment: str,
+    fresh: list[int],
 ) -> None:
+    """The page's version row, and the reservation of the handles it is the first to use."""
     ctx.store.execute(
         "INSERT INTO wiki_versions(wiki_id, version, title, markdown_handle_id, attachments, "
         "modified_on, modified_by) VALUES (?,?,?,?,?,?,?)",
@@ -359,18 +351,15 @@ def _write_version(
             wiki_id,
             version,
             title,
-            markdown_handle,
+            int(markdown_row["id"]),
             json.dumps([str(a) for a in attachments]),
             moment,
             ctx.caller.id,
         ),
     )
-
-
-def _reserve(ctx: Ctx, wiki_id: int, handle_ids: list[int]) -> None:
     ctx.store.executemany(
         "INSERT OR IGNORE INTO wiki_reservations(wiki_id, file_handle_id) VALUES (?, ?)",
-        [(wiki_id, h) for h in handle_ids],
+        [(wiki_id, h) for h in fresh],
     )
 
 
@@ -431,11 +420,11 @@ def create_page(ctx: Ctx, owner_id: int, owner_text: str, body: dict[str, Any], 
         wiki_id,
         0,
         title=body.get("title"),
-        markdown_handle=int(markdown_row["id"]),
+        markdown_row=markdown_row,
         attachments=attachment_ids,
         moment=moment,
+        fresh=fresh,
     )
-    _reserve(ctx, wiki_id, fresh)
     return wiki_id
 
 
@@ -513,11 +502,11 @@ def update_page(
         wiki_id,
         version,
         title=body.get("title"),
-        markdown_handle=int(markdown_row["id"]),
+        markdown_row=markdown_row,
         attachments=attachment_ids,
         moment=moment,
+        fresh=fresh,
     )
-    _reserve(ctx, wiki_id, fresh)
     return wiki_id
 
 
