@@ -890,6 +890,7 @@ def _apply(args: argparse.Namespace) -> int:
                 targets=saved.targets if saved else _instances(args.target, report),
                 excludes=saved.excludes if saved else _instances(args.exclude, report),
                 adopt=not args.no_adopt,
+                now=saved.made_at if saved else None,
             )
         plan = _with_variables(plan, report)
         if saved is not None:

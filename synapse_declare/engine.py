@@ -9,6 +9,8 @@ Example::
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .applier import ApplyResult, apply_plan
 from .auth import Credentials
 from .client.http import ClientOptions, Transport
@@ -37,15 +39,20 @@ def plan_manifest(
     targets: tuple[str, ...] = (),
     excludes: tuple[str, ...] = (),
     adopt: bool = True,
+    now: datetime | None = None,
 ) -> Plan:
     """Read exactly the live state the manifest addresses and diff it. Never writes.
 
     ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
     the managed projects (one children listing per folder), not only on what the plan reads.
     ``max_deletions``: a plan that would prune more folders is refused (see pruning.py).
+    ``now``: the moment the plan is made at (a saved plan is re-made at its own moment, so what
+    depends on the clock, such as an invitation's expiry, is what was reviewed).
     """
     live = read_state(api, manifest, audit_public=audit_public)
-    plan = build_plan(manifest, live, max_removals=max_removals, max_deletions=max_deletions)
+    plan = build_plan(
+        manifest, live, now=now, max_removals=max_removals, max_deletions=max_deletions
+    )
     if not adopt:
         refuse_adoption(manifest, plan)
     # A partial plan (--target/--exclude) reads and checks everything, and keeps only its part.

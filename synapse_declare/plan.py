@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,7 @@ class Plan:
     """Undeclared things under managed containers, left alone (informational, never applied)."""
     observe: bool = False
     """``plan --observe``: a drift report for scheduled checks; ``apply --plan`` refuses it."""
+
     targets: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     """``--target`` / ``--exclude``: a partial plan (``apply --plan`` applies only this part)."""
@@ -245,6 +247,14 @@ class Plan:
     @property
     def partial(self) -> bool:
         return bool(self.targets or self.excludes)
+
+    @property
+    def made_at(self) -> datetime | None:
+        """``created_at`` as a moment (UTC), or None for a plan without one."""
+        try:
+            return datetime.strptime(self.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
 
     @property
     def actionable(self) -> tuple[Change, ...]:

@@ -5,6 +5,7 @@ cancel, and the guards (last manager, own management, removal cap, unknown users
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -372,6 +373,9 @@ def test_a_saved_plan_with_invitations_applies_later(ws: Workspace, temu: Emulat
     assert ws.plan(m, "--out", str(out)).code == 0
     saved = json.loads(out.read_text())
     expiry = next(c for c in saved["changes"] if c["address"].endswith("/member:bob"))
+    # Expiries have one-second resolution: let the clock move on, so an apply that re-planned at
+    # its own moment (instead of the saved plan's) would send a different expiry.
+    time.sleep(1.1)
     result = ws.run("apply", "--plan", str(out), "--auto-approve", *ws.connection())
     assert result.code == 0, result.both
     alice = as_user(temu, "alice")
