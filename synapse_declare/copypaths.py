@@ -2,10 +2,10 @@
 
 On Synapse the REST calls are the cost: 600 per minute and 3 in flight per user (synapse-api.md
 §11.2), so a migration's speed is ``10 requests/s ÷ calls per file``. Synapse's multipart copy
-(``migration.py``) needs start + URL batch + one ``add`` per part + complete, then the repoint:
-5 calls per file after the index read. When the destination is an S3 bucket the user owns (an
-``ExternalS3StorageLocationSetting``, STS or not), two paths need only the registration of the
-copy (``POST /externalFileHandle/s3``) and the repoint:
+(``migration.multipart``) needs start + URL batch + one ``add`` per part + complete, then the
+repoint: 5 calls per file after the index read. When the destination is an S3 bucket the user
+owns (an ``ExternalS3StorageLocationSetting``, STS or not), two paths need only the registration
+of the copy (``POST /externalFileHandle/s3``) and the repoint:
 
 * :attr:`CopyPath.DIRECT` — the source is in an S3 bucket too (an external S3 location) that the
   user's own AWS credentials can read: S3 copies it server-side with those credentials
@@ -101,7 +101,7 @@ class SourceFile(Protocol):
 
 
 class CopyPath(StrEnum):
-    SYNAPSE = "synapse"  # Synapse's multipart copy (migration.py)
+    SYNAPSE = "synapse"  # Synapse's multipart copy (migration/multipart.py)
     DIRECT = "s3-direct"  # S3 CopyObject/UploadPartCopy with the user's credentials
     RELAY = "relay"  # presigned download → PUT into the owned bucket
 
@@ -382,9 +382,9 @@ class RelayUrls:
 
 
 class FastCopier:
-    """Runs :attr:`CopyPath.DIRECT` and :attr:`CopyPath.RELAY` copies for ``migration._Runner``:
-    write the object, register it, journal each step. Verification is the runner's (with the
-    proof this returns)."""
+    """Runs :attr:`CopyPath.DIRECT` and :attr:`CopyPath.RELAY` copies for the migration runner
+    (``migration.runner``): write the object, register it, journal each step. Verification is the
+    runner's (with the proof this returns)."""
 
     def __init__(
         self,
@@ -412,8 +412,9 @@ class FastCopier:
         self.note = note
         self.resend = resend
         self.preferred_part = preferred_part
-        self.refused_buckets: set[str] = set()
-        self.relay_refused = False
+        # What S3 refused these credentials for ("read s3://bucket", "relay"): copied by
+        # Synapse for the rest of the run.
+        self.refused: set[str] = set()
         self.lock = threading.Lock()
         retry = Retry(
             total=5,
@@ -447,7 +448,7 @@ class FastCopier:
         return "/".join(parts)
 
     def copy(self, path: CopyPath, item: SourceFile, record: CopyRecord | None) -> FastCopy:
-        if path is CopyPath.DIRECT and str(item.bucket) in self.refused_buckets:
+        if path is CopyPath.DIRECT and f"read s3://{item.bucket}" in self.refused:
             raise FallBack(f"s3://{item.bucket} is not readable with these AWS credentials")
         key = self._key_for(path, item.file_handle_id, item.file_name, record)
         self.journal.copy_started(
@@ -556,15 +557,22 @@ class FastCopier:
         return etags
 
     def _refuse(self, bucket: str, why: str) -> NoReturn:
+        self._fall_back(
+            f"read s3://{bucket}",
+            f"S3 refused your AWS credentials for s3://{bucket} ({why}): its files are "
+            "copied by Synapse instead",
+            f"s3://{bucket}: {why}",
+        )
+
+    def _fall_back(self, refused: str, note: str, reason: str) -> NoReturn:
+        """S3 refused these credentials: say so once, and Synapse copies this file and the
+        rest that would need them."""
         with self.lock:
-            fresh = bucket not in self.refused_buckets
-            self.refused_buckets.add(bucket)
+            fresh = refused not in self.refused
+            self.refused.add(refused)
         if fresh:
-            self.note(
-                f"S3 refused your AWS credentials for s3://{bucket} ({why}): its files are "
-                "copied by Synapse instead"
-            )
-        raise FallBack(f"s3://{bucket}: {why}")
+            self.note(note)
+        raise FallBack(reason)
 
     # -- relay --------------------------------------------------------------------------------
 
@@ -595,7 +603,7 @@ class FastCopier:
             )
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-        if self.relay_refused:
+        if "relay" in self.refused:
             raise FallBack("relaying is off for this run")
         try:
             put = self.s3.put_object(
@@ -622,15 +630,12 @@ class FastCopier:
 
     def _stop_relaying(self, why: str) -> NoReturn:
         """The destination bucket refuses these credentials: Synapse copies the rest."""
-        with self.lock:
-            fresh = not self.relay_refused
-            self.relay_refused = True
-        if fresh:
-            self.note(
-                f"S3 refused your AWS credentials for writing to s3://{self.bucket} ({why}): "
-                "files are copied by Synapse instead of relayed"
-            )
-        raise FallBack(f"s3://{self.bucket}: {why}")
+        self._fall_back(
+            "relay",
+            f"S3 refused your AWS credentials for writing to s3://{self.bucket} ({why}): "
+            "files are copied by Synapse instead of relayed",
+            f"s3://{self.bucket}: {why}",
+        )
 
     # -- register -----------------------------------------------------------------------------
 

@@ -327,7 +327,7 @@ class SynapseAPI:
         return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki/{page['id']}", body=page))
 
     # -- storage / migration -------------------------------------------------------------------
-    # Used by ``migration.py``. The multipart calls are writes for the transport (an unknown
+    # Used by ``migration.multipart``. The multipart calls are writes for the transport (an unknown
     # outcome raises AmbiguousWrite); the migration engine decides which of them are safe to send
     # again (start: Synapse's request hash returns the same upload; presigned URL batch: changes
     # nothing; add part: records the same part again; complete: answers the same status).
