@@ -41,15 +41,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
-from .client.s3 import describe_exception, error_code
+from .client.s3 import PresignedDownloader, describe_exception, error_code
 from .client.synapse import SynapseAPI
-from .errors import Forbidden, MigrationError, S3AccessError, VerificationError
+from .errors import Forbidden, MigrationError, S3AccessError, TransportError, VerificationError
 from .journal import CopyRecord, Journal
-from .redact import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -416,26 +411,10 @@ class FastCopier:
         # Synapse for the rest of the run.
         self.refused: set[str] = set()
         self.lock = threading.Lock()
-        retry = Retry(
-            total=5,
-            connect=5,
-            read=5,
-            status=5,
-            other=0,
-            allowed_methods=frozenset({"GET"}),
-            status_forcelist=(500, 502, 503, 504),
-            backoff_factor=0.5,
-            raise_on_status=False,
-        )
-        # Presigned downloads: no Synapse token, no ~/.netrc (it would break the signature).
-        self.session = requests.Session()
-        self.session.trust_env = False
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=8, pool_maxsize=8)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.downloads = PresignedDownloader()
 
     def close(self) -> None:
-        self.session.close()
+        self.downloads.close()
 
     def _key_for(
         self, path: CopyPath, handle_id: str, file_name: str, record: CopyRecord | None
@@ -549,9 +528,11 @@ class FastCopier:
             )
         except BaseException:
             # Our own unfinished upload in the destination bucket (never the source).
+            from botocore.exceptions import BotoCoreError, ClientError
+
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except Exception as exc:
+            except (BotoCoreError, ClientError) as exc:  # best effort; the first error stands
                 log.debug("abort of an unfinished copy upload failed: %s", describe_exception(exc))
             raise
         return etags
@@ -582,17 +563,13 @@ class FastCopier:
         for attempt in (1, 2):
             url = self.urls.get(item.file_handle_id, item.entity_id, fresh=attempt == 2)
             try:
-                response = self.session.get(url, timeout=(10.0, 300.0), stream=True)
-            except requests.exceptions.RequestException as exc:
-                raise MigrationError(
-                    f"{what}: the download failed: {redact_text(type(exc).__name__)}"
-                ) from None
-            with response:
-                if response.status_code == 403 and attempt == 1:
-                    continue  # an expired URL: fetch a fresh one once
-                if response.status_code != 200:
-                    raise MigrationError(f"{what}: the download answered {response.status_code}")
-                data = _read_at_most(response, item.size)
+                status, data = self.downloads.download(url, item.size)
+            except TransportError as exc:
+                raise MigrationError(f"{what}: the download failed: {exc}") from None
+            if status == 403 and attempt == 1:
+                continue  # an expired URL: fetch a fresh one once
+            if status != 200:
+                raise MigrationError(f"{what}: the download answered {status}")
             break
         digest = hashlib.md5(data, usedforsecurity=False)
         if len(data) != item.size or digest.hexdigest() != item.md5:
@@ -656,17 +633,6 @@ class FastCopier:
             lambda: self.api.create_external_s3_handle(body),
         )
         return str(handle["id"])
-
-
-def _read_at_most(response: requests.Response, size: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in response.iter_content(1024 * 1024):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > size:
-            break  # more than the handle says: the comparison reports it
-    return b"".join(chunks)
 
 
 __all__ = [

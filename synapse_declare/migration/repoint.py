@@ -5,8 +5,8 @@ a write whose outcome is unknown by reading back before sending again."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from ..client.records import Entity
 from ..client.synapse import SynapseAPI
 from ..errors import AmbiguousWrite, NotFound, PreconditionFailed
 from ..journal import Journal
@@ -38,7 +38,7 @@ class Repointer:
     destination_id: int
     move_to: str | None
 
-    def check_entity(self, item: MigrationItem) -> dict[str, Any]:
+    def check_entity(self, item: MigrationItem) -> Entity:
         """Strategies NEW and MOVE: the entity as it is now, if it is still what the plan saw.
         Raises :class:`AlreadyDone` when it changed because an earlier run of this migration
         already updated it (killed before the journal recorded that)."""
@@ -66,9 +66,7 @@ class Repointer:
             )
         return entity
 
-    def repoint(
-        self, item: MigrationItem, new_handle_id: str, entity: dict[str, Any] | None
-    ) -> int | None:
+    def repoint(self, item: MigrationItem, new_handle_id: str, entity: Entity | None) -> int | None:
         if self.strategy is Strategy.NEW:
             assert entity is not None
             return self._new_version(item, new_handle_id, entity)
@@ -79,7 +77,7 @@ class Repointer:
         self._swap_in_place(item, new_handle_id)
         return None
 
-    def _move(self, item: MigrationItem, new_handle_id: str, entity: dict[str, Any]) -> None:
+    def _move(self, item: MigrationItem, new_handle_id: str, entity: Entity) -> None:
         """Strategy MOVE: into the target folder with the copy, one etag-guarded update. The
         copy has the source's MD5, so Synapse swaps the handle in place (no new version)."""
         assert self.move_to is not None
@@ -159,7 +157,7 @@ class Repointer:
                 )
         raise AssertionError("unreachable")
 
-    def _new_version(self, item: MigrationItem, new_handle_id: str, entity: dict[str, Any]) -> int:
+    def _new_version(self, item: MigrationItem, new_handle_id: str, entity: Entity) -> int:
         body = dict(entity)
         body["dataFileHandleId"] = new_handle_id
         body.pop("versionLabel", None)  # the new version's label becomes its number

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from ..client.records import Entity, StorageLocation
 from ..client.s3 import (
     DestinationReader,
     describe_exception,
@@ -205,7 +206,7 @@ class _Runner:
         if not pending:
             return True
         ok = True
-        entities: dict[tuple[str, int], dict[str, Any]] = {}
+        entities: dict[tuple[str, int], Entity] = {}
         if self.index.strategy in (Strategy.NEW, Strategy.MOVE):
             pending, entities, ok = self._read_entities(pending)
             if not pending:
@@ -235,13 +236,13 @@ class _Runner:
 
     def _read_entities(
         self, pending: list[MigrationItem]
-    ) -> tuple[list[MigrationItem], dict[tuple[str, int], dict[str, Any]], bool]:
+    ) -> tuple[list[MigrationItem], dict[tuple[str, int], Entity], bool]:
         """Strategies NEW and MOVE read each entity before copying: a changed one is reported
         without a useless copy, and this read is the body of the etag-guarded update. Returns
         the items still to copy, their entities, and whether none failed."""
         ok = True
         still: list[MigrationItem] = []
-        entities: dict[tuple[str, int], dict[str, Any]] = {}
+        entities: dict[tuple[str, int], Entity] = {}
         for item in pending:
             try:
                 entities[(item.entity_id, item.version)] = self.repointer.check_entity(item)
@@ -302,7 +303,7 @@ class _Runner:
         self,
         pending: list[MigrationItem],
         copy: Copy,
-        entities: Mapping[tuple[str, int], dict[str, Any]],
+        entities: Mapping[tuple[str, int], Entity],
     ) -> bool:
         ok = True
         for item in pending:
@@ -546,7 +547,9 @@ def run_migration(
     return report
 
 
-def _destination(api: SynapseAPI, destination_id: int, options: MigrationOptions) -> dict[str, Any]:
+def _destination(
+    api: SynapseAPI, destination_id: int, options: MigrationOptions
+) -> StorageLocation:
     """Read the destination once: Synapse copies only into a location the caller created (so a
     wrong one fails here, not on every file); verification needs its bucket, and the direct and
     relay paths its type and base key."""
