@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +23,6 @@ from ..errors import (
     MigrationError,
 )
 from ..units import human_bytes
-
-log = logging.getLogger(__name__)
-
 
 MODEL = "org.sagebionetworks.repo.model."
 S3_FILE_HANDLE = MODEL + "file.S3FileHandle"
@@ -256,12 +252,12 @@ def _syn(entity_id: str) -> str:
     return "syn" + text[3:] if text.startswith("syn") else "syn" + text
 
 
-def _sort_key(entity_id: str, version: int) -> tuple[int, str, int]:
+def sort_key(entity_id: str, version: int) -> tuple[int, str, int]:
     digits = re.sub(r"\D", "", entity_id)
     return (int(digits) if digits else 0, entity_id, version)
 
 
-def _short_type(concrete: str) -> str:
+def short_type(concrete: str) -> str:
     return concrete.rsplit(".", 1)[-1] if concrete else "unknown file handle type"
 
 
@@ -300,7 +296,7 @@ def _classify(
     size = None if size_raw is None else int(size_raw)
     file_name = str(handle.get("fileName") or name)
     if concrete != S3_FILE_HANDLE:
-        short = _short_type(concrete)
+        short = short_type(concrete)
         reason = _SKIP_REASONS.get(short, f"{short}: Synapse copies only S3 file handles")
         return "skipped", SkippedItem(entity_id, version, handle_id, reason, file_name, size)
     if size is None:
@@ -389,7 +385,7 @@ _Found = TypeVar("_Found", MigrationItem, SkippedItem)
 
 
 def _in_order(found: list[_Found]) -> tuple[_Found, ...]:
-    return tuple(sorted(found, key=lambda i: _sort_key(i.entity_id, i.version)))
+    return tuple(sorted(found, key=lambda i: sort_key(i.entity_id, i.version)))
 
 
 def _list_files(

@@ -44,8 +44,8 @@ from .index import (
     MigrationIndex,
     MigrationItem,
     Strategy,
-    _short_type,
-    _sort_key,
+    short_type,
+    sort_key,
 )
 from .multipart import AssociationRefused, Copy, MultipartCopier, resend
 from .repoint import AlreadyDone, Repointer, SourceChanged
@@ -563,7 +563,7 @@ def _destination(
     bucket = location.get("bucket")
     if options.verify != "none" and not bucket:
         raise MigrationError(
-            f"storage location {destination_id} ({_short_type(str(location.get('concreteType')))})"
+            f"storage location {destination_id} ({short_type(str(location.get('concreteType')))})"
             f" has no bucket this tool can read, so copies into it cannot be verified",
             hint="verify copies into Synapse's own storage with verify 'none' (Synapse's checks "
             "only)",
@@ -645,7 +645,7 @@ def _finish(
                 "not_attempted",
             )
     report.rows.extend(rows[(i.entity_id, i.version)] for i in index.items)
-    report.rows.sort(key=lambda r: _sort_key(r.entity_id, r.version))
+    report.rows.sort(key=lambda r: sort_key(r.entity_id, r.version))
     report.elapsed_seconds = time.perf_counter() - started
     if all(r.status in ("migrated", "already", "skipped") for r in report.rows):
         journal.mark_finished()
