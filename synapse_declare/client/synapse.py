@@ -129,44 +129,25 @@ class SynapseAPI:
 
     def children(self, parent_id: str, types: list[str] | None = None) -> list[EntityHeader]:
         """Every child header of ``parent_id`` (all pages); all entity types by default."""
-        page_token: str | None = None
-        headers: list[EntityHeader] = []
-        while True:
-            body = self.t.request(
-                "POST",
-                "/entity/children",
-                body={
-                    "parentId": parent_id,
-                    "includeTypes": types or ALL_ENTITY_TYPES,
-                    "sortBy": "NAME",
-                    "sortDirection": "ASC",
-                    "nextPageToken": page_token,
-                },
-            )
-            headers.extend(body.get("page", []))
-            page_token = body.get("nextPageToken")
-            if not page_token:
-                return headers
+        return self._children_pages(parent_id, types or ALL_ENTITY_TYPES, census=False)[0]
 
     def children_census(self, parent_id: str) -> tuple[list[EntityHeader], int]:
         """The folder and file children of ``parent_id`` (all pages) and the sum of its files'
         sizes, which Synapse adds to the first page at no extra call."""
+        return self._children_pages(parent_id, ["folder", "file"], census=True)
+
+    def _children_pages(
+        self, parent_id: str, types: list[str], *, census: bool
+    ) -> tuple[list[EntityHeader], int]:
         page_token: str | None = None
         headers: list[EntityHeader] = []
         total = 0
         while True:
-            body = self.t.request(
-                "POST",
-                "/entity/children",
-                body={
-                    "parentId": parent_id,
-                    "includeTypes": ["folder", "file"],
-                    "includeSumFileSizes": page_token is None,
-                    "sortBy": "NAME",
-                    "sortDirection": "ASC",
-                    "nextPageToken": page_token,
-                },
-            )
+            request: dict[str, Any] = {"parentId": parent_id, "includeTypes": types}
+            if census:
+                request["includeSumFileSizes"] = page_token is None
+            request.update(sortBy="NAME", sortDirection="ASC", nextPageToken=page_token)
+            body = self.t.request("POST", "/entity/children", body=request)
             headers.extend(body.get("page", []))
             total += int(body.get("sumFileSizesBytes") or 0)
             page_token = body.get("nextPageToken")

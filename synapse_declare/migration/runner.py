@@ -325,14 +325,7 @@ class _Runner:
     def _repointed(
         self, item: MigrationItem, new_handle_id: str, new_version: int | None, note: str = ""
     ) -> None:
-        self.journal.record_item(
-            item.entity_id,
-            item.version,
-            source_handle_id=item.file_handle_id,
-            state=ITEM_REPOINTED,
-            new_handle_id=new_handle_id,
-            new_version=new_version,
-        )
+        self._settle(item, ITEM_REPOINTED, new_handle_id, new_version=new_version)
         self._row(item, "migrated", to_handle=new_handle_id, new_version=new_version, note=note)
 
     def _failed(
@@ -350,15 +343,28 @@ class _Runner:
     def _not_repointed(
         self, item: MigrationItem, status: str, text: str, to_handle: str | None
     ) -> None:
+        self._settle(item, status, to_handle, error=text)
+        self._row(item, status, to_handle=to_handle, error=text)
+
+    def _settle(
+        self,
+        item: MigrationItem,
+        state: str,
+        to_handle: str | None,
+        *,
+        new_version: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Journal the item's outcome (a rerun skips a repointed one, retries the others)."""
         self.journal.record_item(
             item.entity_id,
             item.version,
             source_handle_id=item.file_handle_id,
-            state=status,
+            state=state,
             new_handle_id=to_handle,
-            error=text,
+            new_version=new_version,
+            error=error,
         )
-        self._row(item, status, to_handle=to_handle, error=text)
 
     # -- copy ----------------------------------------------------------------------------------
 
