@@ -35,6 +35,7 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .client.records import as_json_list
 from .errors import ApiError, Forbidden, NotFound, ResolutionError
 
 if TYPE_CHECKING:
@@ -657,7 +658,7 @@ def read_access_world(
     while level:
         containers = [n for n in level if n.type in CONTAINER_TYPES]
         children_pages += len(containers)
-        listings = _parallel(api, lambda n: (n, api.children(n.id)), containers)
+        listings = _parallel(api, lambda n: (n, as_json_list(api.children(n.id))), containers)
         level = []
         for parent, headers in listings:
             for header in headers:
@@ -694,7 +695,7 @@ def read_access_world(
     principals: dict[int, Principal] = {u.id: u for u in users}
     unnamed = [pid for pid in principal_ids if pid not in SYSTEM_GROUPS]
     for start_at in range(0, len(unnamed), 100):
-        for header in api.group_headers_by_ids(unnamed[start_at : start_at + 100]):
+        for header in as_json_list(api.group_headers_by_ids(unnamed[start_at : start_at + 100])):
             pid = int(header["ownerId"])
             individual = bool(header.get("isIndividual"))
             principals[pid] = Principal(
@@ -763,7 +764,7 @@ def read_access_world(
 def _members_or_none(api: SynapseAPI) -> Callable[[int], list[dict[str, Any]] | None]:
     def read(team_id: int) -> list[dict[str, Any]] | None:
         try:
-            return api.team_member_ids(team_id)
+            return as_json_list(api.team_member_ids(team_id))
         except (NotFound, Forbidden):
             return None
 

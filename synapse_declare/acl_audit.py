@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .client.records import as_json_list
 from .errors import Forbidden, NotFound
 from .model import (
     ANONYMOUS_ID,
@@ -120,7 +121,7 @@ def find_exposures(
     while everywhere and unlisted:
 
         def listing(item: tuple[str, str]) -> tuple[str, list[dict[str, Any]]]:
-            return item[0], api.children(item[1])
+            return item[0], as_json_list(api.children(item[1]))
 
         level, unlisted = unlisted, []
         for path, headers in _parallel(api, listing, level):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import __version__
+from .client.records import StsCredentials
 from .errors import SynapseDeclareError, UsageError
 from .plan import DEFAULT_MAX_DELETIONS, Change
 from .progress import Progress
@@ -1098,7 +1099,7 @@ def _sts_endpoint(api: object, entity_id: str) -> str | None:
     return str(endpoint)
 
 
-def _sts_credentials(api: object, entity_id: str, permission: str, target: str) -> dict[str, Any]:
+def _sts_credentials(api: object, entity_id: str, permission: str, target: str) -> StsCredentials:
     """STS credentials, with Synapse's refusals explained (what to change, where)."""
     from .client.synapse import SynapseAPI
     from .errors import ApiError, BadRequest, Forbidden

@@ -2,10 +2,10 @@
 
 On Synapse the REST calls are the cost: 600 per minute and 3 in flight per user (synapse-api.md
 §11.2), so a migration's speed is ``10 requests/s ÷ calls per file``. Synapse's multipart copy
-(``migration.py``) needs start + URL batch + one ``add`` per part + complete, then the repoint:
-5 calls per file after the index read. When the destination is an S3 bucket the user owns (an
-``ExternalS3StorageLocationSetting``, STS or not), two paths need only the registration of the
-copy (``POST /externalFileHandle/s3``) and the repoint:
+(``migration.multipart``) needs start + URL batch + one ``add`` per part + complete, then the
+repoint: 5 calls per file after the index read. When the destination is an S3 bucket the user
+owns (an ``ExternalS3StorageLocationSetting``, STS or not), two paths need only the registration
+of the copy (``POST /externalFileHandle/s3``) and the repoint:
 
 * :attr:`CopyPath.DIRECT` — the source is in an S3 bucket too (an external S3 location) that the
   user's own AWS credentials can read: S3 copies it server-side with those credentials
@@ -41,15 +41,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
-from .client.s3 import describe_exception, error_code
+from .client.s3 import PresignedDownloader, describe_exception, error_code
 from .client.synapse import SynapseAPI
-from .errors import Forbidden, MigrationError, S3AccessError, VerificationError
+from .errors import Forbidden, MigrationError, S3AccessError, TransportError, VerificationError
 from .journal import CopyRecord, Journal
-from .redact import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -101,7 +96,7 @@ class SourceFile(Protocol):
 
 
 class CopyPath(StrEnum):
-    SYNAPSE = "synapse"  # Synapse's multipart copy (migration.py)
+    SYNAPSE = "synapse"  # Synapse's multipart copy (migration/multipart.py)
     DIRECT = "s3-direct"  # S3 CopyObject/UploadPartCopy with the user's credentials
     RELAY = "relay"  # presigned download → PUT into the owned bucket
 
@@ -382,9 +377,9 @@ class RelayUrls:
 
 
 class FastCopier:
-    """Runs :attr:`CopyPath.DIRECT` and :attr:`CopyPath.RELAY` copies for ``migration._Runner``:
-    write the object, register it, journal each step. Verification is the runner's (with the
-    proof this returns)."""
+    """Runs :attr:`CopyPath.DIRECT` and :attr:`CopyPath.RELAY` copies for the migration runner
+    (``migration.runner``): write the object, register it, journal each step. Verification is the
+    runner's (with the proof this returns)."""
 
     def __init__(
         self,
@@ -412,29 +407,14 @@ class FastCopier:
         self.note = note
         self.resend = resend
         self.preferred_part = preferred_part
-        self.refused_buckets: set[str] = set()
-        self.relay_refused = False
+        # What S3 refused these credentials for ("read s3://bucket", "relay"): copied by
+        # Synapse for the rest of the run.
+        self.refused: set[str] = set()
         self.lock = threading.Lock()
-        retry = Retry(
-            total=5,
-            connect=5,
-            read=5,
-            status=5,
-            other=0,
-            allowed_methods=frozenset({"GET"}),
-            status_forcelist=(500, 502, 503, 504),
-            backoff_factor=0.5,
-            raise_on_status=False,
-        )
-        # Presigned downloads: no Synapse token, no ~/.netrc (it would break the signature).
-        self.session = requests.Session()
-        self.session.trust_env = False
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=8, pool_maxsize=8)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.downloads = PresignedDownloader()
 
     def close(self) -> None:
-        self.session.close()
+        self.downloads.close()
 
     def _key_for(
         self, path: CopyPath, handle_id: str, file_name: str, record: CopyRecord | None
@@ -447,7 +427,7 @@ class FastCopier:
         return "/".join(parts)
 
     def copy(self, path: CopyPath, item: SourceFile, record: CopyRecord | None) -> FastCopy:
-        if path is CopyPath.DIRECT and str(item.bucket) in self.refused_buckets:
+        if path is CopyPath.DIRECT and f"read s3://{item.bucket}" in self.refused:
             raise FallBack(f"s3://{item.bucket} is not readable with these AWS credentials")
         key = self._key_for(path, item.file_handle_id, item.file_name, record)
         self.journal.copy_started(
@@ -548,23 +528,32 @@ class FastCopier:
             )
         except BaseException:
             # Our own unfinished upload in the destination bucket (never the source).
+            from botocore.exceptions import BotoCoreError, ClientError
+
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except Exception as exc:
+            except (BotoCoreError, ClientError) as exc:  # best effort; the first error stands
                 log.debug("abort of an unfinished copy upload failed: %s", describe_exception(exc))
             raise
         return etags
 
     def _refuse(self, bucket: str, why: str) -> NoReturn:
+        self._fall_back(
+            f"read s3://{bucket}",
+            f"S3 refused your AWS credentials for s3://{bucket} ({why}): its files are "
+            "copied by Synapse instead",
+            f"s3://{bucket}: {why}",
+        )
+
+    def _fall_back(self, refused: str, note: str, reason: str) -> NoReturn:
+        """S3 refused these credentials: say so once, and Synapse copies this file and the
+        rest that would need them."""
         with self.lock:
-            fresh = bucket not in self.refused_buckets
-            self.refused_buckets.add(bucket)
+            fresh = refused not in self.refused
+            self.refused.add(refused)
         if fresh:
-            self.note(
-                f"S3 refused your AWS credentials for s3://{bucket} ({why}): its files are "
-                "copied by Synapse instead"
-            )
-        raise FallBack(f"s3://{bucket}: {why}")
+            self.note(note)
+        raise FallBack(reason)
 
     # -- relay --------------------------------------------------------------------------------
 
@@ -574,17 +563,13 @@ class FastCopier:
         for attempt in (1, 2):
             url = self.urls.get(item.file_handle_id, item.entity_id, fresh=attempt == 2)
             try:
-                response = self.session.get(url, timeout=(10.0, 300.0), stream=True)
-            except requests.exceptions.RequestException as exc:
-                raise MigrationError(
-                    f"{what}: the download failed: {redact_text(type(exc).__name__)}"
-                ) from None
-            with response:
-                if response.status_code == 403 and attempt == 1:
-                    continue  # an expired URL: fetch a fresh one once
-                if response.status_code != 200:
-                    raise MigrationError(f"{what}: the download answered {response.status_code}")
-                data = _read_at_most(response, item.size)
+                status, data = self.downloads.download(url, item.size)
+            except TransportError as exc:
+                raise MigrationError(f"{what}: the download failed: {exc}") from None
+            if status == 403 and attempt == 1:
+                continue  # an expired URL: fetch a fresh one once
+            if status != 200:
+                raise MigrationError(f"{what}: the download answered {status}")
             break
         digest = hashlib.md5(data, usedforsecurity=False)
         if len(data) != item.size or digest.hexdigest() != item.md5:
@@ -595,7 +580,7 @@ class FastCopier:
             )
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-        if self.relay_refused:
+        if "relay" in self.refused:
             raise FallBack("relaying is off for this run")
         try:
             put = self.s3.put_object(
@@ -622,15 +607,12 @@ class FastCopier:
 
     def _stop_relaying(self, why: str) -> NoReturn:
         """The destination bucket refuses these credentials: Synapse copies the rest."""
-        with self.lock:
-            fresh = not self.relay_refused
-            self.relay_refused = True
-        if fresh:
-            self.note(
-                f"S3 refused your AWS credentials for writing to s3://{self.bucket} ({why}): "
-                "files are copied by Synapse instead of relayed"
-            )
-        raise FallBack(f"s3://{self.bucket}: {why}")
+        self._fall_back(
+            "relay",
+            f"S3 refused your AWS credentials for writing to s3://{self.bucket} ({why}): "
+            "files are copied by Synapse instead of relayed",
+            f"s3://{self.bucket}: {why}",
+        )
 
     # -- register -----------------------------------------------------------------------------
 
@@ -651,17 +633,6 @@ class FastCopier:
             lambda: self.api.create_external_s3_handle(body),
         )
         return str(handle["id"])
-
-
-def _read_at_most(response: requests.Response, size: int) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in response.iter_content(1024 * 1024):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > size:
-            break  # more than the handle says: the comparison reports it
-    return b"".join(chunks)
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .client.records import WikiHeader, as_json
 from .client.synapse import SynapseAPI
 from .client.teams import TeamsAPI
 from .errors import ExportError, Forbidden, NotFound
@@ -208,7 +209,7 @@ def _read_node(walk: _Walk, syn_id: str, *, only: bool = False) -> _Node:
         acl=entries,
         root_wiki=bundle.get("rootWikiId"),
         has_children=bool(bundle.get("hasChildren", True)),
-        upload=None if only else api.upload_setting(syn_id),
+        upload=None if only else as_json(api.upload_setting(syn_id)),
         only=only,
     )
 
@@ -247,7 +248,7 @@ def _read_wiki(api: SynapseAPI, node: _Node) -> WikiNode | None:
     if node.root_wiki is None:
         return None
     headers = api.wiki_headers(node.syn_id)
-    by_parent: dict[str | None, list[dict[str, Any]]] = {}
+    by_parent: dict[str | None, list[WikiHeader]] = {}
     for header in headers:
         by_parent.setdefault(header.get("parentId"), []).append(header)
     order: list[str] = []
@@ -354,7 +355,7 @@ def _locations(
     names: dict[int, str] = {}
     taken: set[str] = set()
     for location_id in sorted(ids):
-        setting = api.get_storage_location(location_id)
+        setting = as_json(api.get_storage_location(location_id))
         data = location_kind.export(setting)
         name = location_kind.export_name(setting, taken)
         if data is None:

@@ -92,8 +92,8 @@ def find_renamed(
         syn_id = str(header["id"])
         if syn_id not in seen:
             keys = api.bundle(syn_id, includeAnnotations=True).get("annotations", {})
-            value = keys.get("annotations", {}).get(ADDRESS_KEY, {}).get("value") or [None]
-            seen[syn_id] = value[0]
+            value = keys.get("annotations", {}).get(ADDRESS_KEY, {}).get("value") or []
+            seen[syn_id] = value[0] if value else None
         if seen[syn_id] in wanted:
             return syn_id, name
     return None

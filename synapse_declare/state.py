@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import acl_audit, storage
+from .client.records import UserProfile, WikiHeader, as_json, as_json_list
 from .client.s3 import check_owner_txt
 from .client.synapse import SynapseAPI
 from .errors import (
@@ -284,7 +285,7 @@ def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> N
     if "permissions" in bundle:
         live.permissions = dict(bundle["permissions"])
     if "entity" in bundle:
-        live.entity = bundle["entity"]
+        live.entity = as_json(bundle["entity"])
         live.etag = str(bundle["entity"]["etag"])
         live.created_by = bundle["entity"].get("createdBy")
     if "annotations" in bundle:
@@ -293,7 +294,7 @@ def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> N
     if flags.acl:
         acl = bundle.get("accessControlList")
         if acl is not None:
-            live.acl = LiveAcl(etag=str(acl["etag"]), entries=_acl_entries(acl))
+            live.acl = LiveAcl(etag=str(acl["etag"]), entries=_acl_entries(as_json(acl)))
         else:
             live.own_acl = False
     if flags.root_wiki:
@@ -311,8 +312,8 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
     if spec.wiki is None or live.wiki_root_id is None:
         return
     headers = api.wiki_headers(live.syn_id)
-    live.wiki_headers = headers
-    by_parent: dict[str | None, list[dict[str, Any]]] = {}
+    live.wiki_headers = as_json_list(headers)
+    by_parent: dict[str | None, list[WikiHeader]] = {}
     for header in headers:
         by_parent.setdefault(header.get("parentId"), []).append(header)
     # Match manifest pages to live pages by title path under the root.
@@ -337,16 +338,16 @@ def _read_wiki(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> Non
             title=str(raw.get("title") or ""),
             parent_id=raw.get("parentWikiId"),
             markdown=str(raw.get("markdown") or ""),
-            raw=raw,
+            raw=as_json(raw),
         )
 
     for path, page in _parallel(api, fetch, pages):
         live.wiki_pages["/".join(path)] = page
     if orders_siblings(spec.wiki):
-        live.wiki_order = api.wiki_order_hint(live.syn_id)
+        live.wiki_order = as_json(api.wiki_order_hint(live.syn_id))
 
 
-def whoami(api: SynapseAPI) -> dict[str, Any]:
+def whoami(api: SynapseAPI) -> UserProfile:
     """The caller's profile, or a :class:`PlanError` that says the endpoint is not a Synapse
     server (a web page, another API, a wrong path) instead of a raw HTTP status."""
     endpoint = api.t.endpoints.repo
@@ -441,7 +442,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         listing = [(s, lv) for s, lv in existing if s.folders or s.prune is not Prune.OFF]
 
         def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
-            job[1].children = {str(h["name"]): h for h in api.children(job[1].syn_id)}
+            job[1].children = {str(h["name"]): as_json(h) for h in api.children(job[1].syn_id)}
 
         _parallel(api, list_children, listing)
         for spec, live in level:
@@ -563,11 +564,11 @@ def _identity(
             name=str(entity["name"]),
             own_acl=api.get_acl(syn_id) is not None,
             created_by=entity.get("createdBy"),
-            entity=entity,
+            entity=as_json(entity),
             etag=str(entity["etag"]),
         )
     if not trash:
-        trash.append(api.trash_view())
+        trash.append(as_json_list(api.trash_view()))
     for row in trash[0]:
         if row.get("entityName") == spec.name and row.get("originalParentId") == parent.syn_id:
             trashed[spec.address] = str(row["entityId"])

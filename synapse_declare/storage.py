@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .client.records import as_json
 from .client.synapse import SynapseAPI
 from .model import Manifest, StorageLocationSpec
 
@@ -155,27 +156,20 @@ def read_storage(
     needs_list = any(not is_default(s) for s in manifest.storage_locations.values())
     if needs_list:
         for setting in api.my_storage_locations():
-            live.locations[int(setting["storageLocationId"])] = setting
+            live.locations[int(setting["storageLocationId"])] = as_json(setting)
     live.matched = match_locations(manifest, live.locations.values())
     live.endpoints = {n: s.endpoint_url for n, s in manifest.storage_locations.items()}
     for spec in manifest.walk():
         syn_id = container_ids.get(spec.address)
         if syn_id is None or spec.storage is None:
             continue
-        live.settings[spec.address] = api.upload_setting(syn_id)
+        live.settings[spec.address] = as_json(api.upload_setting(syn_id))
         if any(manifest.storage_locations[n].sts_enabled for n in spec.storage):
             current = live.settings[spec.address]
             if current is None or not has_sts(current, live):
-                page = api.t.request(
-                    "POST",
-                    "/entity/children",
-                    body={
-                        "parentId": syn_id,
-                        "includeTypes": ["file", "folder", "link", "table", "entityview"],
-                        "includeTotalChildCount": True,
-                    },
+                live.children[spec.address] = api.count_children(
+                    syn_id, ["file", "folder", "link", "table", "entityview"]
                 )
-                live.children[spec.address] = int(page.get("totalChildCount") or 0)
     return live
 
 

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ..errors import NotFound
 from ..redact import register_secret
 from .http import Transport
+from .records import (
+    AccessControlList,
+    AccessRequirement,
+    AddPartResponse,
+    Annotations,
+    Entity,
+    EntityBundle,
+    EntityHeader,
+    FileHandle,
+    FileResult,
+    MultipartUploadStatus,
+    PartPresignedUrl,
+    ProjectSetting,
+    StorageLocation,
+    StsCredentials,
+    Team,
+    TeamMember,
+    TrashedEntity,
+    UploadDestination,
+    UserGroupHeader,
+    UserProfile,
+    VersionInfo,
+    WikiHeader,
+    WikiOrderHint,
+    WikiPage,
+)
 
 PROJECT = "org.sagebionetworks.repo.model.Project"
 FOLDER = "org.sagebionetworks.repo.model.Folder"
@@ -33,11 +59,11 @@ class SynapseAPI:
 
     # -- users and principals ------------------------------------------------------------
 
-    def my_profile(self) -> dict[str, Any]:
-        return dict(self.t.request("GET", "/userProfile"))
+    def my_profile(self) -> UserProfile:
+        return cast(UserProfile, dict(self.t.request("GET", "/userProfile")))
 
-    def headers_by_alias(self, names: list[str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
+    def headers_by_alias(self, names: list[str]) -> list[UserGroupHeader]:
+        found: list[UserGroupHeader] = []
         for start in range(0, len(names), 100):
             chunk = names[start : start + 100]
             body = self.t.request("POST", "/userGroupHeaders/aliases", body={"list": chunk})
@@ -51,7 +77,7 @@ class SynapseAPI:
 
     def headers_by_prefix(
         self, prefix: str, *, users: bool, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> list[UserGroupHeader]:
         """Users (or teams) whose name or a word of it starts with ``prefix``: one page."""
         body = self.t.request(
             "GET",
@@ -69,10 +95,10 @@ class SynapseAPI:
         """Ids of the teams the user belongs to (offset paging)."""
         return [int(team["id"]) for team in self._offset_pages(f"/user/{user_id}/team")]
 
-    def _offset_pages(self, path: str, page: int = 50) -> list[dict[str, Any]]:
+    def _offset_pages(self, path: str, page: int = 50) -> list[Any]:
         """Every ``results`` item of an offset-paged GET, reading pages until a short one (some
         of these endpoints report the page size as their total, so the total cannot be used)."""
-        found: list[dict[str, Any]] = []
+        found: list[Any] = []
         offset = 0
         while True:
             body = self.t.request("GET", path, params={"offset": offset, "limit": page})
@@ -82,7 +108,7 @@ class SynapseAPI:
                 return found
             offset += page
 
-    def group_headers_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
+    def group_headers_by_ids(self, ids: list[int]) -> list[UserGroupHeader]:
         if not ids:
             return []
         body = self.t.request(
@@ -101,57 +127,47 @@ class SynapseAPI:
             return None
         return str(body["id"])
 
-    def children(self, parent_id: str, types: list[str] | None = None) -> list[dict[str, Any]]:
+    def children(self, parent_id: str, types: list[str] | None = None) -> list[EntityHeader]:
         """Every child header of ``parent_id`` (all pages); all entity types by default."""
-        page_token: str | None = None
-        headers: list[dict[str, Any]] = []
-        while True:
-            body = self.t.request(
-                "POST",
-                "/entity/children",
-                body={
-                    "parentId": parent_id,
-                    "includeTypes": types or ALL_ENTITY_TYPES,
-                    "sortBy": "NAME",
-                    "sortDirection": "ASC",
-                    "nextPageToken": page_token,
-                },
-            )
-            headers.extend(body.get("page", []))
-            page_token = body.get("nextPageToken")
-            if not page_token:
-                return headers
+        return self._children_pages(parent_id, types or ALL_ENTITY_TYPES, census=False)[0]
 
-    def children_census(self, parent_id: str) -> tuple[list[dict[str, Any]], int]:
+    def children_census(self, parent_id: str) -> tuple[list[EntityHeader], int]:
         """The folder and file children of ``parent_id`` (all pages) and the sum of its files'
         sizes, which Synapse adds to the first page at no extra call."""
+        return self._children_pages(parent_id, ["folder", "file"], census=True)
+
+    def _children_pages(
+        self, parent_id: str, types: list[str], *, census: bool
+    ) -> tuple[list[EntityHeader], int]:
         page_token: str | None = None
-        headers: list[dict[str, Any]] = []
+        headers: list[EntityHeader] = []
         total = 0
         while True:
-            body = self.t.request(
-                "POST",
-                "/entity/children",
-                body={
-                    "parentId": parent_id,
-                    "includeTypes": ["folder", "file"],
-                    "includeSumFileSizes": page_token is None,
-                    "sortBy": "NAME",
-                    "sortDirection": "ASC",
-                    "nextPageToken": page_token,
-                },
-            )
+            request: dict[str, Any] = {"parentId": parent_id, "includeTypes": types}
+            if census:
+                request["includeSumFileSizes"] = page_token is None
+            request.update(sortBy="NAME", sortDirection="ASC", nextPageToken=page_token)
+            body = self.t.request("POST", "/entity/children", body=request)
             headers.extend(body.get("page", []))
             total += int(body.get("sumFileSizesBytes") or 0)
             page_token = body.get("nextPageToken")
             if not page_token:
                 return headers, total
 
+    def count_children(self, parent_id: str, types: list[str]) -> int:
+        """How many children of the given types ``parent_id`` has (one call, no listing)."""
+        body = self.t.request(
+            "POST",
+            "/entity/children",
+            body={"parentId": parent_id, "includeTypes": types, "includeTotalChildCount": True},
+        )
+        return int(body.get("totalChildCount") or 0) if isinstance(body, dict) else 0
+
     def trash_entity(self, entity_id: str) -> None:
         """Move an entity (and its subtree) to the caller's trash: restorable for 30 days."""
         self.t.request("PUT", f"/trashcan/trash/{entity_id}")
 
-    def trash_view(self, *, page: int = 100) -> list[dict[str, Any]]:
+    def trash_view(self, *, page: int = 100) -> list[TrashedEntity]:
         """Every TrashedEntity the caller deleted (offset paging, stops on a short page)."""
         return self._offset_pages("/trashcan/view", page)
 
@@ -159,72 +175,85 @@ class SynapseAPI:
         """Back to its original parent and name (``PUT /trashcan/restore/{id}``)."""
         self.t.request("PUT", f"/trashcan/restore/{entity_id}")
 
-    def bundle(self, entity_id: str, **flags: bool) -> dict[str, Any]:
-        return dict(self.t.request("POST", f"/entity/{entity_id}/bundle2", body=flags))
+    def bundle(self, entity_id: str, **flags: bool) -> EntityBundle:
+        return cast(
+            EntityBundle, dict(self.t.request("POST", f"/entity/{entity_id}/bundle2", body=flags))
+        )
 
     def create_bundle(
         self,
         entity: dict[str, Any],
         annotations: dict[str, Any] | None,
         resource_access: list[dict[str, Any]] | None,
-    ) -> dict[str, Any]:
+    ) -> EntityBundle:
         """Entity, annotations and ACL in one call (one transaction on the server)."""
         body: dict[str, Any] = {"entity": entity}
         if annotations is not None:
             body["annotations"] = {"annotations": annotations}
         if resource_access is not None:
             body["accessControlList"] = {"resourceAccess": resource_access}
-        return dict(self.t.request("POST", "/entity/bundle2/create", body=body))
+        return cast(EntityBundle, dict(self.t.request("POST", "/entity/bundle2/create", body=body)))
 
-    def get_entity(self, entity_id: str) -> dict[str, Any]:
-        return dict(self.t.request("GET", f"/entity/{entity_id}"))
+    def get_entity(self, entity_id: str) -> Entity:
+        return cast(Entity, dict(self.t.request("GET", f"/entity/{entity_id}")))
 
-    def update_entity(self, entity: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.t.request("PUT", f"/entity/{entity['id']}", body=entity))
+    def update_entity(self, entity: dict[str, Any]) -> Entity:
+        return cast(Entity, dict(self.t.request("PUT", f"/entity/{entity['id']}", body=entity)))
 
-    def get_annotations(self, entity_id: str) -> dict[str, Any]:
-        return dict(self.t.request("GET", f"/entity/{entity_id}/annotations2"))
+    def get_annotations(self, entity_id: str) -> Annotations:
+        return cast(Annotations, dict(self.t.request("GET", f"/entity/{entity_id}/annotations2")))
 
     def put_annotations(
         self, entity_id: str, etag: str, annotations: dict[str, Any]
-    ) -> dict[str, Any]:
-        return dict(
-            self.t.request(
-                "PUT",
-                f"/entity/{entity_id}/annotations2",
-                body={"id": entity_id, "etag": etag, "annotations": annotations},
-            )
+    ) -> Annotations:
+        return cast(
+            Annotations,
+            dict(
+                self.t.request(
+                    "PUT",
+                    f"/entity/{entity_id}/annotations2",
+                    body={"id": entity_id, "etag": etag, "annotations": annotations},
+                )
+            ),
         )
 
     # -- ACLs ------------------------------------------------------------------------------
 
-    def get_acl(self, entity_id: str) -> dict[str, Any] | None:
+    def get_acl(self, entity_id: str) -> AccessControlList | None:
         """The entity's own ACL, or None when it inherits."""
         try:
-            return dict(self.t.request("GET", f"/entity/{entity_id}/acl"))
+            return cast(AccessControlList, dict(self.t.request("GET", f"/entity/{entity_id}/acl")))
         except NotFound as err:
             if "inherits its permissions" in err.reason:
                 return None
             raise
 
-    def create_acl(self, entity_id: str, resource_access: list[dict[str, Any]]) -> dict[str, Any]:
-        return dict(
-            self.t.request(
-                "POST",
-                f"/entity/{entity_id}/acl",
-                body={"id": entity_id, "resourceAccess": resource_access},
-            )
+    def create_acl(
+        self, entity_id: str, resource_access: list[dict[str, Any]]
+    ) -> AccessControlList:
+        return cast(
+            AccessControlList,
+            dict(
+                self.t.request(
+                    "POST",
+                    f"/entity/{entity_id}/acl",
+                    body={"id": entity_id, "resourceAccess": resource_access},
+                )
+            ),
         )
 
     def update_acl(
         self, entity_id: str, etag: str, resource_access: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        return dict(
-            self.t.request(
-                "PUT",
-                f"/entity/{entity_id}/acl",
-                body={"id": entity_id, "etag": etag, "resourceAccess": resource_access},
-            )
+    ) -> AccessControlList:
+        return cast(
+            AccessControlList,
+            dict(
+                self.t.request(
+                    "PUT",
+                    f"/entity/{entity_id}/acl",
+                    body={"id": entity_id, "etag": etag, "resourceAccess": resource_access},
+                )
+            ),
         )
 
     def delete_acl(self, entity_id: str) -> None:
@@ -232,56 +261,69 @@ class SynapseAPI:
 
     # -- storage locations, upload destinations, STS ---------------------------------------
 
-    def my_storage_locations(self) -> list[dict[str, Any]]:
+    def my_storage_locations(self) -> list[StorageLocation]:
         """The caller's storage locations (Synapse returns the newest 100)."""
         body = self.t.request("GET", "/storageLocation")
         return list(body.get("list", [])) if isinstance(body, dict) else []
 
-    def create_storage_location(self, setting: dict[str, Any]) -> dict[str, Any]:
+    def create_storage_location(self, setting: dict[str, Any]) -> StorageLocation:
         """Idempotent per user on Synapse: identical settings return the existing location."""
-        return dict(self.t.request("POST", "/storageLocation", body=setting))
+        return cast(StorageLocation, dict(self.t.request("POST", "/storageLocation", body=setting)))
 
-    def upload_setting(self, container_id: str) -> dict[str, Any] | None:
+    def upload_setting(self, container_id: str) -> ProjectSetting | None:
         """The container's own upload-destination setting; None when it has none (Synapse
         answers 200 with an empty body)."""
         body = self.t.request("GET", f"/projectSettings/{container_id}/type/upload")
-        return dict(body) if isinstance(body, dict) and body else None
+        return cast(ProjectSetting, dict(body)) if isinstance(body, dict) and body else None
 
-    def create_upload_setting(self, container_id: str, locations: list[int]) -> dict[str, Any]:
-        return dict(
-            self.t.request(
-                "POST",
-                "/projectSettings",
-                body={
-                    "concreteType": UPLOAD_SETTING,
-                    "settingsType": "upload",
-                    "projectId": container_id,
-                    "locations": locations,
-                },
-            )
+    def create_upload_setting(self, container_id: str, locations: list[int]) -> ProjectSetting:
+        return cast(
+            ProjectSetting,
+            dict(
+                self.t.request(
+                    "POST",
+                    "/projectSettings",
+                    body={
+                        "concreteType": UPLOAD_SETTING,
+                        "settingsType": "upload",
+                        "projectId": container_id,
+                        "locations": locations,
+                    },
+                )
+            ),
         )
 
     def update_upload_setting(self, setting: dict[str, Any]) -> None:
         """PUT answers 200 with an empty body; a stale etag is 412."""
         self.t.request("PUT", "/projectSettings", body=setting)
 
-    def upload_destination(self, entity_id: str) -> dict[str, Any]:
-        return dict(self.t.request("GET", f"/entity/{entity_id}/uploadDestination", service="file"))
-
-    def sts_credentials(self, entity_id: str, permission: str) -> dict[str, Any]:
-        """Temporary AWS credentials for an STS-enabled folder; registered for redaction."""
-        body = dict(
-            self.t.request("GET", f"/entity/{entity_id}/sts", params={"permission": permission})
+    def upload_destination(self, entity_id: str) -> UploadDestination:
+        return cast(
+            UploadDestination,
+            dict(self.t.request("GET", f"/entity/{entity_id}/uploadDestination", service="file")),
         )
-        for key in ("accessKeyId", "secretAccessKey", "sessionToken"):
-            register_secret(body.get(key))
+
+    def sts_credentials(self, entity_id: str, permission: str) -> StsCredentials:
+        """Temporary AWS credentials for an STS-enabled folder; registered for redaction."""
+        body = cast(
+            StsCredentials,
+            dict(
+                self.t.request("GET", f"/entity/{entity_id}/sts", params={"permission": permission})
+            ),
+        )
+        for secret in (
+            body.get("accessKeyId"),
+            body.get("secretAccessKey"),
+            body.get("sessionToken"),
+        ):
+            register_secret(secret)
         return body
 
     # -- wikis (v1: markdown inline) -------------------------------------------------------
 
-    def wiki_headers(self, owner_id: str) -> list[dict[str, Any]]:
+    def wiki_headers(self, owner_id: str) -> list[WikiHeader]:
         """Every wiki page of the owner; empty when it has no root page (Synapse: 404)."""
-        headers: list[dict[str, Any]] = []
+        headers: list[WikiHeader] = []
         offset = 0
         while True:
             try:
@@ -300,83 +342,106 @@ class SynapseAPI:
                 return headers
             offset += 50
 
-    def wiki_order_hint(self, owner_id: str) -> dict[str, Any]:
+    def wiki_order_hint(self, owner_id: str) -> WikiOrderHint:
         """The owner's V2WikiOrderHint: ``idList`` orders sibling pages; guarded by ``etag``."""
-        return dict(self.t.request("GET", f"/entity/{owner_id}/wiki2orderhint"))
+        return cast(
+            WikiOrderHint, dict(self.t.request("GET", f"/entity/{owner_id}/wiki2orderhint"))
+        )
 
-    def put_wiki_order_hint(self, owner_id: str, hint: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki2orderhint", body=hint))
+    def put_wiki_order_hint(self, owner_id: str, hint: dict[str, Any]) -> WikiOrderHint:
+        return cast(
+            WikiOrderHint,
+            dict(self.t.request("PUT", f"/entity/{owner_id}/wiki2orderhint", body=hint)),
+        )
 
     def wiki_attachment_names(self, owner_id: str, wiki_id: str) -> list[str]:
         """The file names of a wiki page's attachments."""
         body = self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}/attachmenthandles")
         return [str(h.get("fileName")) for h in body.get("list", [])]
 
-    def get_wiki(self, owner_id: str, wiki_id: str) -> dict[str, Any]:
-        return dict(self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}"))
+    def get_wiki(self, owner_id: str, wiki_id: str) -> WikiPage:
+        return cast(WikiPage, dict(self.t.request("GET", f"/entity/{owner_id}/wiki/{wiki_id}")))
 
     def create_wiki(
         self, owner_id: str, title: str, markdown: str, parent_wiki_id: str | None
-    ) -> dict[str, Any]:
+    ) -> WikiPage:
         body: dict[str, Any] = {"title": title, "markdown": markdown}
         if parent_wiki_id is not None:
             body["parentWikiId"] = parent_wiki_id
-        return dict(self.t.request("POST", f"/entity/{owner_id}/wiki", body=body))
+        return cast(WikiPage, dict(self.t.request("POST", f"/entity/{owner_id}/wiki", body=body)))
 
-    def update_wiki(self, owner_id: str, page: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.t.request("PUT", f"/entity/{owner_id}/wiki/{page['id']}", body=page))
+    def update_wiki(self, owner_id: str, page: dict[str, Any]) -> WikiPage:
+        return cast(
+            WikiPage,
+            dict(self.t.request("PUT", f"/entity/{owner_id}/wiki/{page['id']}", body=page)),
+        )
 
     # -- storage / migration -------------------------------------------------------------------
-    # Used by ``migration.py``. The multipart calls are writes for the transport (an unknown
+    # Used by ``migration.multipart``. The multipart calls are writes for the transport (an unknown
     # outcome raises AmbiguousWrite); the migration engine decides which of them are safe to send
     # again (start: Synapse's request hash returns the same upload; presigned URL batch: changes
     # nothing; add part: records the same part again; complete: answers the same status).
 
-    def children_of_types(self, parent_id: str, types: list[str]) -> list[dict[str, Any]]:
+    def children_of_types(self, parent_id: str, types: list[str]) -> list[EntityHeader]:
         """Every child header of ``parent_id`` of the given entity types (all pages)."""
         return self.children(parent_id, types)
 
-    def version_bundle(self, entity_id: str, version: int, **flags: bool) -> dict[str, Any]:
-        return dict(
-            self.t.request("POST", f"/entity/{entity_id}/version/{version}/bundle2", body=flags)
+    def version_bundle(self, entity_id: str, version: int, **flags: bool) -> EntityBundle:
+        return cast(
+            EntityBundle,
+            dict(
+                self.t.request("POST", f"/entity/{entity_id}/version/{version}/bundle2", body=flags)
+            ),
         )
 
-    def entity_versions(self, entity_id: str, *, page: int = 50) -> list[dict[str, Any]]:
+    def entity_versions(self, entity_id: str, *, page: int = 50) -> list[VersionInfo]:
         """Every VersionInfo of an entity, newest first (offset paging, stops on a short page)."""
         return self._offset_pages(f"/entity/{entity_id}/version", page)
 
-    def get_storage_location(self, location_id: int) -> dict[str, Any]:
-        return dict(self.t.request("GET", f"/storageLocation/{location_id}"))
+    def get_storage_location(self, location_id: int) -> StorageLocation:
+        return cast(StorageLocation, dict(self.t.request("GET", f"/storageLocation/{location_id}")))
 
-    def get_file_handle(self, handle_id: str) -> dict[str, Any]:
+    def get_file_handle(self, handle_id: str) -> FileHandle:
         """Only the handle's creator may read it this way (403 otherwise)."""
-        return dict(self.t.request("GET", f"/fileHandle/{handle_id}", service="file"))
+        return cast(
+            FileHandle, dict(self.t.request("GET", f"/fileHandle/{handle_id}", service="file"))
+        )
 
-    def file_handle_batch(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def file_handle_batch(self, body: dict[str, Any]) -> list[FileResult]:
         """POST /fileHandle/batch (≤ 100 associations): handles and/or presigned download URLs,
         one result per request (``failureCode`` when refused). The URLs are secrets: callers
         never log them."""
         answer = self.t.request("POST", "/fileHandle/batch", body=body, service="file")
         return list(answer.get("requestedFiles", [])) if isinstance(answer, dict) else []
 
-    def create_external_s3_handle(self, handle: dict[str, Any]) -> dict[str, Any]:
+    def create_external_s3_handle(self, handle: dict[str, Any]) -> FileHandle:
         """POST /externalFileHandle/s3: register an object in an external S3 location the caller
         created (Synapse HEADs it; the MD5 is taken as given)."""
-        return dict(self.t.request("POST", "/externalFileHandle/s3", body=handle, service="file"))
-
-    def start_multipart(self, request: dict[str, Any], *, force_restart: bool) -> dict[str, Any]:
-        """POST /file/multipart (upload or copy request) → MultipartUploadStatus."""
-        return dict(
-            self.t.request(
-                "POST",
-                "/file/multipart",
-                body=request,
-                params={"forceRestart": "true" if force_restart else "false"},
-                service="file",
-            )
+        return cast(
+            FileHandle,
+            dict(self.t.request("POST", "/externalFileHandle/s3", body=handle, service="file")),
         )
 
-    def presigned_part_urls(self, upload_id: str, part_numbers: list[int]) -> list[dict[str, Any]]:
+    def start_multipart(
+        self, request: dict[str, Any], *, force_restart: bool
+    ) -> MultipartUploadStatus:
+        """POST /file/multipart (upload or copy request) → MultipartUploadStatus."""
+        return cast(
+            MultipartUploadStatus,
+            dict(
+                self.t.request(
+                    "POST",
+                    "/file/multipart",
+                    body=request,
+                    params={"forceRestart": "true" if force_restart else "false"},
+                    service="file",
+                )
+            ),
+        )
+
+    def presigned_part_urls(
+        self, upload_id: str, part_numbers: list[int]
+    ) -> list[PartPresignedUrl]:
         body = self.t.request(
             "POST",
             f"/file/multipart/{upload_id}/presigned/url/batch",
@@ -385,18 +450,24 @@ class SynapseAPI:
         )
         return list(body.get("partPresignedUrls", []))
 
-    def add_part(self, upload_id: str, part_number: int, part_md5_hex: str) -> dict[str, Any]:
-        return dict(
-            self.t.request(
-                "PUT",
-                f"/file/multipart/{upload_id}/add/{part_number}",
-                params={"partMD5Hex": part_md5_hex},
-                service="file",
-            )
+    def add_part(self, upload_id: str, part_number: int, part_md5_hex: str) -> AddPartResponse:
+        return cast(
+            AddPartResponse,
+            dict(
+                self.t.request(
+                    "PUT",
+                    f"/file/multipart/{upload_id}/add/{part_number}",
+                    params={"partMD5Hex": part_md5_hex},
+                    service="file",
+                )
+            ),
         )
 
-    def complete_multipart(self, upload_id: str) -> dict[str, Any]:
-        return dict(self.t.request("PUT", f"/file/multipart/{upload_id}/complete", service="file"))
+    def complete_multipart(self, upload_id: str) -> MultipartUploadStatus:
+        return cast(
+            MultipartUploadStatus,
+            dict(self.t.request("PUT", f"/file/multipart/{upload_id}/complete", service="file")),
+        )
 
     def update_version_file_handle(
         self, entity_id: str, version: int, old_handle_id: str, new_handle_id: str
@@ -408,30 +479,34 @@ class SynapseAPI:
             body={"oldFileHandleId": old_handle_id, "newFileHandleId": new_handle_id},
         )
 
-    def update_entity_new_version(self, entity: dict[str, Any]) -> dict[str, Any]:
+    def update_entity_new_version(self, entity: dict[str, Any]) -> Entity:
         """PUT /entity/{id}?newVersion=true (etag-guarded: 412 when the entity changed)."""
-        return dict(
-            self.t.request(
-                "PUT", f"/entity/{entity['id']}", body=entity, params={"newVersion": "true"}
-            )
+        return cast(
+            Entity,
+            dict(
+                self.t.request(
+                    "PUT", f"/entity/{entity['id']}", body=entity, params={"newVersion": "true"}
+                )
+            ),
         )
 
     # -- effective access (read-only) ------------------------------------------------------
 
-    def entity_path(self, entity_id: str) -> list[dict[str, Any]]:
+    def entity_path(self, entity_id: str) -> list[EntityHeader]:
         """The entity's ancestors and itself, root first (``GET /entity/{id}/path``)."""
         body = self.t.request("GET", f"/entity/{entity_id}/path")
         return list(body.get("path", [])) if isinstance(body, dict) else []
 
-    def benefactor(self, entity_id: str) -> dict[str, Any]:
+    def benefactor(self, entity_id: str) -> EntityHeader:
         """The header of the entity whose ACL governs ``entity_id``."""
-        return dict(self.t.request("GET", f"/entity/{entity_id}/benefactor"))
+        return cast(EntityHeader, dict(self.t.request("GET", f"/entity/{entity_id}/benefactor")))
 
-    def team_member_ids(self, team_id: int) -> list[dict[str, Any]]:
+    def team_member_ids(self, team_id: int) -> list[UserGroupHeader]:
         """Every member's UserGroupHeader (``GET /teamMembers/{id}``, offset paging by 50)."""
-        return [dict(m["member"]) for m in self._offset_pages(f"/teamMembers/{team_id}")]
+        members: list[TeamMember] = self._offset_pages(f"/teamMembers/{team_id}")
+        return [m["member"] for m in members]
 
-    def teams_by_fragment(self, fragment: str) -> list[dict[str, Any]]:
+    def teams_by_fragment(self, fragment: str) -> list[Team]:
         """Teams whose name (or a word of it) starts with ``fragment``: one page of 50."""
         body = self.t.request(
             "GET", "/teams", params={"fragment": fragment, "offset": 0, "limit": 50}
@@ -443,7 +518,7 @@ class SynapseAPI:
         body = self.t.request("GET", f"/user/{user_id}/bundle", params={"mask": 8})
         return bool(body.get("isCertified")) if isinstance(body, dict) else False
 
-    def entity_access_requirements(self, entity_id: str) -> list[dict[str, Any]]:
+    def entity_access_requirements(self, entity_id: str) -> list[AccessRequirement]:
         """Requirements bound to the entity or an ancestor (offset paging; the "total" is the
         page size, so pages are read until a short one)."""
         return self._offset_pages(f"/entity/{entity_id}/accessRequirement")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..client.records import Annotations, Entity, EntityBundle
 from ..errors import Conflict, NotFound, PolicyViolation, PreconditionFailed
 from ..model import ContainerSpec, EntityKind
 from ..plan import Action, Change, FieldChange, Resource
@@ -167,7 +168,7 @@ class ContainerKind:
         bundle_acl = None if acl_later else acl
         annotations = None if desired.annotations is None else dict(desired.annotations)
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> EntityBundle:
             try:
                 return ctx.api.create_bundle(entity, annotations, bundle_acl)
             except Conflict as err:
@@ -175,7 +176,7 @@ class ContainerKind:
                     change, f"an entity named {entity['name']!r} appeared there"
                 ) from err
 
-        def check() -> dict[str, Any] | None:
+        def check() -> EntityBundle | None:
             found = ctx.api.lookup_child(parent_id, str(entity["name"]))
             if found is None:
                 return None
@@ -202,13 +203,13 @@ class ContainerKind:
         if wanted_fields:
             entity = {**dict(prior.entity or {}), **wanted_fields, "etag": etag}
 
-            def put_entity() -> dict[str, Any]:
+            def put_entity() -> Entity:
                 try:
                     return ctx.api.update_entity(entity)
                 except PreconditionFailed as err:
                     raise ctx.conflict(change, "the entity changed (412)") from err
 
-            def check_entity() -> dict[str, Any] | None:
+            def check_entity() -> Entity | None:
                 current = ctx.api.get_entity(syn_id)
                 if all(current.get(k) == v for k, v in wanted_fields.items()):
                     return current
@@ -222,13 +223,13 @@ class ContainerKind:
         if annotations is not None:
             sent_etag = etag
 
-            def put_annotations() -> dict[str, Any]:
+            def put_annotations() -> Annotations:
                 try:
                     return ctx.api.put_annotations(syn_id, str(sent_etag), annotations)
                 except PreconditionFailed as err:
                     raise ctx.conflict(change, "its annotations changed (412)") from err
 
-            def check_annotations() -> dict[str, Any] | None:
+            def check_annotations() -> Annotations | None:
                 current = ctx.api.get_annotations(syn_id)
                 if current.get("annotations") == annotations:
                     return current

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..client.records import ProjectSetting, StorageLocation
 from ..client.s3 import owner_txt_key
 from ..errors import BadRequest, PolicyViolation, PreconditionFailed
 from ..model import ContainerSpec, Manifest, StorageLocationSpec
@@ -112,7 +113,7 @@ class StorageLocationKind:
         desired = LocationDesired.from_json(change.desired)
         setting, name = dict(desired.setting), desired.name
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> StorageLocation:
             return ctx.api.create_storage_location(setting)
 
         def check() -> dict[str, Any] | None:
@@ -171,7 +172,7 @@ class UploadDestinationKind:
         container_id = ctx.id_of(desired.container)
         wanted = _location_ids(ctx, desired.locations)
 
-        def check() -> dict[str, Any] | None:
+        def check() -> ProjectSetting | None:
             current = ctx.api.upload_setting(container_id)
             if current is not None and [int(i) for i in current.get("locations", [])] == wanted:
                 return current
@@ -183,7 +184,7 @@ class UploadDestinationKind:
 
         if change.action is Action.CREATE:
 
-            def create() -> dict[str, Any]:
+            def create() -> ProjectSetting:
                 try:
                     return ctx.api.create_upload_setting(container_id, wanted)
                 except BadRequest as err:

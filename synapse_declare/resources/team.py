@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ..client.records import MembershipInvitation, Team, as_json
 from ..client.teams import TeamsAPI
 from ..errors import (
     ApiError,
@@ -270,7 +271,7 @@ def _read_team(teams: TeamsAPI, team_id: str, names: dict[int, str]) -> LiveTeam
         description=raw.get("description"),
         can_public_join=bool(raw.get("canPublicJoin")),
         created_by=raw.get("createdBy"),
-        raw=raw,
+        raw=as_json(raw),
     )
     for record in teams.members(team_id):
         uid = int(record["member"]["ownerId"])
@@ -576,10 +577,10 @@ class TeamKind:
         wanted = TeamDesired.from_json(_field(change.desired, "team"))
         me = str(ctx.plan.target.user_id)
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> Team:
             return teams.create_team(wanted.name, wanted.description, wanted.can_public_join)
 
-        def check() -> dict[str, Any] | None:
+        def check() -> Team | None:
             # A lost response: the team exists if its name resolves (never create a second).
             found = [
                 h for h in ctx.api.headers_by_alias([wanted.name]) if not h.get("isIndividual")
@@ -602,7 +603,7 @@ class TeamKind:
         etag = str(_field(change.prior, "etag"))
         body = {**dict(_field(change.prior, "team")), **update, "etag": etag}
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> Team:
             try:
                 return teams.update_team(body)
             except ApiError as err:
@@ -610,7 +611,7 @@ class TeamKind:
                     raise ctx.conflict(change, "the team changed (412)") from err
                 raise
 
-        def check() -> dict[str, Any] | None:
+        def check() -> Team | None:
             current = teams.get_team(team_id) or {}
             if all(current.get(k) == v for k, v in update.items()):
                 return current
@@ -637,7 +638,7 @@ class TeamKind:
         if op is MembershipOp.INVITE:
             expires = str(desired.expires_on)
 
-            def invite() -> dict[str, Any]:
+            def invite() -> MembershipInvitation:
                 return teams.invite(team_id, uid, expires)
 
             def invited() -> dict[str, Any] | None:

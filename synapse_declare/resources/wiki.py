@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..client.records import WikiOrderHint, WikiPage
 from ..errors import Conflict, PreconditionFailed
 from ..model import ContainerSpec, WikiSpec
 from ..plan import Action, Change, FieldChange, Resource
@@ -120,13 +121,13 @@ class WikiKind:
             parent_wiki = ctx.wiki_ids[desired.parent] if desired.parent else None
         title, markdown = desired.title, desired.markdown
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> WikiPage:
             try:
                 return ctx.api.create_wiki(owner_id, title, markdown, parent_wiki)
             except Conflict as err:
                 raise ctx.conflict(change, "a root wiki page appeared") from err
 
-        def check() -> dict[str, Any] | None:
+        def check() -> WikiPage | None:
             for header in ctx.api.wiki_headers(owner_id):
                 if header.get("parentId") == parent_wiki and header.get("title") == title:
                     page = ctx.api.get_wiki(owner_id, str(header["id"]))
@@ -151,13 +152,13 @@ class WikiKind:
             "etag": prior.etag,
         }
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> WikiPage:
             try:
                 return ctx.api.update_wiki(owner_id, page)
             except PreconditionFailed as err:
                 raise ctx.conflict(change, "the wiki page changed (412)") from err
 
-        def check() -> dict[str, Any] | None:
+        def check() -> WikiPage | None:
             current = ctx.api.get_wiki(owner_id, str(page["id"]))
             if (
                 current.get("title") == page["title"]
@@ -185,13 +186,13 @@ class WikiKind:
         etag = prior if prior is not None else ctx.api.wiki_order_hint(owner_id).get("etag")
         body = {"ownerId": owner_id, "ownerObjectType": "ENTITY", "idList": wanted, "etag": etag}
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> WikiOrderHint:
             try:
                 return ctx.api.put_wiki_order_hint(owner_id, body)
             except PreconditionFailed as err:
                 raise ctx.conflict(change, "the wiki page order changed (412)") from err
 
-        def check() -> dict[str, Any] | None:
+        def check() -> WikiOrderHint | None:
             current = ctx.api.wiki_order_hint(owner_id)
             if [str(i) for i in current.get("idList") or []] == wanted:
                 return current
