@@ -308,7 +308,7 @@ def _grants(
         if entries.get(pid)
     ]
     # The principal's own entry first, then teams, AUTHENTICATED_USERS, PUBLIC.
-    grants.sort(key=lambda g: (-_type_rank(g.principal), g.principal.name))
+    grants.sort(key=lambda g: (-type_rank(g.principal), g.principal.name))
     return tuple(grants)
 
 
@@ -392,11 +392,12 @@ def effective_access(world: AccessWorld, *, users: Iterable[Principal] = ()) -> 
             if row is not None:
                 rows.append(row)
     order = {node.id: index for index, node in enumerate(world.nodes)}
-    rows.sort(key=lambda r: (order[r.entity.id], _type_rank(r.principal), r.principal.name))
+    rows.sort(key=lambda r: (order[r.entity.id], type_rank(r.principal), r.principal.name))
     return AccessReport(world, tuple(rows), governing)
 
 
-def _type_rank(principal: Principal) -> int:
+def type_rank(principal: Principal) -> int:
+    """Report order: PUBLIC, AUTHENTICATED_USERS, teams, groups, users."""
     ranks = {
         PrincipalType.PUBLIC: 0,
         PrincipalType.AUTHENTICATED_USERS: 1,
@@ -494,7 +495,7 @@ def summarize_changes(changes: Iterable[AccessChange]) -> tuple[AccessSummary, .
         AccessSummary(principal, gained, access_type, tuple(nodes))
         for (_, gained, access_type), (principal, nodes) in groups.items()
     ]
-    summaries.sort(key=lambda s: (_type_rank(s.principal), s.principal.name, not s.gained))
+    summaries.sort(key=lambda s: (type_rank(s.principal), s.principal.name, not s.gained))
     return tuple(summaries)
 
 

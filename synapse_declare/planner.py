@@ -104,7 +104,7 @@ def build_plan(
             "--verify none"
         )
     public.extend(live.exposures)
-    worlds = plan_worlds(manifest, live, _desired_acl)
+    worlds = plan_worlds(manifest, live, _desired_acl, team_changes)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))
     warnings.extend(undeclared_own_acls(manifest, live))
