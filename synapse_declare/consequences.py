@@ -36,6 +36,7 @@ from .model import INHERIT, ContainerSpec, Manifest, PrincipalKind
 from .plan import AccessConsequence, Change, Resource
 from .resources.team import MembershipDesired, MembershipOp
 from .state import PROJECT_TYPE, LiveContainer, LiveState
+from .strict_acls import removals
 
 DesiredAcl = Callable[[ContainerSpec, LiveState], Mapping[int, frozenset[str]] | None]
 
@@ -221,12 +222,23 @@ def plan_worlds(
             elif spec.acl is INHERIT and not is_project:
                 after.pop(node_id, None)
             _unlisted_children(
-                spec, current, node_id, here, nodes, after_nodes, acls, after, unread
+                spec,
+                current,
+                node_id,
+                here,
+                live,
+                inherit_again,
+                nodes,
+                after_nodes,
+                acls,
+                after,
+                unread,
             )
         specs[node_id] = spec
         for child in spec.folders:
             visit(child, node_id, here, current is not None)
 
+    inherit_again = {r.syn_id for r in removals(manifest, live)[0]}
     for project in manifest.projects:
         visit(project, None, "", True)
     principals = principals_of(live)
@@ -248,6 +260,8 @@ def _unlisted_children(
     current: LiveContainer,
     node_id: str,
     path: str,
+    live: LiveState,
+    inherit_again: set[str],
     nodes: list[Node],
     after_nodes: list[Node],
     acls: dict[str, dict[int, frozenset[str]]],
@@ -275,10 +289,16 @@ def _unlisted_children(
         nodes.append(node)
         after_nodes.append(node)
         if str(header.get("benefactorId")) == child_id.removeprefix("syn"):
-            # Its own ACL, not read and not changed by this plan.
-            acls[child_id] = {}
-            after[child_id] = {}
-            unread.add(child_id)
+            read = live.other_acls.get(child_id)
+            if read is None:
+                # Its own ACL, not read and not changed by this plan.
+                acls[child_id] = {}
+                after[child_id] = {}
+                unread.add(child_id)
+                continue
+            acls[child_id] = dict(read.entries)
+            if child_id not in inherit_again:  # folders_inherit: strict removes it
+                after[child_id] = dict(read.entries)
 
 
 def access_consequences(

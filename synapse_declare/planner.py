@@ -41,7 +41,7 @@ from .model import (
     level_for,
 )
 from .plan import DEFAULT_MAX_DELETIONS, Action, Change, FieldChange, Plan, Resource
-from .policies import check_policies, undeclared_own_acls, user_principals
+from .policies import check_policies, user_principals
 from .pruning import plan_deletions
 from .resources import team as teams
 from .resources.base import Address, owner_of, storage_address, sub_address
@@ -63,6 +63,7 @@ from .state import (
     creator_of,
     orders_siblings,
 )
+from .strict_acls import cleared, plan_removals
 from .units import human_bytes, human_seconds
 
 MARKER_VALUE = {"type": "BOOLEAN", "value": ["true"]}
@@ -93,6 +94,8 @@ def build_plan(
     deletions = plan_deletions(manifest, live, max_deletions)
     ordered.extend(deletions)
     gone = {Address.parse(c.address) for c in deletions}
+    inherit_again = plan_removals(manifest, live, max_deletions, warnings)  # strict mode
+    ordered.extend(inherit_again)
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
     for name, problem in sorted(live.unreadable.items()):
@@ -107,7 +110,6 @@ def build_plan(
     worlds = plan_worlds(manifest, live, _desired_acl, team_changes)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))
-    warnings.extend(undeclared_own_acls(manifest, live))
     access_changes, unread = access_consequences(worlds)
     if unread:
         shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
@@ -132,6 +134,7 @@ def build_plan(
             item
             for item in find_leftovers(manifest, live)
             if Address.parse(item.address).owner() not in gone
+            and item.address not in cleared(inherit_again)
         ),
     )
 
