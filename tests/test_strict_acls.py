@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Api
+from conftest import Api, read_exchanges
 from reconcile_support import Workspace, children, lookup, own_acl
 
 from synapse_declare.emulator import Emulator
@@ -139,3 +140,30 @@ def test_a_saved_strict_plan_is_refused_when_the_acl_changed_meanwhile(
     assert "stale" in result.err and f"acl:{ids['Stray A']}" in result.err
     assert own_acl(alice, ids["Stray A"]) is not None
     assert own_acl(alice, ids["Stray B"]) is not None
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("seed", [1, 2])
+def test_strict_removals_whose_answers_are_lost_converge(
+    make_emulator: Any, tmp_path: Path, api_for: Any, seed: int
+) -> None:
+    """Every call may fail (half of them, after the write took effect or before): each ACL
+    delete is resolved by reading the ACL back — gone means done — and the next plan is empty."""
+    emulator = make_emulator()
+    ws = Workspace(emulator, tmp_path)
+    alice: Api = api_for(emulator, "alice")
+    strict = _setup(ws, f"Strict faults {seed}")
+    ids = _ids(alice, f"Strict faults {seed}")
+    emulator.knobs.set_faults(0.5, seed, ["drop-after", "503-after", "500-after", "503-before"])
+    result = ws.apply(strict)
+    emulator.knobs.set_faults(0.0)
+    assert result.code == 0, result.err
+    deletes = [
+        e
+        for e in read_exchanges(emulator)
+        if e["method"] == "DELETE" and e["path"].endswith("/acl")
+    ]
+    assert any(e["status"] != 200 for e in deletes), "no delete met a fault: pick another seed"
+    assert own_acl(alice, ids["Stray A"]) is None
+    assert own_acl(alice, ids["Stray B"]) is None
+    assert ws.plan(strict, "--detailed-exitcode").code == 0
