@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import PolicyViolation, PolicyViolations
-from .model import Manifest, level_for
+from .model import Manifest, Prune, level_for
 from .plan import Action, Change, FieldChange, Resource
 from .resources.base import Address, sub_address
 from .resources.payloads import ContainerPrior, ContainerUpdate
@@ -85,6 +85,8 @@ def removals(manifest: Manifest, live: LiveState) -> tuple[list[Removal], list[s
                 )
             else:
                 address = str(Address.container("folder", name, spec.address))
+                if spec.prune is not Prune.OFF and address in live.prune_candidates:
+                    continue  # pruned with its ACL (or the prune is refused): not both
                 found.append(Removal(address, spec.address, child_id, acl))
     return found, warnings
 

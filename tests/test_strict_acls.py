@@ -167,3 +167,25 @@ def test_strict_removals_whose_answers_are_lost_converge(
     assert own_acl(alice, ids["Stray A"]) is None
     assert own_acl(alice, ids["Stray B"]) is None
     assert ws.plan(strict, "--detailed-exitcode").code == 0
+
+
+def test_a_pruned_folder_goes_to_the_trash_without_a_separate_acl_removal(
+    ws: Workspace, alice: Api
+) -> None:
+    before = ws.manifest(BEFORE.format(project="Strict prune"), "before/manifest.yaml")
+    assert ws.apply(before).code == 0
+    pruning = ws.manifest(
+        STRICT.format(project="Strict prune").replace(
+            "    folders:\n      - name: Kept", "    prune: true\n    folders:\n      - name: Kept"
+        )
+    )
+    document = ws.plan_json(pruning)
+    touched = [
+        (c["address"].rsplit(":", 1)[-1], c["action"])
+        for c in document["changes"]
+        if "Stray" in c["address"]
+    ]
+    assert sorted(touched) == [("Stray A", "delete"), ("Stray B", "delete")]
+    assert ws.apply(pruning).code == 0
+    assert set(_ids(alice, "Strict prune")) == {"Kept"}
+    assert ws.plan(pruning, "--detailed-exitcode").code == 0
