@@ -21,8 +21,16 @@ project, adding children and changing settings need certification; the entity's 
 always change its settings (certified); anonymous visitors get READ only (PUBLIC entries may
 carry nothing else); a project creator has no implicit rights beyond the project ACL Synapse wrote
 at creation. Synapse administrators bypass ACLs and are not modelled (their membership is not
-readable by ordinary users). Download is further gated by access requirements, whose per-user
-approval only the user can read: they are listed beside each entity instead.
+readable by ordinary users).
+
+Download is further gated by access requirements (synapse-api-2.md §4.4): an unmet requirement on
+the entity or an ancestor denies DOWNLOAD whatever the ACL says; the creator of a file counts as
+approved for its requirements. Synapse lets a user read only their *own* approvals
+(``GET /accessRequirement/{id}/status``), so the reader knows the caller's and nobody else's:
+for everyone else (and for team / AUTHENTICATED_USERS rows) DOWNLOAD on an entity with
+requirements is reported as gated (``canDownload`` false, the requirement ids on the row) — what
+they get once approved is the ACL's DOWNLOAD. A world built with more knowledge (``approvals``)
+gives exact answers; exemptions (``EXEMPTION_ELIGIBLE``) are not modelled.
 """
 
 from __future__ import annotations
@@ -128,6 +136,20 @@ class AccessWorld:
     requirements: Mapping[str, tuple[Requirement, ...]] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
     """Display paths of benefactors above the tree (the nodes carry their own)."""
+    approvals: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    """User id → the access requirement ids they are known to be approved for (Synapse shows a
+    user only their own: the reader fills in the caller's)."""
+
+    def unmet(self, node: Node, user_id: int | None) -> tuple[int, ...]:
+        """Requirement ids gating download of ``node`` for this user (None: anyone — a team's
+        or AUTHENTICATED_USERS' row, or an anonymous visitor), as far as approvals are known."""
+        found = self.requirements.get(node.id, ())
+        if not found:
+            return ()
+        if user_id is not None and node.type == "file" and node.created_by == user_id:
+            return ()  # Synapse treats a file's creator as approved for its requirements
+        approved = self.approvals.get(user_id, frozenset()) if user_id is not None else frozenset()
+        return tuple(r.id for r in found if r.id not in approved)
 
     def with_acls(self, acls: AclSet) -> AccessWorld:
         """The same tree and memberships under another ACL set (e.g. a plan's after-apply ACLs:
@@ -201,8 +223,10 @@ def derive_permissions(
     anonymous: bool = False,
     certified: bool = True,
     creator: bool = False,
+    gated: bool = False,
 ) -> Permissions:
-    """Synapse's decider chains over the raw access set (admins aside)."""
+    """Synapse's decider chains over the raw access set (admins aside); ``gated``: unmet access
+    requirements deny download."""
     if anonymous:
         # Anonymous callers: READ only; downloading needs OPEN_DATA, which this tree lacks.
         return replace(
@@ -215,7 +239,7 @@ def derive_permissions(
     can_change_permissions = "CHANGE_PERMISSIONS" in access
     return Permissions(
         can_view="READ" in access,
-        can_download="DOWNLOAD" in access,
+        can_download="DOWNLOAD" in access and not gated,
         can_edit=can_edit,
         can_delete="DELETE" in access,
         can_change_permissions=can_change_permissions,
@@ -255,6 +279,8 @@ class AccessRow:
     permissions: Permissions
     grants: tuple[Grant, ...]
     benefactor_id: str
+    download_gated_by: tuple[int, ...] = ()
+    """Access requirements that deny this row's DOWNLOAD (not known to be met)."""
 
     @property
     def own_acl(self) -> bool:
@@ -309,7 +335,7 @@ def _grants(
         if entries.get(pid)
     ]
     # The principal's own entry first, then teams, AUTHENTICATED_USERS, PUBLIC.
-    grants.sort(key=lambda g: (-_type_rank(g.principal), g.principal.name))
+    grants.sort(key=lambda g: (-type_rank(g.principal), g.principal.name))
     return tuple(grants)
 
 
@@ -323,16 +349,18 @@ def _user_row(
     groups = {user.id, AUTHENTICATED_USERS_ID, PUBLIC_ID} | _teams_of(world, user.id, entries)
     grants = _grants(world, benefactor, entries, groups)
     access = frozenset().union(*(g.access for g in grants)) if grants else frozenset()
+    unmet = world.unmet(node, user.id) if "DOWNLOAD" in access else ()
     permissions = derive_permissions(
         access,
         entity_type=node.type,
         certified=user.id in world.certified,
         creator=node.created_by == user.id,
+        gated=bool(unmet),
     )
     if not access and permissions == NO_PERMISSIONS:
         return None
     # A certified creator keeps canChangeSettings even when no ACL entry reaches them.
-    return AccessRow(node, user, access, permissions, grants, benefactor)
+    return AccessRow(node, user, access, permissions, grants, benefactor, unmet)
 
 
 def _group_row(
@@ -349,10 +377,14 @@ def _group_row(
     access = frozenset().union(*(g.access for g in grants)) if grants else frozenset()
     if not access:
         return None
+    unmet = world.unmet(node, None) if "DOWNLOAD" in access else ()
     permissions = derive_permissions(
-        access, entity_type=node.type, anonymous=principal.type is PrincipalType.PUBLIC
+        access,
+        entity_type=node.type,
+        anonymous=principal.type is PrincipalType.PUBLIC,
+        gated=bool(unmet),
     )
-    return AccessRow(node, principal, access, permissions, grants, benefactor)
+    return AccessRow(node, principal, access, permissions, grants, benefactor, unmet)
 
 
 def effective_access(world: AccessWorld, *, users: Iterable[Principal] = ()) -> AccessReport:
@@ -393,11 +425,12 @@ def effective_access(world: AccessWorld, *, users: Iterable[Principal] = ()) -> 
             if row is not None:
                 rows.append(row)
     order = {node.id: index for index, node in enumerate(world.nodes)}
-    rows.sort(key=lambda r: (order[r.entity.id], _type_rank(r.principal), r.principal.name))
+    rows.sort(key=lambda r: (order[r.entity.id], type_rank(r.principal), r.principal.name))
     return AccessReport(world, tuple(rows), governing)
 
 
-def _type_rank(principal: Principal) -> int:
+def type_rank(principal: Principal) -> int:
+    """Report order: PUBLIC, AUTHENTICATED_USERS, teams, groups, users."""
     ranks = {
         PrincipalType.PUBLIC: 0,
         PrincipalType.AUTHENTICATED_USERS: 1,
@@ -423,6 +456,7 @@ def user_permissions(world: AccessWorld, entity_id: str, user_id: int | None) ->
         entity_type=node.type,
         certified=user_id in world.certified,
         creator=node.created_by == user_id,
+        gated=bool(world.unmet(node, user_id)),
     )
 
 
@@ -495,7 +529,7 @@ def summarize_changes(changes: Iterable[AccessChange]) -> tuple[AccessSummary, .
         AccessSummary(principal, gained, access_type, tuple(nodes))
         for (_, gained, access_type), (principal, nodes) in groups.items()
     ]
-    summaries.sort(key=lambda s: (_type_rank(s.principal), s.principal.name, not s.gained))
+    summaries.sort(key=lambda s: (type_rank(s.principal), s.principal.name, not s.gained))
     return tuple(summaries)
 
 
@@ -726,11 +760,24 @@ def read_access_world(
     flags = _parallel(api, api.user_is_certified, user_ids)
     certified = frozenset(uid for uid, ok in zip(user_ids, flags, strict=True) if ok)
     found_requirements: dict[str, tuple[Requirement, ...]] = {}
+    approvals: dict[int, frozenset[int]] = {}
+    status_reads = 0
     if requirements:
         listed = _parallel(api, api.entity_access_requirements, [n.id for n in nodes])
         for node, bodies in zip(nodes, listed, strict=True):
             if bodies:
                 found_requirements[node.id] = tuple(_requirement(b) for b in bodies)
+        distinct = sorted({r.id for found in found_requirements.values() for r in found})
+        if distinct:
+            # The caller's own approvals: the only ones Synapse lets anyone read.
+            caller = int(api.my_profile()["ownerId"])
+            statuses = _parallel(api, api.access_requirement_status, distinct)
+            status_reads = len(distinct) + 1
+            approvals[caller] = frozenset(
+                ar
+                for ar, status in zip(distinct, statuses, strict=True)
+                if status.get("isApproved")
+            )
     paths: dict[str, str] = {}
     for bid in outside:
         try:
@@ -748,6 +795,7 @@ def read_access_world(
         certified=certified,
         requirements=found_requirements,
         paths=paths,
+        approvals=approvals,
     )
     stats = ReadStats(
         targets=len(roots),
@@ -755,7 +803,7 @@ def read_access_world(
         acl_reads=len(benefactor_ids),
         team_reads=len(team_ids),
         user_reads=len(user_ids),
-        requirement_reads=len(nodes) if requirements else 0,
+        requirement_reads=(len(nodes) if requirements else 0) + status_reads,
         total=api.t.total_calls() - start,
     )
     return world, stats

@@ -152,6 +152,8 @@ def row_json(report: AccessReport, row: AccessRow) -> dict[str, Any]:
             for g in row.grants
         ],
         "accessRequirementIds": [r.id for r in report.world.requirements.get(row.entity.id, ())],
+        # Requirements not known to be met for this principal: they deny DOWNLOAD (canDownload).
+        "downloadGatedBy": list(row.download_gated_by),
     }
 
 
@@ -238,6 +240,14 @@ def render_text(report: AccessReport, stats: ReadStats, request: ReportRequest) 
             access = " ".join(_sorted_access(row.access))
             lines.append(f"  {row.principal.label}: {_level(row.access)} [{access}]")
             lines.append(f"      can: {_flags(row)}")
+            if row.download_gated_by:
+                ids = ", ".join(str(i) for i in row.download_gated_by)
+                why = (
+                    "not approved"
+                    if row.principal.id in report.world.approvals
+                    else "approvals are readable only by the user themselves"
+                )
+                lines.append(f"      download gated by access requirement {ids} ({why})")
             for grant in row.grants:
                 lines.append(f"      via {_via(row, grant)}")
         if not entity_rows:

@@ -89,6 +89,7 @@ def find_exposures(
     observed: dict[str, str | None],
     *,
     everywhere: bool = False,
+    read_acls: dict[str, tuple[str, dict[int, frozenset[str]]]] | None = None,
 ) -> list[Exposure]:
     """PUBLIC / AUTHENTICATED_USERS grants on unmanaged ACLs under the manifest's projects.
 
@@ -96,7 +97,9 @@ def find_exposures(
     the plan reads anyway (no extra listing). With ``everywhere`` (``plan --audit-public``):
     every entity under the managed projects, one children listing per folder not yet listed.
     Every ACL read here is recorded in ``observed`` (``<address>#acl`` or ``acl:<syn id>``), so a
-    saved plan is stale when one of them changes.
+    saved plan is stale when one of them changes. ``read_acls`` (when given) receives every
+    undeclared entity's ACL read here: syn id → (etag, entries), for the access summary and
+    ``folders_inherit: strict``.
     """
     jobs: list[tuple[str, str, str]] = []  # (observed key, display path, syn id)
     unlisted: list[tuple[str, str]] = []  # (display path, folder id) to list (everywhere)
@@ -146,6 +149,8 @@ def find_exposures(
         observed[key] = None if acl is None else str(acl.get("etag"))
         if acl is None:
             continue
+        if read_acls is not None and key.startswith("acl:") and acl.get("etag") != "unreadable":
+            read_acls[syn_id] = (str(acl.get("etag")), _entries(acl))
         for principal, access in sorted(_entries(acl).items()):
             if principal in EVERYONE and access:
                 found.append(Exposure(path, syn_id, principal, access))
@@ -159,8 +164,10 @@ def principal_names(
     exposures: Iterable[Exposure],
     target: Target,
     principals: Mapping[PrincipalRef, int],
+    extra: Iterable[int] = (),
 ) -> dict[int, str]:
-    """``user:NAME`` / ``team:NAME`` for every principal id a plan may show."""
+    """``user:NAME`` / ``team:NAME`` for every principal id a plan may show (``extra``: ids of
+    other ACLs the plan changes, e.g. those ``folders_inherit: strict`` removes)."""
     names: dict[int, str] = {
         PUBLIC_ID: "PUBLIC",
         AUTHENTICATED_USERS_ID: "AUTHENTICATED_USERS",
@@ -170,7 +177,7 @@ def principal_names(
     for ref, pid in principals.items():
         if ref.kind in (PrincipalKind.USER, PrincipalKind.TEAM):
             names[pid] = str(ref)
-    wanted: set[int] = {e.principal for e in exposures}
+    wanted: set[int] = {e.principal for e in exposures} | set(extra)
     for spec in manifest.walk():
         live = containers.get(spec.address)
         if live is None:

@@ -183,9 +183,16 @@ class AccessConsequence:
     gained: bool
     access: tuple[str, ...]
     entities: tuple[tuple[str, str, str | None], ...]
+    # A person whose membership of a managed team this plan changes: the teams it comes through,
+    # and whether it waits for them to accept an invitation.
+    through: tuple[str, ...] = ()
+    pending_invitation: bool = False
+    # A managed team's line: its members (and open invitations) in the world the line describes.
+    members: int | None = None
+    invited: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "principal": self.principal,
             "principal_id": self.principal_id,
             "change": "gains" if self.gained else "loses",
@@ -193,9 +200,17 @@ class AccessConsequence:
             "count": len(self.entities),
             "entities": [{"path": p, "type": t, "id": i} for p, t, i in self.entities],
         }
+        if self.through:
+            data["through"] = list(self.through)
+            data["pending_invitation"] = self.pending_invitation
+        if self.members is not None:
+            data["members"] = self.members
+            data["invited"] = self.invited
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AccessConsequence:
+        members = data.get("members")
         return cls(
             principal=str(data["principal"]),
             principal_id=int(data["principal_id"]),
@@ -205,6 +220,10 @@ class AccessConsequence:
                 (str(e["path"]), str(e["type"]), None if e.get("id") is None else str(e["id"]))
                 for e in data["entities"]
             ),
+            through=tuple(str(t) for t in data.get("through", [])),
+            pending_invitation=bool(data.get("pending_invitation", False)),
+            members=None if members is None else int(members),
+            invited=int(data.get("invited", 0)),
         )
 
 

@@ -18,13 +18,14 @@ from .errors import PolicyViolation
 from .leftovers import find_leftovers
 from .model import AUTHENTICATED_USERS_ID, ContainerSpec, Manifest
 from .plan import DEFAULT_MAX_DELETIONS, Action, Change, Plan, Resource
-from .policies import check_policies, undeclared_own_acls, user_principals
+from .policies import check_policies, user_principals
 from .pruning import plan_deletions
 from .resources import registry
 from .resources import team as teams
 from .resources.acl import desired_acl
 from .resources.base import Address, PlanContext, ResourceKind, owner_of
 from .state import LiveState
+from .strict_acls import cleared, plan_removals
 
 
 def build_plan(
@@ -48,14 +49,15 @@ def build_plan(
     deletions = plan_deletions(manifest, live, max_deletions)
     ordered.extend(deletions)
     gone = {Address.parse(c.address) for c in deletions}
+    warnings, public = ctx.warnings, ctx.public
+    inherit_again = plan_removals(manifest, live, max_deletions, warnings)  # strict mode
+    ordered.extend(inherit_again)
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
-    warnings, public = ctx.warnings, ctx.public
     public.extend(live.exposures)
-    worlds = plan_worlds(manifest, live, desired_acl)
+    worlds = plan_worlds(manifest, live, desired_acl, leading)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))
-    warnings.extend(undeclared_own_acls(manifest, live))
     access_changes, unread = access_consequences(worlds)
     if unread:
         shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
@@ -80,6 +82,7 @@ def build_plan(
             item
             for item in find_leftovers(manifest, live)
             if Address.parse(item.address).owner() not in gone
+            and item.address not in cleared(inherit_again)
         ),
     )
 

@@ -12,7 +12,6 @@ from .consequences import PlanWorlds, principals_of
 from .errors import PolicyViolation, PolicyViolations
 from .model import PERMISSION_LEVELS, AclSpec, Manifest, PrincipalKind
 from .policy_spec import Policies
-from .resources.base import Address
 from .state import LiveState
 
 ADMIN = PERMISSION_LEVELS["administer"]
@@ -150,28 +149,3 @@ def user_principals(manifest: Manifest, live: LiveState) -> frozenset[int]:
         for pid, principal in principals_of(live).items()
         if principal.type is PrincipalType.USER
     )
-
-
-def undeclared_own_acls(manifest: Manifest, live: LiveState) -> list[str]:
-    """Under ``folders_inherit: strict``: warnings for children the reader listed that the
-    manifest does not declare and that have their own ACL — strict mode removes own ACLs only
-    on declared folders (an undeclared entity is never written), so the reviewer must know."""
-    if not manifest.policies.folders_inherit_strict:
-        return []
-    found = []
-    for spec in manifest.walk():
-        current = live.containers.get(spec.address)
-        if current is None or not current.children:
-            continue
-        declared = {child.name for child in spec.folders}
-        for name, header in sorted(current.children.items()):
-            child_id = str(header.get("id"))
-            if name in declared or str(header.get("benefactorId")) != child_id.removeprefix("syn"):
-                continue
-            found.append(
-                f"{spec.location}: {Address.parse(spec.address).display_path}/{name} "
-                f"({child_id}) has its own ACL but is not in the manifest; folders_inherit: "
-                "strict removes own ACLs only on declared folders — declare it (it then "
-                "inherits) or remove its ACL by hand"
-            )
-    return found

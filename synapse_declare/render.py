@@ -202,7 +202,16 @@ def access_change_text(change: AccessConsequence) -> str:
     what = f"{level} ({', '.join(change.access)})" if level else ", ".join(change.access)
     if level == "administer":
         what = "administer (all access)"
-    return f"{change.principal} {verb} {what} on {where}"
+    who = change.principal
+    if change.members is not None:
+        people = f"{change.members} member{'s' if change.members != 1 else ''}"
+        who += f" ({people}, {change.invited} invited)" if change.invited else f" ({people})"
+    via = ""
+    if change.through:
+        via = f" through {', '.join(change.through)}"
+        if change.pending_invitation:
+            via += " (once the invitation is accepted)"
+    return f"{who} {verb} {what} on {where}{via}"
 
 
 LEFT_ALONE_WHY = "under managed containers, not in the manifest; nothing is done to them"

@@ -143,6 +143,9 @@ class LiveState:
     # found in the caller's trash (address → syn id): read only when a declared name is missing.
     relocated: dict[str, Relocation] = field(default_factory=dict)
     trashed: dict[str, str] = field(default_factory=dict)
+    # Own ACLs of undeclared entities in the children pages (read for the public-access audit),
+    # by syn id: the access summary and `folders_inherit: strict` use them.
+    other_acls: dict[str, LiveAcl] = field(default_factory=dict)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -488,10 +491,20 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         observed[address] = f"{candidate.syn_id} etag={candidate.etag}"
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
     certified = api.is_certified() if _needs_certification(manifest) else None
+    read_acls: dict[str, tuple[str, dict[int, frozenset[str]]]] = {}
     exposures = acl_audit.find_exposures(
-        api, manifest, containers, observed, everywhere=audit_public
+        api, manifest, containers, observed, everywhere=audit_public, read_acls=read_acls
     )
-    names = acl_audit.principal_names(api, manifest, containers, exposures, target, principals)
+    strict = manifest.policies.folders_inherit_strict
+    names = acl_audit.principal_names(
+        api,
+        manifest,
+        containers,
+        exposures,
+        target,
+        principals,
+        extra=[pid for _, entries in read_acls.values() for pid in entries] if strict else (),
+    )
     identities = (str(user_id), user_name, *[str(e) for e in profile.get("emails", [])])
     live_storage = _read_storage(api, manifest, containers, identities)
     observed.update(registry.observe_storage(manifest, live_storage))
@@ -513,6 +526,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         prune_candidates=candidates,
         relocated=relocated,
         trashed=trashed,
+        other_acls={k: LiveAcl(etag, entries) for k, (etag, entries) in read_acls.items()},
     )
 
 

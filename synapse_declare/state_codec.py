@@ -68,6 +68,16 @@ def encode(live: LiveState) -> dict[str, Any]:
             else {}
         ),
         **({"trashed": dict(sorted(live.trashed.items()))} if live.trashed else {}),
+        **(
+            {
+                "other_acls": {
+                    syn_id: {"etag": acl.etag, "entries": _access(acl.entries)}
+                    for syn_id, acl in sorted(live.other_acls.items())
+                }
+            }
+            if live.other_acls
+            else {}
+        ),
     }
 
 
@@ -104,6 +114,13 @@ def decode(data: Mapping[str, Any]) -> LiveState:
             str(address): Relocation(**item) for address, item in data.get("relocated", {}).items()
         },
         trashed={str(k): str(v) for k, v in data.get("trashed", {}).items()},
+        other_acls={
+            str(syn_id): LiveAcl(
+                etag=str(acl["etag"]),
+                entries={int(k): frozenset(v) for k, v in acl["entries"].items()},
+            )
+            for syn_id, acl in data.get("other_acls", {}).items()
+        },
     )
 
 

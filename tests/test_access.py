@@ -24,7 +24,7 @@ from conftest import Api, read_exchanges
 from emulator_core_support import ADMIN_SET, FILE, make_file_handle, uniq, user_id
 from reconcile_support import Workspace, log_window, mutating_exchanges
 
-from synapse_declare.emulator import Emulator
+from synapse_declare.emulator import Emulator, SeedAccessRequirement
 
 PUBLIC, AUTHENTICATED = 273949, 273948
 EDIT = ["CREATE", "READ", "DOWNLOAD", "UPDATE"]
@@ -146,6 +146,45 @@ def test_every_entity_and_principal_with_the_grant_it_comes_from(
     assert calls["childrenListings"] == 5  # P, Docs, Raw, Releases, Sub
     assert calls["aclReads"] == 3  # P, Raw, Releases
     assert calls["teamMemberReads"] == 2  # Curators, Lab Admins
+
+
+def test_unmet_requirements_gate_download_and_the_callers_approvals_are_read(
+    ws: Workspace, emu: Emulator, alice: Api, tree: dict[str, Any]
+) -> None:
+    """Raw's requirement is unmet for everyone: alice (admin) may not download there, and the
+    report says so from her own status; bob's and the groups' approvals cannot be read, so their
+    DOWNLOAD under Raw is reported as gated. Once alice is approved her rows say she can."""
+    ids = emu.principal_ids
+    name = tree["project"]["name"]
+    set_acl(
+        alice,
+        tree["raw"]["id"],
+        {user_id(emu, "alice"): sorted(ADMIN_SET), ids["bob"]: ["READ", "DOWNLOAD"]},
+    )
+    document = run_json(ws, name)
+    (requirement,) = [r["id"] for r in document["entities"][2]["accessRequirements"]]
+    mine = rows_by(document, "user:alice")
+    assert (mine["Raw"]["canDownload"], mine["Raw"]["downloadGatedBy"]) == (False, [requirement])
+    assert mine["Docs"]["canDownload"] is True  # no requirement there
+    bob = rows_by(document, "user:bob")
+    assert (bob["Raw/Sub"]["canDownload"], bob["Raw/Sub"]["downloadGatedBy"]) == (
+        False,
+        [requirement],
+    )
+    # The emulator agrees for the caller (the oracle the property test uses for everyone).
+    oracle = alice.ok("GET", f"/entity/{tree['raw']['id']}/permissions")
+    assert oracle["canDownload"] is False
+    text = ws.run("access", name, *ws.connection("alice"))
+    assert f"download gated by access requirement {requirement} (not approved)" in text.out
+    assert "approvals are readable only by the user themselves" in text.out
+    # Approving alice (seeding the same requirement again adds the approval).
+    emu.add_access_requirements(
+        [SeedAccessRequirement(tree["terms"], (tree["raw"]["id"],), approved=("alice",))]
+    )
+    after = rows_by(run_json(ws, name), "user:alice")
+    assert (after["Raw"]["canDownload"], after["Raw"]["downloadGatedBy"]) == (True, [])
+    assert alice.ok("GET", f"/entity/{tree['raw']['id']}/permissions")["canDownload"] is True
+    assert rows_by(run_json(ws, name), "user:bob")["Raw"]["canDownload"] is False
 
 
 def test_user_focus_includes_grants_that_never_name_them(

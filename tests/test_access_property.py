@@ -8,12 +8,16 @@ teams being open); then random own ACLs — users, the teams, PUBLIC, AUTHENTICA
 entity access types — are placed bottom-up (children first, so alice still holds
 CHANGE_PERMISSIONS where she sets them) and the rest inherits. alice keeps READ everywhere (the
 reader must see the tree) and CHANGE_PERMISSIONS where Synapse would refuse her losing it.
+Random access requirements bind to some entities (and so to everything below them) with random
+approvals: alice's the reader reads itself (Synapse shows a user only their own status); the
+others' the test knows from the seed and hands to the engine, as an operator could not.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -34,6 +38,7 @@ from synapse_declare.access import (
 from synapse_declare.auth import Credentials, Endpoints
 from synapse_declare.client.http import ClientOptions
 from synapse_declare.emulator import Emulator, EmulatorConfig, SeedUser
+from synapse_declare.emulator.access_requirements import SeedAccessRequirement
 from synapse_declare.engine import connect
 
 pytestmark = pytest.mark.property
@@ -111,14 +116,23 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             entries["AUTHENTICATED_USERS"] = draw(ACCESS_SETS)
         acls[owner] = entries
-    return {"nodes": nodes, "teams": teams, "acls": acls}
+    requirements = [
+        {
+            "subject": draw(st.sampled_from([-1, *range(count)])),
+            "approved": sorted(draw(st.sets(st.sampled_from(["alice", *OTHERS])))),
+        }
+        for _ in range(draw(st.integers(min_value=0, max_value=2)))
+    ]
+    return {"nodes": nodes, "teams": teams, "acls": acls, "requirements": requirements}
 
 
 def _api(emulator: Emulator, user: str | None) -> Api:
     return Api(emulator, emulator.users[user] if user else None)
 
 
-def build(emulator: Emulator, scenario: dict[str, Any]) -> tuple[str, list[str]]:
+def build(
+    emulator: Emulator, scenario: dict[str, Any]
+) -> tuple[str, list[str], dict[str, frozenset[int]]]:
     apis = {u.user_name: _api(emulator, u.user_name) for u in USERS}
     ids = emulator.principal_ids
     alice = apis["alice"]
@@ -177,7 +191,17 @@ def build(emulator: Emulator, scenario: dict[str, Any]) -> tuple[str, list[str]]
             alice.ok("PUT", f"/entity/{entity_id}/acl", {**current.json(), "resourceAccess": body})
         else:
             alice.ok("POST", f"/entity/{entity_id}/acl", {"resourceAccess": body})
-    return project["name"], [project["id"], *entity_ids]
+    approvals: dict[str, set[int]] = {u: set() for u in ("alice", *OTHERS)}
+    for item in scenario["requirements"]:
+        subject = project["id"] if item["subject"] < 0 else entity_ids[item["subject"]]
+        name = uniq("AR")[:50]
+        made = emulator.add_access_requirements(
+            [SeedAccessRequirement(name, (subject,), approved=tuple(item["approved"]))]
+        )
+        for user in item["approved"]:
+            approvals[user].add(made[name])
+    known = {user: frozenset(ids) for user, ids in approvals.items()}
+    return project["name"], [project["id"], *entity_ids], known
 
 
 @settings(
@@ -190,7 +214,7 @@ def test_engine_equals_each_users_own_permissions(
     world_emulator: Emulator, scenario: dict[str, Any]
 ) -> None:
     emulator = world_emulator
-    project_name, entity_ids = build(emulator, scenario)
+    project_name, entity_ids, approvals = build(emulator, scenario)
     credentials = Credentials(
         token=emulator.users["alice"],
         source="test",
@@ -201,11 +225,15 @@ def test_engine_equals_each_users_own_permissions(
         users = [
             Principal(emulator.principal_ids[u], u, PrincipalType.USER) for u in ("alice", *OTHERS)
         ]
-        world, stats = read_access_world(
-            api, [TargetSpec(project_name)], users=users, requirements=False
-        )
+        world, stats = read_access_world(api, [TargetSpec(project_name)], users=users)
     finally:
         api.t.close()
+    ids = emulator.principal_ids
+    if scenario["requirements"]:
+        # The reader read alice's own approvals, and only hers.
+        assert dict(world.approvals) == {ids["alice"]: approvals["alice"]}
+    # The others' approvals, which no API shows alice, come from the seed.
+    world = replace(world, approvals={**world.approvals, **{ids[u]: approvals[u] for u in OTHERS}})
     report = effective_access(world, users=users)
     rows = {(r.entity.id, r.principal.id): r for r in report.rows}
     assert sorted(n.id for n in world.nodes) == sorted(entity_ids)

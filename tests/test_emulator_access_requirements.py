@@ -280,3 +280,51 @@ def test_users_file_bad_requirements_are_refused(
     finally:
         emulator.stop()
     assert message in str(refused.value)
+
+
+def test_unmet_requirements_deny_download_and_can_download(
+    emu: Emulator, alice: Api, bob: Api
+) -> None:
+    """synapse-api-2.md §2.1: the DOWNLOAD decider denies on unmet requirements (before the
+    ACL), so ``canDownload`` is false and the file cannot be fetched; an approval, or being
+    the file's creator, meets them."""
+    project, folder, _sub = tree(alice)
+    handle = make_file_handle(emu, "alice")
+    entity = alice.ok("POST", "/entity", file_body("data.txt", folder["id"], handle))
+    acl = alice.ok("GET", f"/entity/{project['id']}/acl")
+    acl["resourceAccess"].append(
+        {"principalId": user_id(emu, "bob"), "accessType": ["READ", "DOWNLOAD"]}
+    )
+    alice.ok("PUT", f"/entity/{project['id']}/acl", acl)
+    assert bob.ok("GET", f"/entity/{entity['id']}/permissions")["canDownload"] is True
+    (tou,) = seed(emu, SeedAccessRequirement(uniq("ToU"), (folder["id"],)))
+    bobs = bob.ok("GET", f"/entity/{entity['id']}/permissions")
+    assert (bobs["canView"], bobs["canDownload"]) == (True, False)
+    assert bob.ok("GET", f"/entity/{folder['id']}/permissions")["canDownload"] is False
+    assert bob.error(403, "GET", f"/entity/{entity['id']}/file") == (
+        "There are unmet access requirements that must be met to read content in the "
+        "requested container."
+    )
+    # The file's creator counts as approved; the folder's creator does not.
+    assert alice.ok("GET", f"/entity/{entity['id']}/permissions")["canDownload"] is True
+    assert alice.ok("GET", f"/entity/{folder['id']}/permissions")["canDownload"] is False
+    # Above the requirement's subject, nothing is gated.
+    assert bob.ok("GET", f"/entity/{project['id']}/permissions")["canDownload"] is True
+    seed(emu, SeedAccessRequirement(uniq("ToU2"), (folder["id"],), approved=("bob",)))
+    assert bob.ok("GET", f"/entity/{entity['id']}/permissions")["canDownload"] is False  # tou
+    status = bob.ok("GET", f"/accessRequirement/{tou}/status")
+    assert status["isApproved"] is False
+
+
+def test_can_enable_inheritance_does_not_need_an_own_acl(
+    emu: Emulator, alice: Api, bob: Api
+) -> None:
+    """synapse-api-2.md §2.1: the "can delete ACL" chain — false on projects, else
+    CHANGE_PERMISSIONS; whether the entity has its own ACL is not checked."""
+    project, _folder, sub = tree(alice)
+    assert alice.ok("GET", f"/entity/{project['id']}/permissions")["canEnableInheritance"] is False
+    assert alice.ok("GET", f"/entity/{sub['id']}/permissions")["canEnableInheritance"] is True
+    acl = alice.ok("GET", f"/entity/{project['id']}/acl")
+    acl["resourceAccess"].append({"principalId": user_id(emu, "bob"), "accessType": ["READ"]})
+    alice.ok("PUT", f"/entity/{project['id']}/acl", acl)
+    assert bob.ok("GET", f"/entity/{sub['id']}/permissions")["canEnableInheritance"] is False

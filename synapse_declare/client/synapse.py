@@ -518,6 +518,11 @@ class SynapseAPI:
         body = self.t.request("GET", f"/user/{user_id}/bundle", params={"mask": 8})
         return bool(body.get("isCertified")) if isinstance(body, dict) else False
 
+    def access_requirement_status(self, requirement_id: int) -> dict[str, Any]:
+        """The caller's own status for a requirement (``isApproved``); Synapse answers only for
+        the caller, so nobody else's approvals can be read."""
+        return dict(self.t.request("GET", f"/accessRequirement/{requirement_id}/status"))
+
     def entity_access_requirements(self, entity_id: str) -> list[AccessRequirement]:
         """Requirements bound to the entity or an ancestor (offset paging; the "total" is the
         page size, so pages are read until a short one)."""

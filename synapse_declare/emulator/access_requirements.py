@@ -249,6 +249,24 @@ def has_unmet(store: Store, user_id: int, subject_type: str, object_id: int) -> 
     )
 
 
+def entity_download_gated(store: Store, caller: Caller, node_id: int) -> bool:
+    """Unmet requirements on the entity (or an ancestor) for the caller: not approved, and not
+    the creator of a file (treated as approved). Exemptions are not modelled."""
+    ar_ids = requirement_ids(store, "ENTITY", node_id)
+    if not ar_ids:
+        return False
+    if caller.anonymous:
+        return True
+    row = nodes.get_row(store, node_id)
+    if row is not None and row["type"] == "file" and int(row["created_by"]) == caller.id:
+        return False
+    return any(not _approved(store, ar_id, caller.id) for ar_id in ar_ids)
+
+
+if entity_download_gated.__qualname__ not in {g.__qualname__ for g in nodes.DOWNLOAD_GATES}:
+    nodes.DOWNLOAD_GATES.append(entity_download_gated)  # once, even if re-imported
+
+
 def restriction_information(
     store: Store, caller: Caller, subject_type: str, object_id: int
 ) -> dict[str, Any]:

@@ -137,6 +137,9 @@ CREATE_VALIDATORS: list[Callable[..., None]] = []
 FILE_VALIDATORS: list[Callable[..., None]] = []
 MOVE_VALIDATORS: list[Callable[..., None]] = []
 ACL_OVERRIDE_VALIDATORS: list[Callable[..., None]] = []
+# DOWNLOAD_GATES(store, caller, node_id) -> bool: True when the caller has unmet access
+# requirements on the node (access_requirements.py), which denies DOWNLOAD (synapse-api-2.md §2.1).
+DOWNLOAD_GATES: list[Callable[..., bool]] = []
 # WRITE_HOOKS(ctx, node_id, previous_rev) run after an entity's create (previous_rev None) or
 # update, in the same transaction (raising rolls the write back): provenance's ?generatedBy=.
 WRITE_HOOKS: list[Callable[..., None]] = []
@@ -236,6 +239,10 @@ def _lack(access: str) -> SynapseError:
 
 ANONYMOUS_READ_ONLY = "Anonymous users have only READ access permission."
 CERTIFIED_ONLY = "Only certified users may create or update content in Synapse."
+UNMET_REQUIREMENTS = (
+    "There are unmet access requirements that must be met to read content in the requested "
+    "container."
+)
 
 
 def can(store: Store, caller: Caller, node_id: int, access: str) -> bool:
@@ -261,6 +268,9 @@ def check(store: Store, caller: Caller, node_id: int, access: str) -> sqlite3.Ro
         if caller.admin:
             return row
     if access == "DOWNLOAD":
+        # The download decider: unmet access requirements deny before anything else.
+        if any(gate(store, caller, node_id) for gate in DOWNLOAD_GATES):
+            forbidden(UNMET_REQUIREMENTS)
         if caller.anonymous:
             forbidden(ANONYMOUS_READ_ONLY)
         if "DOWNLOAD" not in access_types(store, caller, node_id):
@@ -327,9 +337,9 @@ def permissions_json(store: Store, caller: Caller, node_id: int) -> dict[str, An
         "canDelete": can(store, caller, node_id, "DELETE"),
         "canDownload": can(store, caller, node_id, "DOWNLOAD"),
         "canUpload": not caller.anonymous,
+        # The "can delete ACL" chain: it does not check that the entity has its own ACL.
         "canEnableInheritance": (
             not is_project
-            and benefactor_id(store, node_id) == node_id
             and parent_benefactor is not None
             and can(store, caller, node_id, "CHANGE_PERMISSIONS")
         ),

@@ -330,6 +330,13 @@ def apply_acl(
                 assert acl_etag is not None
                 ctx.api.update_acl(syn_id, acl_etag, entries)
             else:
+                # DELETE /entity/{id}/acl takes no etag: compare the one the plan read first.
+                if acl_etag is not None:
+                    current = ctx.api.get_acl(syn_id)
+                    if current is None:
+                        return True  # it inherits already: what was wanted
+                    if current.get("etag") != acl_etag:
+                        raise ctx.conflict(change, "its ACL changed since the plan read it")
                 ctx.api.delete_acl(syn_id)
         except PreconditionFailed as err:
             raise ctx.conflict(change, "its ACL changed (412)") from err
