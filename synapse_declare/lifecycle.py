@@ -51,6 +51,20 @@ class Relocation:
 
     previous: str  # the old name (same parent) or project-relative path
     parent_id: str  # where it is now
+    by_hand: bool = False  # found by its address marker, not through `previously:`
+
+
+def relocation_reason(relocation: Relocation) -> str:
+    """Why a found folder's update renames or moves it (the plan's reason)."""
+    if relocation.by_hand:
+        return (
+            f"renamed or moved by hand (found at {relocation.previous!r} by its address "
+            "marker): put back, keeping its id and contents"
+        )
+    return (
+        f"found at its previous name {relocation.previous!r}: renamed/moved, keeping its id "
+        "and contents"
+    )
 
 
 def find_previous(
@@ -97,6 +111,92 @@ def find_renamed(
         if seen[syn_id] in wanted:
             return syn_id, name
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class WalkedFolder:
+    """A folder somewhere under a project, found by the project walk (``find_moved``)."""
+
+    syn_id: str
+    name: str
+    path: str  # project-relative, "Archive/Raw"
+
+
+def walk_project(api: SynapseAPI, project_id: str) -> list[WalkedFolder]:
+    """Every folder under the project: one children listing (folders only) per folder, level
+    by level in parallel. Made only when a declared folder is missing under its name and its
+    ``previously:``/sibling markers did not find it, once per project per plan."""
+    found: list[WalkedFolder] = []
+    level: list[tuple[str, str]] = [(project_id, "")]
+    while level:
+
+        def listing(job: tuple[str, str]) -> list[WalkedFolder]:
+            syn_id, path = job
+            return [
+                WalkedFolder(str(h["id"]), str(h["name"]), f"{path}/{h['name']}".lstrip("/"))
+                for h in api.children(syn_id, ["folder"])
+            ]
+
+        below = [f for page in _parallel(api, listing, level) for f in page]
+        found.extend(below)
+        level = [(f.syn_id, f.path) for f in below]
+    return found
+
+
+def find_moved(
+    api: SynapseAPI,
+    wanted: set[str],
+    name: str,
+    folders: Sequence[WalkedFolder],
+    declared_paths: set[str],
+    seen: dict[str, str | None],
+) -> tuple[str, str] | None:
+    """(syn id, project-relative path) of the folder anywhere in the project whose ADDRESS_KEY
+    is one of ``wanted``: a folder moved by hand to another parent (renamed or not). Folders at
+    a declared path are skipped (they are that declared folder); folders with the missing
+    folder's name are read first (a plain move), then every other one, one annotations read
+    each, cached in ``seen`` across the plan's missing folders."""
+    candidates = sorted(
+        (f for f in folders if f.path not in declared_paths),
+        key=lambda f: (f.name != name, f.path),
+    )
+    first = [f for f in candidates if f.name == name]
+    for batch in (first, candidates[len(first) :]):
+        unread = [f.syn_id for f in batch if f.syn_id not in seen]
+        for syn_id, value in zip(unread, _parallel(api, _address_marker(api), unread), strict=True):
+            seen[syn_id] = value
+        for folder in batch:
+            if seen[folder.syn_id] in wanted:
+                return folder.syn_id, folder.path
+    return None
+
+
+def find_elsewhere(
+    api: SynapseAPI,
+    address: str,
+    project_id: str,
+    declared: set[str],
+    walks: dict[str, list[WalkedFolder]],
+    seen: dict[str, str | None],
+) -> tuple[str, str] | None:
+    """A declared folder moved by hand anywhere under its project, by its address marker: the
+    project walk (``walk_project``) once per project, then ``find_moved``. ``declared`` holds
+    every declared container's display path ("P/Raw/RNAseq")."""
+    parsed = Address.parse(address)
+    project = parsed.names[0]
+    if project_id not in walks:
+        walks[project_id] = walk_project(api, project_id)
+    at_declared = {p.removeprefix(project + "/") for p in declared if p.startswith(project + "/")}
+    return find_moved(api, {address}, parsed.names[-1], walks[project_id], at_declared, seen)
+
+
+def _address_marker(api: SynapseAPI) -> Callable[[str], str | None]:
+    def read(syn_id: str) -> str | None:
+        keys = api.bundle(syn_id, includeAnnotations=True).get("annotations", {})
+        value = keys.get("annotations", {}).get(ADDRESS_KEY, {}).get("value") or [None]
+        return None if value[0] is None else str(value[0])
+
+    return read
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -26,7 +26,7 @@ from . import storage
 from .consequences import access_consequences, plan_worlds
 from .errors import PolicyViolation
 from .leftovers import find_leftovers
-from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY, Relocation
+from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY, Relocation, relocation_reason
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -655,11 +655,7 @@ def _plan_container(
         action = Action.NO_OP
     reason = {
         Action.ADOPT: "exists, not yet managed by synapse-declare",
-        Action.UPDATE: f"found at its previous name {relocation.previous!r}: renamed/moved, "
-        "keeping its id and contents"
-        if relocation is not None
-        else "differs from the manifest",
-        Action.UPDATE: "differs from the manifest",
+        Action.UPDATE: relocation_reason(relocation) if relocation else "differs from the manifest",
         Action.NO_OP: "matches the manifest",
     }[action]
     changes.append(

@@ -41,6 +41,8 @@ from .lifecycle import (
     MARKER_KEY,
     PruneCandidate,
     Relocation,
+    WalkedFolder,
+    find_elsewhere,
     find_previous,
     find_renamed,
     read_candidates,
@@ -416,6 +418,8 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     trashed: dict[str, str] = {}
     trash: list[list[dict[str, Any]]] = []  # the caller's trash, read once when first needed
     seen: dict[str, str | None] = {}  # undeclared folder id → its ADDRESS_KEY (renamed by hand)
+    walks: dict[str, list[WalkedFolder]] = {}  # project id → its folders (moved by hand)
+    declared_paths = {Address.parse(s.address).display_path for s in manifest.walk()}
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
 
@@ -488,6 +492,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                         trash,
                         {c.name for c in spec.folders},
                         seen,
+                        (walks, declared_paths),
                     )
                 next_level.append((child, child_live))
         level = next_level
@@ -544,6 +549,7 @@ def _identity(
     trash: list[list[dict[str, Any]]],
     declared: set[str],
     seen: dict[str, str | None],
+    walk: tuple[dict[str, list[WalkedFolder]], set[str]],
 ) -> LiveContainer | None:
     """A declared folder missing under its name: renamed or moved (``previously:``), renamed by
     hand (its address marker, on an undeclared sibling), or in the caller's trash. Costs reads
@@ -554,6 +560,7 @@ def _identity(
         if spec.previously and project is not None
         else None
     )
+    by_hand = found is None
     if found is None:
         # Renamed by hand: the undeclared sibling carrying this folder's address marker.
         parent_address = str(Address(Address.parse(spec.address).segments[:-1]))
@@ -563,10 +570,15 @@ def _identity(
             if "/" not in old
         }
         found = find_renamed(api, wanted, parent.children or {}, declared, seen)
+    if found is None and _in_trash(api, spec, parent, trashed, trash):
+        return None
+    if found is None and project is not None:
+        # Moved by hand to another parent: the project walk, only now (see lifecycle.py).
+        found = find_elsewhere(api, spec.address, project.syn_id, walk[1], walk[0], seen)
     if found is not None:
         syn_id, previous = found
         entity = api.get_entity(syn_id)
-        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")))
+        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")), by_hand)
         return LiveContainer(
             syn_id=syn_id,
             concrete_type=FOLDER_TYPE,
@@ -576,13 +588,24 @@ def _identity(
             entity=entity,
             etag=str(entity["etag"]),
         )
+    return None
+
+
+def _in_trash(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    parent: LiveContainer,
+    trashed: dict[str, str],
+    trash: list[list[dict[str, Any]]],
+) -> bool:
+    """Whether the caller's trash holds this declared folder (read once per plan, when needed)."""
     if not trash:
         trash.append(api.trash_view())
     for row in trash[0]:
         if row.get("entityName") == spec.name and row.get("originalParentId") == parent.syn_id:
             trashed[spec.address] = str(row["entityId"])
-            break
-    return None
+            return True
+    return False
 
 
 def _needs_certification(manifest: Manifest) -> bool:
