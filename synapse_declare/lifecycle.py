@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .model import Manifest, Prune
+from .errors import Forbidden
+from .model import ContainerSpec, Manifest, Prune
+from .plan import FieldChange
 from .resources.base import Address
 
 if TYPE_CHECKING:
@@ -197,6 +199,52 @@ def _address_marker(api: SynapseAPI) -> Callable[[str], str | None]:
         return None if value[0] is None else str(value[0])
 
     return read
+
+
+ROOT_ID = "syn4489"  # every project's parent
+
+
+def find_project_elsewhere(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    relocated: dict[str, Relocation],
+    trashed: dict[str, str],
+    trash: list[list[dict[str, Any]]],
+) -> tuple[str | None, str]:
+    """A declared project missing under its name: (syn id, the name it has) when it is found
+    under a ``previously:`` name (one lookup each; it is renamed back), else (None, name) after
+    looking in the caller's trash (one trash view per plan, shared with folders; a trashed project
+    is restored). Made only when a declared project's name is missing."""
+    for old in spec.previously:
+        try:
+            syn_id = api.lookup_child(None, old)
+        except Forbidden:
+            continue  # someone else's project of that name: not ours to rename
+        if syn_id is not None:
+            relocated[spec.address] = Relocation(old, ROOT_ID)
+            return syn_id, old
+    if not trash:
+        trash.append(api.trash_view())
+    for row in trash[0]:
+        if (
+            row.get("entityName") == spec.name
+            and row.get("originalParentId") == ROOT_ID
+            and str(row.get("entityType", "")).lower().endswith("project")
+        ):
+            trashed[spec.address] = str(row["entityId"])
+            break
+    return None, spec.name
+
+
+def project_rename(
+    spec: ContainerSpec, current: LiveContainer, entity_update: dict[str, Any]
+) -> list[FieldChange]:
+    """``~ name`` for a project found under a ``previously:`` name: the container's one
+    etag-guarded ``PUT /entity`` carries it (a project's parent is always the root)."""
+    if current.name == spec.name:
+        return []
+    entity_update["name"] = spec.name
+    return [FieldChange("name", current.name, spec.name)]
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -26,7 +26,14 @@ from . import storage
 from .consequences import access_consequences, plan_worlds
 from .errors import PolicyViolation
 from .leftovers import find_leftovers
-from .lifecycle import ADDRESS_KEY, MARKER_KEY, PROTECT_KEY, Relocation, relocation_reason
+from .lifecycle import (
+    ADDRESS_KEY,
+    MARKER_KEY,
+    PROTECT_KEY,
+    Relocation,
+    project_rename,
+    relocation_reason,
+)
 from .model import (
     ANONYMOUS_ID,
     AUTHENTICATED_USERS_ID,
@@ -606,6 +613,8 @@ def _plan_container(
     relocation = live.relocated.get(spec.address)
     if relocation is not None and parent is not None and current.entity is not None:
         fields.extend(_relocate(spec, parent, relocation, current, live, entity_update))
+    elif relocation is not None and current.entity is not None:
+        fields.extend(project_rename(spec, current, entity_update))
     annotations_after: dict[str, Any] | None = None
     if desired_annotations is not None and current.annotations is not None:
         merged = dict(current.annotations)
@@ -724,7 +733,7 @@ def _plan_restore(
     changes.append(
         Change(
             address=spec.address,
-            resource=Resource.FOLDER,
+            resource=Resource.FOLDER if spec.kind.value == "folder" else Resource.PROJECT,
             action=Action.RESTORE,
             syn_id=syn_id,
             fields=(FieldChange("name", None, spec.name),),

@@ -44,6 +44,7 @@ from .lifecycle import (
     WalkedFolder,
     find_elsewhere,
     find_previous,
+    find_project_elsewhere,
     find_renamed,
     read_candidates,
 )
@@ -435,9 +436,12 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
             ) from err
 
     ids = _parallel(api, find_project, list(manifest.projects))
-    for spec, syn_id in zip(manifest.projects, ids, strict=True):
+    for spec, by_name in zip(manifest.projects, ids, strict=True):
+        syn_id, name = by_name, spec.name
+        if syn_id is None:  # renamed (`previously:`) or in the trash: see lifecycle.py
+            syn_id, name = find_project_elsewhere(api, spec, relocated, trashed, trash)
         live = (
-            LiveContainer(syn_id=syn_id, concrete_type=PROJECT_TYPE, name=spec.name, own_acl=True)
+            LiveContainer(syn_id=syn_id, concrete_type=PROJECT_TYPE, name=name, own_acl=True)
             if syn_id
             else None
         )
