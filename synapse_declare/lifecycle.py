@@ -7,7 +7,7 @@ folder of the candidate's subtree (files counted, bytes summed by Synapse in the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -245,6 +245,23 @@ def project_rename(
         return []
     entity_update["name"] = spec.name
     return [FieldChange("name", current.name, spec.name)]
+
+
+def release_protection(
+    spec: ContainerSpec,
+    live: Mapping[str, Any] | None,
+    after: dict[str, Any] | None,
+    fields: list[FieldChange],
+) -> dict[str, Any] | None:
+    """``protect: false`` on an entity that carries PROTECT_KEY: the key goes (in the
+    container's one etag-guarded annotations write), so a later prune may delete it. ``after``
+    is the annotations the update writes already (None: none); the result replaces it."""
+    if not spec.unprotect or live is None or PROTECT_KEY not in live:
+        return after
+    released = dict(after if after is not None else live)
+    del released[PROTECT_KEY]
+    fields.append(FieldChange(f"annotations.{PROTECT_KEY}", "true", None))
+    return released
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -325,6 +325,7 @@ class ContainerSpec:
     """Stable resource address, e.g. ``project:AD Portal/folder:Raw Data/folder:RNAseq``."""
     prune: Prune = Prune.OFF
     protect: bool = False  # refuse its deletion; written on the entity (see lifecycle.py)
+    unprotect: bool = False  # `protect: false` written: the marker is removed (lifecycle.py)
     previously: tuple[str, ...] = ()  # old names or project-relative paths (renames, moves)
 
 
@@ -944,6 +945,7 @@ class _ModelBuilder:
                 raw.get("prune", False), Prune.OFF
             ),
             protect=bool(raw.get("protect", False)),
+            unprotect=raw.get("protect") is False,
             previously=tuple(str(p) for p in raw.get("previously") or ()),
         )
 

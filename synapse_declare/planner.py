@@ -32,6 +32,7 @@ from .lifecycle import (
     PROTECT_KEY,
     Relocation,
     project_rename,
+    release_protection,
     relocation_reason,
 )
 from .model import (
@@ -632,6 +633,7 @@ def _plan_container(
             merged[key] = value
         if merged != current.annotations:
             annotations_after = merged
+    annotations_after = release_protection(spec, current.annotations, annotations_after, fields)
     acl_op: str | None = None
     if desired_acl is not None:
         if not current.own_acl:
