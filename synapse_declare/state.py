@@ -576,8 +576,9 @@ def _identity(
         found = find_renamed(api, wanted, parent.children or {}, declared, seen)
     if found is None and _in_trash(api, spec, parent, trashed, trash):
         return None
-    if found is None and project is not None:
-        # Moved by hand to another parent: the project walk, only now (see lifecycle.py).
+    if found is None and project is not None and project.managed_marker:
+        # Moved by hand to another parent: the project walk, only now (see lifecycle.py); not
+        # in a project synapse-declare never managed, where no folder carries its marker.
         found = find_elsewhere(api, spec.address, project.syn_id, walk[1], walk[0], seen)
     if found is not None:
         syn_id, previous = found

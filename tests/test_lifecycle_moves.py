@@ -156,3 +156,19 @@ def test_a_hand_made_folder_elsewhere_is_not_taken_for_a_missing_one(
     alice.ok("POST", "/entity", {**folder, "name": "New"})
     plan = ws.plan_json(_manifest(ws, BODY + "      - name: New\n"))
     assert plan["summary"]["create"] == 1
+
+
+def test_no_walk_in_a_project_synapse_declare_never_managed(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """An unmanaged (to be adopted) project holds no folder with our marker: nothing to walk."""
+    alice: Api = api_for(emu, "alice")
+    project = alice.project(_project(ws))
+    folder = {"concreteType": "org.sagebionetworks.repo.model.Folder"}
+    outer = alice.ok("POST", "/entity", {**folder, "name": "Outer", "parentId": project["id"]})
+    alice.ok("POST", "/entity", {**folder, "name": "Inner", "parentId": outer["id"]})
+    with log_window(emu) as window:
+        plan = ws.plan_json(_manifest(ws, "      - name: New\n"))
+    assert plan["summary"]["create"] == 1
+    listings = [e for e in window if e["path"].endswith("/entity/children")]
+    assert len(listings) == 1  # the project's own page, read to match its declared folders
