@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import Forbidden
+from .errors import Forbidden, NotFound
 from .model import ContainerSpec, Manifest, Prune
 from .plan import FieldChange
 from .resources.base import Address
@@ -134,9 +134,13 @@ def walk_project(api: SynapseAPI, project_id: str) -> list[WalkedFolder]:
 
         def listing(job: tuple[str, str]) -> list[WalkedFolder]:
             syn_id, path = job
+            try:
+                headers = api.children(syn_id, ["folder"])
+            except (Forbidden, NotFound):
+                return []  # trashed or closed to us since its parent's page: nothing to find
             return [
                 WalkedFolder(str(h["id"]), str(h["name"]), f"{path}/{h['name']}".lstrip("/"))
-                for h in api.children(syn_id, ["folder"])
+                for h in headers
             ]
 
         below = [f for page in _parallel(api, listing, level) for f in page]
@@ -194,7 +198,10 @@ def find_elsewhere(
 
 def _address_marker(api: SynapseAPI) -> Callable[[str], str | None]:
     def read(syn_id: str) -> str | None:
-        keys = api.bundle(syn_id, includeAnnotations=True).get("annotations", {})
+        try:
+            keys = api.bundle(syn_id, includeAnnotations=True).get("annotations", {})
+        except (Forbidden, NotFound):
+            return None  # gone or closed since the walk listed it: not the missing folder
         value = keys.get("annotations", {}).get(ADDRESS_KEY, {}).get("value") or [None]
         return None if value[0] is None else str(value[0])
 
