@@ -124,13 +124,29 @@ class WalkedFolder:
     path: str  # project-relative, "Archive/Raw"
 
 
-def walk_project(api: SynapseAPI, project_id: str) -> list[WalkedFolder]:
-    """Every folder under the project: one children listing (folders only) per folder, level
-    by level in parallel. Made only when a declared folder is missing under its name and its
-    ``previously:``/sibling markers did not find it, once per project per plan."""
+# The project walk stops once it has seen this many folders: at most ~WALK_LIMIT listings and
+# marker reads (about a minute of Synapse's 600 requests/minute), once per plan. Beyond it, a
+# folder moved by hand is found only where the walk reached; the plan says so (see find_elsewhere).
+WALK_LIMIT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectWalk:
+    folders: tuple[WalkedFolder, ...]
+    complete: bool  # False: the project has more than WALK_LIMIT folders; not all were seen
+
+
+def walk_project(api: SynapseAPI, project_id: str, limit: int = WALK_LIMIT) -> ProjectWalk:
+    """The folders under the project: one children listing (folders only) per folder, level by
+    level in parallel, until ``limit`` folders are seen. Made only when a declared folder is
+    missing under its name and its ``previously:``/sibling markers did not find it, once per
+    project per plan."""
     found: list[WalkedFolder] = []
     level: list[tuple[str, str]] = [(project_id, "")]
     while level:
+        if len(found) >= limit:
+            # The first `limit` folders, nearest the project first: the marker reads stay bounded.
+            return ProjectWalk(tuple(found[:limit]), complete=False)
 
         def listing(job: tuple[str, str]) -> list[WalkedFolder]:
             syn_id, path = job
@@ -146,7 +162,7 @@ def walk_project(api: SynapseAPI, project_id: str) -> list[WalkedFolder]:
         below = [f for page in _parallel(api, listing, level) for f in page]
         found.extend(below)
         level = [(f.syn_id, f.path) for f in below]
-    return found
+    return ProjectWalk(tuple(found), complete=True)
 
 
 def find_moved(
@@ -182,18 +198,29 @@ def find_elsewhere(
     address: str,
     project_id: str,
     declared: set[str],
-    walks: dict[str, list[WalkedFolder]],
+    walks: dict[str, ProjectWalk],
     seen: dict[str, str | None],
+    notes: list[str],
 ) -> tuple[str, str] | None:
     """A declared folder moved by hand anywhere under its project, by its address marker: the
     project walk (``walk_project``) once per project, then ``find_moved``. ``declared`` holds
-    every declared container's display path ("P/Raw/RNAseq")."""
+    every declared container's display path ("P/Raw/RNAseq"). When the walk stopped at its
+    limit and did not find the folder, ``notes`` says so (the plan shows it as a warning)."""
     parsed = Address.parse(address)
     project = parsed.names[0]
     if project_id not in walks:
         walks[project_id] = walk_project(api, project_id)
+    walk = walks[project_id]
     at_declared = {p.removeprefix(project + "/") for p in declared if p.startswith(project + "/")}
-    return find_moved(api, {address}, parsed.names[-1], walks[project_id], at_declared, seen)
+    found = find_moved(api, {address}, parsed.names[-1], walk.folders, at_declared, seen)
+    if found is None and not walk.complete:
+        notes.append(
+            f"{parsed.display_path} is not in Synapse under its declared name; it is created, "
+            f"after a search for a folder moved by hand that stopped at {WALK_LIMIT} of the "
+            f"project's folders: if it was moved or renamed, declare `previously: [its path]` "
+            "to move it back instead"
+        )
+    return found
 
 
 def _address_marker(api: SynapseAPI) -> Callable[[str], str | None]:

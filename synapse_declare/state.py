@@ -39,9 +39,9 @@ from .errors import (
 )
 from .lifecycle import (
     MARKER_KEY,
+    ProjectWalk,
     PruneCandidate,
     Relocation,
-    WalkedFolder,
     find_elsewhere,
     find_previous,
     find_project_elsewhere,
@@ -142,6 +142,8 @@ class LiveState:
     # found in the caller's trash (address → syn id): read only when a declared name is missing.
     relocated: dict[str, Relocation] = field(default_factory=dict)
     trashed: dict[str, str] = field(default_factory=dict)
+    # What the identity search could not settle (a project walk that stopped at its limit).
+    notes: list[str] = field(default_factory=list)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -419,7 +421,8 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     trashed: dict[str, str] = {}
     trash: list[list[dict[str, Any]]] = []  # the caller's trash, read once when first needed
     seen: dict[str, str | None] = {}  # undeclared folder id → its ADDRESS_KEY (renamed by hand)
-    walks: dict[str, list[WalkedFolder]] = {}  # project id → its folders (moved by hand)
+    walks: dict[str, ProjectWalk] = {}  # project id → its folders (moved by hand)
+    notes: list[str] = []
     declared_paths = {Address.parse(s.address).display_path for s in manifest.walk()}
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
@@ -496,7 +499,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                         trash,
                         {c.name for c in spec.folders},
                         seen,
-                        (walks, declared_paths),
+                        (walks, declared_paths, notes),
                     )
                 next_level.append((child, child_live))
         level = next_level
@@ -531,6 +534,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         prune_candidates=candidates,
         relocated=relocated,
         trashed=trashed,
+        notes=notes,
     )
 
 
@@ -553,7 +557,7 @@ def _identity(
     trash: list[list[dict[str, Any]]],
     declared: set[str],
     seen: dict[str, str | None],
-    walk: tuple[dict[str, list[WalkedFolder]], set[str]],
+    walk: tuple[dict[str, ProjectWalk], set[str], list[str]],
 ) -> LiveContainer | None:
     """A declared folder missing under its name: renamed or moved (``previously:``), renamed by
     hand (its address marker, on an undeclared sibling), or in the caller's trash. Costs reads
@@ -579,7 +583,10 @@ def _identity(
     if found is None and project is not None and project.managed_marker:
         # Moved by hand to another parent: the project walk, only now (see lifecycle.py); not
         # in a project synapse-declare never managed, where no folder carries its marker.
-        found = find_elsewhere(api, spec.address, project.syn_id, walk[1], walk[0], seen)
+        walks, declared_paths, notes = walk
+        found = find_elsewhere(
+            api, spec.address, project.syn_id, declared_paths, walks, seen, notes
+        )
     if found is not None:
         syn_id, previous = found
         entity = api.get_entity(syn_id)

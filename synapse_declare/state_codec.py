@@ -68,6 +68,7 @@ def encode(live: LiveState) -> dict[str, Any]:
             else {}
         ),
         **({"trashed": dict(sorted(live.trashed.items()))} if live.trashed else {}),
+        **({"notes": list(live.notes)} if live.notes else {}),
     }
 
 
@@ -104,6 +105,7 @@ def decode(data: Mapping[str, Any]) -> LiveState:
             str(address): Relocation(**item) for address, item in data.get("relocated", {}).items()
         },
         trashed={str(k): str(v) for k, v in data.get("trashed", {}).items()},
+        notes=[str(n) for n in data.get("notes", [])],
     )
 
 

@@ -84,7 +84,7 @@ def test_the_codec_writes_every_field_of_live_state() -> None:
     captured live.json and silently default in the pure goldens."""
     data = json.loads((GOLDEN / "create_all" / "live.json").read_text(encoding="utf-8"))
     # prune_candidates is written only when a `prune:` container has some (golden "prune").
-    optional = {"prune_candidates", "relocated", "trashed"}
+    optional = {"prune_candidates", "relocated", "trashed", "notes"}
     assert set(data) - {"format"} | optional == {f.name for f in dataclasses.fields(LiveState)}
     assert set(data["storage"]) == {f.name for f in dataclasses.fields(LiveStorage)}
     container = next(

@@ -14,6 +14,7 @@ from reconcile_support import Workspace, children, log_window, lookup
 from test_emulator_storage_support import file_entity, upload
 
 from synapse_declare.emulator import Emulator
+from synapse_declare.lifecycle import WALK_LIMIT
 
 BODY = "      - name: Archive\n        folders:\n          - name: Old\n      - name: Raw\n"
 
@@ -172,3 +173,23 @@ def test_no_walk_in_a_project_synapse_declare_never_managed(
     assert plan["summary"]["create"] == 1
     listings = [e for e in window if e["path"].endswith("/entity/children")]
     assert len(listings) == 1  # the project's own page, read to match its declared folders
+
+
+def test_the_walk_stops_at_its_limit_and_the_plan_says_so(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """Cost bound: in a project with more folders than WALK_LIMIT, a new declared folder costs
+    at most ~WALK_LIMIT listings and marker reads, and the plan warns that the search stopped."""
+    alice, project, _raw, _old = _setup(emu, ws, api_for)
+    archive = lookup(alice, "Archive", project)
+    assert archive is not None
+    folder = {"concreteType": "org.sagebionetworks.repo.model.Folder", "parentId": archive}
+    for n in range(WALK_LIMIT + 20):
+        alice.ok("POST", "/entity", {**folder, "name": f"Hand {n:03d}"})
+    manifest = _manifest(ws, BODY + "      - name: New\n")
+    with log_window(emu) as window:
+        plan = ws.plan_json(manifest)
+    assert plan["summary"]["create"] == 1
+    assert any("stopped at" in w and "previously:" in w for w in plan["warnings"]), plan
+    calls = Counter(e["path"].rsplit("/", 1)[-1] for e in window)
+    assert calls["children"] <= WALK_LIMIT + 5 and calls["bundle2"] <= WALK_LIMIT + 5, calls
