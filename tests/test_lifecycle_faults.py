@@ -132,3 +132,35 @@ def test_a_project_restore_whose_response_is_lost_restores_once(
     assert [p["name"] for p in projects["page"]].count(PROJECT) == 1
     again = ws.plan(manifest, "--detailed-exitcode")
     assert again.code == 0, again.out
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_prune_and_restore_converge_under_random_faults(
+    make_emulator: Any, tmp_path: Path, api_for: Any, seed: int
+) -> None:
+    """30% of every request faulted (before or after the write, dropped or 5xx): one prune and
+    one restore in the same apply end with one outcome each; a re-run (if the faults exhausted
+    the retries) converges, and the next plan is empty."""
+    emulator: Emulator = make_emulator()
+    ws = Workspace(emulator, tmp_path)
+    assert ws.apply(_manifest(ws, ["Keep", "Old", "Gone"], prune=False)).code == 0
+    alice: Api = api_for(emulator, "alice")
+    project = lookup(alice, PROJECT)
+    assert project is not None
+    old, gone = lookup(alice, "Old", project), lookup(alice, "Gone", project)
+    alice.ok("PUT", f"/trashcan/trash/{gone}")
+    manifest = _manifest(ws, ["Keep", "Gone"], prune=True)
+    emulator.knobs.set_faults(0.3, seed)
+    first = ws.apply(manifest)
+    emulator.knobs.set_faults(0.0)
+    assert "Traceback" not in first.both
+    statuses = [e["status"] for e in read_exchanges(emulator)]
+    assert sum(1 for s in statuses if s in (500, 503, None)) >= 1, "no fault was injected"
+    if first.code != 0:
+        assert ws.apply(manifest).code == 0
+    assert _trash_ids(alice) == [old]
+    assert lookup(alice, "Gone", project) == gone
+    assert sorted(str(c["name"]) for c in children(alice, project)) == ["Gone", "Keep"]
+    again = ws.plan(manifest, "--detailed-exitcode")
+    assert again.code == 0, again.out
