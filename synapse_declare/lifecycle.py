@@ -1,8 +1,13 @@
-"""The read side of pruning (issue 11): what a ``prune:`` container's undeclared folders hold.
+"""The read side of the lifecycle (issue 11), and the small pure pieces the planner calls.
 
-Read only for containers with ``prune:`` set, one bundle (entity + annotations: the markers
-that say synapse-declare created it, or that it is protected) and one children listing per
-folder of the candidate's subtree (files counted, bytes summed by Synapse in the same page).
+Pruning: what a ``prune:`` container's undeclared folders hold, read only for containers with
+``prune:`` set: one bundle (entity + annotations: the markers that say synapse-declare created
+it, or that it is protected) and one children listing per folder of the candidate's subtree
+(files counted, bytes summed by Synapse in the same page).
+
+Identity beyond the path, read only when a declared name is missing: ``previously:`` names and
+paths, the address marker on an undeclared sibling (renamed by hand), the caller's trash, and
+the project walk (moved by hand); for projects, ``previously:`` names and the trash.
 """
 
 from __future__ import annotations
@@ -132,6 +137,8 @@ WALK_LIMIT = 300
 
 @dataclass(frozen=True, slots=True)
 class ProjectWalk:
+    """What the project walk saw (``walk_project``), kept for every missing folder of a plan."""
+
     folders: tuple[WalkedFolder, ...]
     complete: bool  # False: the project has more than WALK_LIMIT folders; not all were seen
 
