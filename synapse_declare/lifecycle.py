@@ -58,15 +58,17 @@ class Relocation:
 
     previous: str  # the old name (same parent) or project-relative path
     parent_id: str  # where it is now
-    by_hand: bool = False  # found by its address marker, not through `previously:`
+    # How it got there when found by its address marker ("renamed by hand", "moved by hand",
+    # "moved and renamed by hand"); empty when found through `previously:`.
+    by_hand: str = ""
 
 
 def relocation_reason(relocation: Relocation) -> str:
     """Why a found folder's update renames or moves it (the plan's reason)."""
     if relocation.by_hand:
         return (
-            f"renamed or moved by hand (found at {relocation.previous!r} by its address "
-            "marker): put back, keeping its id and contents"
+            f"{relocation.by_hand} (found at {relocation.previous!r} by its address marker): "
+            "put back, keeping its id and contents"
         )
     return (
         f"found at its previous name {relocation.previous!r}: renamed/moved, keeping its id "

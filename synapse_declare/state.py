@@ -568,8 +568,9 @@ def _identity(
         if spec.previously and project is not None
         else None
     )
-    by_hand = found is None
+    how = ""  # `previously:`
     if found is None:
+        how = "renamed by hand"
         # Renamed by hand: the undeclared sibling carrying this folder's address marker.
         parent_address = str(Address(Address.parse(spec.address).segments[:-1]))
         wanted = {spec.address} | {
@@ -587,10 +588,12 @@ def _identity(
         found = find_elsewhere(
             api, spec.address, project.syn_id, declared_paths, walks, seen, notes
         )
+        renamed = found is not None and found[1].rpartition("/")[2] != spec.name
+        how = "moved and renamed by hand" if renamed else "moved by hand"
     if found is not None:
         syn_id, previous = found
         entity = api.get_entity(syn_id)
-        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")), by_hand)
+        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")), how)
         return LiveContainer(
             syn_id=syn_id,
             concrete_type=FOLDER_TYPE,

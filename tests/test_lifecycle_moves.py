@@ -81,7 +81,7 @@ def test_a_folder_moved_by_hand_is_moved_back_keeping_id_and_files(
     assert plan["summary"]["create"] == 0
     assert plan["leftovers"] == []  # not "left alone" in Archive/Old: it is Raw, on its way back
     text = ws.plan(manifest).out
-    assert "moved by hand" in text and "Archive/Old" in text
+    assert "# moved by hand (found at 'Archive/Old/Raw'" in text
     assert ws.apply(manifest).code == 0
     assert _names(alice, project) == ["Archive", "Raw"]
     assert lookup(alice, "Raw", project) == raw and _names(alice, raw) == ["a.txt"]
@@ -104,6 +104,8 @@ def test_a_folder_moved_and_renamed_by_hand_gets_both_back(
             ("parent", f"{_project(ws)}/Archive/Old", _project(ws)),
         ],
     )
+    (change,) = [c for c in plan["changes"] if c["action"] != "no-op"]
+    assert change["reason"].startswith("moved and renamed by hand (found at 'Archive/Old/Raw (")
     assert ws.apply(manifest).code == 0
     assert _names(alice, project) == ["Archive", "Raw"]
     assert lookup(alice, "Raw", project) == raw and _names(alice, raw) == ["a.txt"]
