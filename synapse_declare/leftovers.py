@@ -47,10 +47,12 @@ def find_leftovers(manifest: Manifest, live: LiveState) -> tuple[Leftover, ...]:
                     "own ACL; the manifest has no acl: for this folder",
                 )
             )
+        # Any relocated folder, not only this container's own: one moved here by hand from
+        # elsewhere is a declared folder on its way back, not a leftover.
         moved = {
             moved_live.syn_id
-            for c in spec.folders
-            if c.address in live.relocated and (moved_live := live.containers.get(c.address))
+            for address in live.relocated
+            if (moved_live := live.containers.get(address))
         }
         found.extend(_folders(spec.address, {c.name for c in spec.folders}, current, moved))
         declared_keys = set(spec.annotations or {}) | OWN_KEYS

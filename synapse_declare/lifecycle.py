@@ -1,18 +1,26 @@
-"""The read side of pruning (issue 11): what a ``prune:`` container's undeclared folders hold.
+"""The read side of the lifecycle (issue 11), and the small pure pieces the planner calls.
 
-Read only for containers with ``prune:`` set, one bundle (entity + annotations: the markers
-that say synapse-declare created it, or that it is protected) and one children listing per
-folder of the candidate's subtree (files counted, bytes summed by Synapse in the same page).
+Pruning: what a ``prune:`` container's undeclared folders hold, read only for containers with
+``prune:`` set: one bundle (entity + annotations: the markers that say synapse-declare created
+it, or that it is protected) and one children listing per folder of the candidate's subtree
+(files counted, bytes summed by Synapse in the same page).
+
+Identity beyond the path, read only when a declared name is missing: ``previously:`` names and
+paths, the address marker on an undeclared sibling (renamed by hand), the caller's trash, and
+the project walk (moved by hand); for projects, ``previously:`` names and the trash.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .model import Manifest, Prune
+from .client.records import as_json_list
+from .errors import Forbidden, NotFound
+from .model import ContainerSpec, Manifest, Prune
+from .plan import FieldChange
 from .resources.base import Address
 
 if TYPE_CHECKING:
@@ -51,6 +59,22 @@ class Relocation:
 
     previous: str  # the old name (same parent) or project-relative path
     parent_id: str  # where it is now
+    # How it got there when found by its address marker ("renamed by hand", "moved by hand",
+    # "moved and renamed by hand"); empty when found through `previously:`.
+    by_hand: str = ""
+
+
+def relocation_reason(relocation: Relocation) -> str:
+    """Why a found folder's update renames or moves it (the plan's reason)."""
+    if relocation.by_hand:
+        return (
+            f"{relocation.by_hand} (found at {relocation.previous!r} by its address marker): "
+            "put back, keeping its id and contents"
+        )
+    return (
+        f"found at its previous name {relocation.previous!r}: renamed/moved, keeping its id "
+        "and contents"
+    )
 
 
 def find_previous(
@@ -97,6 +121,191 @@ def find_renamed(
         if seen[syn_id] in wanted:
             return syn_id, name
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class WalkedFolder:
+    """A folder somewhere under a project, found by the project walk (``find_moved``)."""
+
+    syn_id: str
+    name: str
+    path: str  # project-relative, "Archive/Raw"
+
+
+# The project walk stops once it has seen this many folders: at most ~WALK_LIMIT listings and
+# marker reads (about a minute of Synapse's 600 requests/minute), once per plan. Beyond it, a
+# folder moved by hand is found only where the walk reached; the plan says so (see find_elsewhere).
+WALK_LIMIT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectWalk:
+    """What the project walk saw (``walk_project``), kept for every missing folder of a plan."""
+
+    folders: tuple[WalkedFolder, ...]
+    complete: bool  # False: the project has more than WALK_LIMIT folders; not all were seen
+
+
+def walk_project(api: SynapseAPI, project_id: str, limit: int = WALK_LIMIT) -> ProjectWalk:
+    """The folders under the project: one children listing (folders only) per folder, level by
+    level in parallel, until ``limit`` folders are seen. Made only when a declared folder is
+    missing under its name and its ``previously:``/sibling markers did not find it, once per
+    project per plan."""
+    found: list[WalkedFolder] = []
+    level: list[tuple[str, str]] = [(project_id, "")]
+    while level:
+        if len(found) >= limit:
+            # The first `limit` folders, nearest the project first: the marker reads stay bounded.
+            return ProjectWalk(tuple(found[:limit]), complete=False)
+
+        def listing(job: tuple[str, str]) -> list[WalkedFolder]:
+            syn_id, path = job
+            try:
+                headers = api.children(syn_id, ["folder"])
+            except (Forbidden, NotFound):
+                return []  # trashed or closed to us since its parent's page: nothing to find
+            return [
+                WalkedFolder(str(h["id"]), str(h["name"]), f"{path}/{h['name']}".lstrip("/"))
+                for h in headers
+            ]
+
+        below = [f for page in _parallel(api, listing, level) for f in page]
+        found.extend(below)
+        level = [(f.syn_id, f.path) for f in below]
+    return ProjectWalk(tuple(found), complete=True)
+
+
+def find_moved(
+    api: SynapseAPI,
+    wanted: set[str],
+    name: str,
+    folders: Sequence[WalkedFolder],
+    declared_paths: set[str],
+    seen: dict[str, str | None],
+) -> tuple[str, str] | None:
+    """(syn id, project-relative path) of the folder anywhere in the project whose ADDRESS_KEY
+    is one of ``wanted``: a folder moved by hand to another parent (renamed or not). Folders at
+    a declared path are skipped (they are that declared folder); folders with the missing
+    folder's name are read first (a plain move), then every other one, one annotations read
+    each, cached in ``seen`` across the plan's missing folders."""
+    candidates = sorted(
+        (f for f in folders if f.path not in declared_paths),
+        key=lambda f: (f.name != name, f.path),
+    )
+    first = [f for f in candidates if f.name == name]
+    for batch in (first, candidates[len(first) :]):
+        unread = [f.syn_id for f in batch if f.syn_id not in seen]
+        for syn_id, value in zip(unread, _parallel(api, _address_marker(api), unread), strict=True):
+            seen[syn_id] = value
+        for folder in batch:
+            if seen[folder.syn_id] in wanted:
+                return folder.syn_id, folder.path
+    return None
+
+
+def find_elsewhere(
+    api: SynapseAPI,
+    address: str,
+    project_id: str,
+    declared: set[str],
+    walks: dict[str, ProjectWalk],
+    seen: dict[str, str | None],
+    notes: list[str],
+) -> tuple[str, str] | None:
+    """A declared folder moved by hand anywhere under its project, by its address marker: the
+    project walk (``walk_project``) once per project, then ``find_moved``. ``declared`` holds
+    every declared container's display path ("P/Raw/RNAseq"). When the walk stopped at its
+    limit and did not find the folder, ``notes`` says so (the plan shows it as a warning)."""
+    parsed = Address.parse(address)
+    project = parsed.names[0]
+    if project_id not in walks:
+        walks[project_id] = walk_project(api, project_id)
+    walk = walks[project_id]
+    at_declared = {p.removeprefix(project + "/") for p in declared if p.startswith(project + "/")}
+    found = find_moved(api, {address}, parsed.names[-1], walk.folders, at_declared, seen)
+    if found is None and not walk.complete:
+        notes.append(
+            f"{parsed.display_path} is not in Synapse under its declared name; it is created, "
+            f"after a search for a folder moved by hand that stopped at {WALK_LIMIT} of the "
+            f"project's folders: if it was moved or renamed, declare `previously: [its path]` "
+            "to move it back instead"
+        )
+    return found
+
+
+def _address_marker(api: SynapseAPI) -> Callable[[str], str | None]:
+    def read(syn_id: str) -> str | None:
+        try:
+            keys = api.bundle(syn_id, includeAnnotations=True).get("annotations", {})
+        except (Forbidden, NotFound):
+            return None  # gone or closed since the walk listed it: not the missing folder
+        value = keys.get("annotations", {}).get(ADDRESS_KEY, {}).get("value")
+        return str(value[0]) if value else None
+
+    return read
+
+
+ROOT_ID = "syn4489"  # every project's parent
+
+
+def find_project_elsewhere(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    relocated: dict[str, Relocation],
+    trashed: dict[str, str],
+    trash: list[list[dict[str, Any]]],
+) -> tuple[str | None, str]:
+    """A declared project missing under its name: (syn id, the name it has) when it is found
+    under a ``previously:`` name (one lookup each; it is renamed back), else (None, name) after
+    looking in the caller's trash (one trash view per plan, shared with folders; a trashed project
+    is restored). Made only when a declared project's name is missing."""
+    for old in spec.previously:
+        try:
+            syn_id = api.lookup_child(None, old)
+        except Forbidden:
+            continue  # someone else's project of that name: not ours to rename
+        if syn_id is not None:
+            relocated[spec.address] = Relocation(old, ROOT_ID)
+            return syn_id, old
+    if not trash:
+        trash.append(as_json_list(api.trash_view()))
+    for row in trash[0]:
+        if (
+            row.get("entityName") == spec.name
+            and row.get("originalParentId") == ROOT_ID
+            and str(row.get("entityType", "")).lower().endswith("project")
+        ):
+            trashed[spec.address] = str(row["entityId"])
+            break
+    return None, spec.name
+
+
+def project_rename(
+    spec: ContainerSpec, current: LiveContainer, entity_update: dict[str, Any]
+) -> list[FieldChange]:
+    """``~ name`` for a project found under a ``previously:`` name: the container's one
+    etag-guarded ``PUT /entity`` carries it (a project's parent is always the root)."""
+    if current.name == spec.name:
+        return []
+    entity_update["name"] = spec.name
+    return [FieldChange("name", current.name, spec.name)]
+
+
+def release_protection(
+    spec: ContainerSpec,
+    live: Mapping[str, Any] | None,
+    after: dict[str, Any] | None,
+    fields: list[FieldChange],
+) -> dict[str, Any] | None:
+    """``protect: false`` on an entity that carries PROTECT_KEY: the key goes (in the
+    container's one etag-guarded annotations write), so a later prune may delete it. ``after``
+    is the annotations the update writes already (None: none); the result replaces it."""
+    if not spec.unprotect or live is None or PROTECT_KEY not in live:
+        return after
+    released = dict(after if after is not None else live)
+    del released[PROTECT_KEY]
+    fields.append(FieldChange(f"annotations.{PROTECT_KEY}", "true", None))
+    return released
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -58,6 +58,7 @@ def build_plan(
     worlds = plan_worlds(manifest, live, desired_acl, leading)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))
+    warnings.extend(live.notes)  # what the identity search could not settle (lifecycle.py)
     access_changes, unread = access_consequences(worlds)
     if unread:
         shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")

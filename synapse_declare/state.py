@@ -40,9 +40,12 @@ from .errors import (
 )
 from .lifecycle import (
     MARKER_KEY,
+    ProjectWalk,
     PruneCandidate,
     Relocation,
+    find_elsewhere,
     find_previous,
+    find_project_elsewhere,
     find_renamed,
     read_candidates,
 )
@@ -146,6 +149,8 @@ class LiveState:
     # Own ACLs of undeclared entities in the children pages (read for the public-access audit),
     # by syn id: the access summary and `folders_inherit: strict` use them.
     other_acls: dict[str, LiveAcl] = field(default_factory=dict)
+    # What the identity search could not settle (a project walk that stopped at its limit).
+    notes: list[str] = field(default_factory=list)
 
 
 def _parallel(api: SynapseAPI, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -410,6 +415,9 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     trashed: dict[str, str] = {}
     trash: list[list[dict[str, Any]]] = []  # the caller's trash, read once when first needed
     seen: dict[str, str | None] = {}  # undeclared folder id → its ADDRESS_KEY (renamed by hand)
+    walks: dict[str, ProjectWalk] = {}  # project id → its folders (moved by hand)
+    notes: list[str] = []
+    declared_paths = {Address.parse(s.address).display_path for s in manifest.walk()}
     # Level 0: projects by name lookup.
     level: list[tuple[ContainerSpec, LiveContainer | None]] = []
 
@@ -425,9 +433,12 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
             ) from err
 
     ids = _parallel(api, find_project, list(manifest.projects))
-    for spec, syn_id in zip(manifest.projects, ids, strict=True):
+    for spec, by_name in zip(manifest.projects, ids, strict=True):
+        syn_id, name = by_name, spec.name
+        if syn_id is None:  # renamed (`previously:`) or in the trash: see lifecycle.py
+            syn_id, name = find_project_elsewhere(api, spec, relocated, trashed, trash)
         live = (
-            LiveContainer(syn_id=syn_id, concrete_type=PROJECT_TYPE, name=spec.name, own_acl=True)
+            LiveContainer(syn_id=syn_id, concrete_type=PROJECT_TYPE, name=name, own_acl=True)
             if syn_id
             else None
         )
@@ -482,6 +493,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
                         trash,
                         {c.name for c in spec.folders},
                         seen,
+                        (walks, declared_paths, notes),
                     )
                 next_level.append((child, child_live))
         level = next_level
@@ -527,6 +539,7 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         relocated=relocated,
         trashed=trashed,
         other_acls={k: LiveAcl(etag, entries) for k, (etag, entries) in read_acls.items()},
+        notes=notes,
     )
 
 
@@ -549,6 +562,7 @@ def _identity(
     trash: list[list[dict[str, Any]]],
     declared: set[str],
     seen: dict[str, str | None],
+    walk: tuple[dict[str, ProjectWalk], set[str], list[str]],
 ) -> LiveContainer | None:
     """A declared folder missing under its name: renamed or moved (``previously:``), renamed by
     hand (its address marker, on an undeclared sibling), or in the caller's trash. Costs reads
@@ -559,7 +573,9 @@ def _identity(
         if spec.previously and project is not None
         else None
     )
+    how = ""  # `previously:`
     if found is None:
+        how = "renamed by hand"
         # Renamed by hand: the undeclared sibling carrying this folder's address marker.
         parent_address = str(Address(Address.parse(spec.address).segments[:-1]))
         wanted = {spec.address} | {
@@ -568,10 +584,21 @@ def _identity(
             if "/" not in old
         }
         found = find_renamed(api, wanted, parent.children or {}, declared, seen)
+    if found is None and _in_trash(api, spec, parent, trashed, trash):
+        return None
+    if found is None and project is not None and project.managed_marker:
+        # Moved by hand to another parent: the project walk, only now (see lifecycle.py); not
+        # in a project synapse-declare never managed, where no folder carries its marker.
+        walks, declared_paths, notes = walk
+        found = find_elsewhere(
+            api, spec.address, project.syn_id, declared_paths, walks, seen, notes
+        )
+        renamed = found is not None and found[1].rpartition("/")[2] != spec.name
+        how = "moved and renamed by hand" if renamed else "moved by hand"
     if found is not None:
         syn_id, previous = found
         entity = api.get_entity(syn_id)
-        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")))
+        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")), how)
         return LiveContainer(
             syn_id=syn_id,
             concrete_type=FOLDER_TYPE,
@@ -581,13 +608,24 @@ def _identity(
             entity=as_json(entity),
             etag=str(entity["etag"]),
         )
+    return None
+
+
+def _in_trash(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    parent: LiveContainer,
+    trashed: dict[str, str],
+    trash: list[list[dict[str, Any]]],
+) -> bool:
+    """Whether the caller's trash holds this declared folder (read once per plan, when needed)."""
     if not trash:
         trash.append(as_json_list(api.trash_view()))
     for row in trash[0]:
         if row.get("entityName") == spec.name and row.get("originalParentId") == parent.syn_id:
             trashed[spec.address] = str(row["entityId"])
-            break
-    return None
+            return True
+    return False
 
 
 def _needs_certification(manifest: Manifest) -> bool:

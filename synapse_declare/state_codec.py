@@ -78,6 +78,7 @@ def encode(live: LiveState) -> dict[str, Any]:
             if live.other_acls
             else {}
         ),
+        **({"notes": list(live.notes)} if live.notes else {}),
     }
 
 
@@ -121,6 +122,7 @@ def decode(data: Mapping[str, Any]) -> LiveState:
             )
             for syn_id, acl in data.get("other_acls", {}).items()
         },
+        notes=[str(n) for n in data.get("notes", [])],
     )
 
 

@@ -91,6 +91,31 @@ def check_patterns(patterns: tuple[str, ...]) -> None:
             )
 
 
+# Observed keys that are not one object's etag: principal ids (how every ACL in the plan is
+# resolved) and the public-access report's ACL etags (keyed by syn id, not by address).
+_SHARED_OBSERVATIONS = ("principal:", "acl:")
+
+
+def part_observed(observed: Mapping[str, str | None], kept: set[str]) -> dict[str, str | None]:
+    """What a partial plan records and re-checks before apply: the observations of the objects
+    its changes touch (a change's own key, and the keys of the entity it belongs to: its ACL,
+    wiki pages, upload setting...), so a change elsewhere does not make it stale."""
+    owners = {str(Address.parse(address).owner()) for address in kept}
+    part: dict[str, str | None] = {}
+    for key, value in observed.items():
+        if key.startswith(_SHARED_OBSERVATIONS):
+            part[key] = value
+            continue
+        try:
+            owner = str(Address.parse(key).owner())
+        except ValueError:
+            part[key] = value  # not an address: kept, as a full plan would
+            continue
+        if key in kept or owner in owners:
+            part[key] = value
+    return part
+
+
 def select(plan: Plan, targets: tuple[str, ...], excludes: tuple[str, ...]) -> Plan:
     if not targets and not excludes:
         return plan
@@ -125,6 +150,7 @@ def select(plan: Plan, targets: tuple[str, ...], excludes: tuple[str, ...]) -> P
     return dataclasses.replace(
         plan,
         changes=tuple(c for c in plan.changes if c.address in kept),
+        observed=part_observed(plan.observed, kept),
         leftovers=tuple(
             item
             for item in plan.leftovers

@@ -84,8 +84,9 @@ def test_the_codec_writes_every_field_of_live_state() -> None:
     captured live.json and silently default in the pure goldens."""
     data = json.loads((GOLDEN / "create_all" / "live.json").read_text(encoding="utf-8"))
     # prune_candidates is written only when a `prune:` container has some (golden "prune");
-    # other_acls only when undeclared children have own ACLs (golden "policy_strict_inherit").
-    optional = {"prune_candidates", "relocated", "trashed", "other_acls"}
+    # other_acls only when undeclared children have own ACLs (golden "policy_strict_inherit");
+    # notes only when the identity reads had something to say.
+    optional = {"prune_candidates", "relocated", "trashed", "other_acls", "notes"}
     assert set(data) - {"format"} | optional == {f.name for f in dataclasses.fields(LiveState)}
     assert set(data["storage"]) == {f.name for f in dataclasses.fields(LiveStorage)}
     container = next(

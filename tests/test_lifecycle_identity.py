@@ -117,6 +117,7 @@ def test_a_folder_renamed_by_hand_is_recognised_and_renamed_back(
     assert [(f["path"], f["before"], f["after"]) for f in change["fields"]] == [
         ("name", "Raw (renamed in the web UI)", "Raw")
     ]
+    assert change["reason"].startswith("renamed by hand (found at 'Raw (renamed in the web UI)'")
     assert plan["summary"]["create"] == 0 and plan["leftovers"] == []
     assert ws.apply(manifest).code == 0
     assert _names(alice, project) == ["Keep", "Raw"]

@@ -157,3 +157,36 @@ def test_a_rerun_after_an_interrupted_prune_converges(
     assert ws.apply(manifest).code == 0
     assert _names(alice, project) == ["Keep"]
     assert ws.plan(manifest, "--detailed-exitcode").code == 0
+
+
+def test_protect_false_removes_the_marker_so_a_later_prune_may_delete(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    protected = "\n        protect: true"
+    assert ws.apply(_manifest(ws, ["Keep", "Old"], protected, prune="false")).code == 0
+    alice: Api = api_for(emu, "alice")
+    project = lookup(alice, _project(ws))
+    assert project is not None
+    old = lookup(alice, "Old", project)
+    assert old is not None
+    keys = alice.ok("GET", f"/entity/{old}/annotations2")["annotations"]
+    assert "synapse_declare_protected" in keys
+    released = _manifest(ws, ["Keep", "Old"], "\n        protect: false", prune="false")
+    plan = ws.plan_json(released)
+    (change,) = [c for c in plan["changes"] if c["action"] != "no-op"]
+    assert (change["action"], change["syn_id"]) == ("update", old)
+    assert [(f["path"], f["before"], f["after"]) for f in change["fields"]] == [
+        ("annotations.synapse_declare_protected", "true", None)
+    ]
+    assert "synapse_declare_protected" in ws.plan(released).out
+    assert ws.apply(released).code == 0
+    keys = alice.ok("GET", f"/entity/{old}/annotations2")["annotations"]
+    assert "synapse_declare_protected" not in keys and "synapse_declare_managed" in keys
+    assert ws.plan(released, "--detailed-exitcode").code == 0
+    # Released, it may now be pruned once the manifest drops it.
+    pruned = _manifest(ws, ["Keep"])
+    assert [c["syn_id"] for c in ws.plan_json(pruned)["changes"] if c["action"] == "delete"] == [
+        old
+    ]
+    assert ws.apply(pruned).code == 0
+    assert _names(alice, project) == ["Keep"]

@@ -110,3 +110,48 @@ def test_a_fan_out_key_targets_what_that_instance_made() -> None:
     with pytest.raises(UsageError) as caught:
         resolve_instances(["center[North]"], report.expansion.instances)
     assert west in str(caught.value)
+
+
+def test_a_partial_plan_records_only_the_observations_of_its_part() -> None:
+    part = select(NESTED, ("Golden nested/Sibling",), ())
+    mine = {"project:Golden nested", "project:Golden nested/folder:Sibling"}
+    elsewhere = [k for k in NESTED.observed if "Level 1" in k]
+    assert elsewhere  # the full plan observes the other folders too
+    assert not any("Level 1" in k for k in part.observed)
+    assert {k.partition("#")[0] for k in part.observed if not k.startswith("principal:")} == mine
+    assert Plan.from_json(part.to_json()).observed == part.observed
+
+
+def test_a_saved_partial_plan_is_not_stale_for_changes_outside_its_part(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    def manifest(text: str) -> Path:
+        return ws.manifest(
+            "version: 1\nprojects:\n  - name: Targeted etags\n    folders:\n"
+            f"      - name: A\n        description: {text}\n"
+            "      - name: B\n        description: b\n"
+        )
+
+    assert ws.apply(manifest("a")).code == 0
+    alice: Api = api_for(emu, "alice")
+    project = lookup(alice, "Targeted etags")
+    assert project is not None
+    a, b = lookup(alice, "A", project), lookup(alice, "B", project)
+    wanted = manifest("a, reviewed")
+    saved = ws.root / "part.json"
+    assert ws.plan(wanted, "--target", "Targeted etags/A", "--out", str(saved)).code == 0
+    recorded = json.loads(saved.read_text())["observed"]
+    assert not any("folder:B" in key for key in recorded)
+    entity = alice.ok("GET", f"/entity/{b}")
+    alice.ok("PUT", f"/entity/{b}", {**entity, "description": "edited by hand"})
+    applied = ws.run("apply", "--plan", saved, *ws.connection())
+    assert applied.code == 0, applied.both  # B changed, but B is not this plan's part
+    assert alice.ok("GET", f"/entity/{a}")["description"] == "a, reviewed"
+    # A change inside the part still makes a saved partial plan stale.
+    assert (
+        ws.plan(manifest("a, again"), "--target", "Targeted etags/A", "--out", str(saved)).code == 0
+    )
+    entity = alice.ok("GET", f"/entity/{a}")
+    alice.ok("PUT", f"/entity/{a}", {**entity, "description": "edited by hand"})
+    stale = ws.run("apply", "--plan", saved, *ws.connection())
+    assert stale.code == 1 and "changed since the plan was made" in stale.err, stale.both

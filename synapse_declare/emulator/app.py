@@ -111,6 +111,9 @@ class Knobs:
         self._recent: dict[int, deque[float]] = defaultdict(deque)
         # Called with (ctx) before a mutating request runs its handler: lets tests race a write.
         self.before_write: Callable[[Ctx], None] | None = None
+        # Called with (method, path) for each request: a fault kind to inject there, or None
+        # (then the random draw decides). Lets a test lose the response of one chosen write.
+        self.fault_for: Callable[[str, str], str | None] | None = None
 
     def set_faults(self, rate: float, seed: int = 0, kinds: Iterable[str] = FAULT_KINDS) -> None:
         kinds = tuple(kinds)
@@ -252,7 +255,10 @@ class SynapseApp:
         path = request.path
         is_synapse = path.startswith(SYNAPSE_PREFIXES)
         knobs = self.emulator.knobs
-        fault = knobs.draw_fault() if is_synapse and path not in ROOT_PATHS else None
+        fault = None
+        if is_synapse and path not in ROOT_PATHS:
+            chosen = knobs.fault_for(request.method, path) if knobs.fault_for else None
+            fault = chosen or knobs.draw_fault()
         request_json: Any = None
         caller_id = ANONYMOUS
         try:

@@ -7,9 +7,12 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from . import nodes
+from .access_requirements import requirement_ids
 from .nodes import TYPE_OF_CLASS, TYPES, check, check_create, entity_json, header_json
 from .routing import Reply, Route
+from .storage import inherited_setting, setting_is_sts
 from .util import (
+    ACT_GROUP,
     ROOT_ID,
     TRASH_ID,
     SynapseError,
@@ -749,32 +752,65 @@ def lookup_child(ctx: Ctx) -> dict[str, Any]:
 
 
 def trash_entity(ctx: Ctx, entity_id: str) -> Reply:
+    """``PUT /trashcan/trash/{id}[?priorityPurge=]``: the rules of ``DELETE /entity/{id}``
+    (synapse-api.md §2.5: a missing or already trashed entity is a no-op). ``priorityPurge``
+    flags the row for the purge worker, which this emulator runs at once (see ``purge``)."""
     node_id = parse_syn_id(entity_id)
-    nodes.require_node(ctx.store, node_id)
     trash_node(ctx, node_id)
+    if ctx.args.get("priorityPurge", "").lower() == "true":
+        row = ctx.store.one("SELECT deleted_by FROM trash WHERE node_id = ?", (node_id,))
+        if row is not None and int(row["deleted_by"]) == ctx.caller.id:
+            _purge_subtree(ctx.store, node_id)
     return Reply(200)
 
 
-def _trash_row(ctx: Ctx, node_id: int) -> sqlite3.Row:
+def _restorable_row(ctx: Ctx, node_id: int) -> sqlite3.Row:
+    """Restore's first two rules (synapse-api-2.md §3.1): in the trash, deleted by the caller."""
     row = ctx.store.one("SELECT * FROM trash WHERE node_id = ?", (node_id,))
     if row is None:
         not_found(f"The node {syn(node_id)} is not in the trash can.")
     if int(row["deleted_by"]) != ctx.caller.id and not ctx.caller.admin:
-        forbidden(f"Only the user that deleted the entity can restore it: {syn(node_id)}")
+        forbidden(
+            f"User {ctx.caller.id} not allowed to restore {syn(node_id)}. The node was deleted "
+            "by a different user."
+        )
     return row
 
 
 def restore(ctx: Ctx, entity_id: str, parent: str | None = None) -> Reply:
-    store = ctx.store
+    """``PUT /trashcan/restore/{id}[/{parentId}]``, in TrashManagerImpl's order (§3.1)."""
+    store, caller = ctx.store, ctx.caller
     node_id = parse_syn_id(entity_id)
-    trashed = _trash_row(ctx, node_id)
-    parent_id = parse_syn_id(parent) if parent else int(trashed["original_parent"])
-    parent_row = nodes.get_row(store, parent_id)
-    if parent_row is None or nodes.in_trash(store, parent_id):
-        not_found(f"The original parent {syn(parent_id)} does not exist or is in the trash can.")
+    trashed = _restorable_row(ctx, node_id)
+    original = int(trashed["original_parent"])
+    parent_id = parse_syn_id(parent) if parent else original
+    if nodes.get_row(store, parent_id) is None or nodes.in_trash(store, parent_id):
+        forbidden(
+            f"The intended parent {syn(parent_id)} is in the trash can and cannot be restored to."
+        )
     node = nodes.get_row(store, node_id)
     assert node is not None
-    check_create(store, ctx.caller, parent_id, str(node["type"]))
+    # Synapse asks the create decider with no entity type, so an uncertified user is refused
+    # even when the entity is a project ("" is never "project" below).
+    check_create(store, caller, parent_id, "")
+    if not (caller.admin or ACT_GROUP in caller.groups or parent_id == original):
+        lost = set(requirement_ids(store, "ENTITY", original)) - set(
+            requirement_ids(store, "ENTITY", parent_id)
+        )
+        if lost:
+            forbidden(
+                "Cannot move restricted entity to a location having fewer access restrictions."
+            )
+    if parent_id == ROOT_ID and node["type"] != "project":
+        bad_request("Ony projects can be restored to root")  # sic, Synapse's text
+    if (
+        parent_id != original
+        and node["type"] in ("file", "folder")
+        and setting_is_sts(store, inherited_setting(store, parent_id))
+    ):
+        bad_request(
+            "Entities can be restored to STS-enabled folders only if that were its original parent"
+        )
     if store.one(
         "SELECT 1 FROM nodes WHERE parent_id = ? AND name = ?", (parent_id, trashed["name"])
     ):
@@ -783,7 +819,9 @@ def restore(ctx: Ctx, entity_id: str, parent: str | None = None) -> Reply:
         "UPDATE nodes SET name = ?, parent_id = ?, etag = ? WHERE id = ?",
         (trashed["name"], parent_id, new_etag(), node_id),
     )
-    if node["type"] == "project":
+    if parent_id == ROOT_ID:
+        # The subtree's ACLs went at trash time; a project back at the root gets the
+        # restoring user's project-admin ACL (anything else inherits from its new parent).
         store.execute(
             "INSERT OR IGNORE INTO acls(node_id, etag, creation_date, entries) VALUES (?,?,?,?)",
             (
@@ -798,10 +836,16 @@ def restore(ctx: Ctx, entity_id: str, parent: str | None = None) -> Reply:
 
 
 def view_trash(ctx: Ctx) -> dict[str, Any]:
-    offset, limit = paginate_offset(ctx.args, default_limit=10)
+    """Only the caller's rows, newest first; Synapse's own paging checks (limit 0 allowed)."""
+    offset = parse_int(ctx.args.get("offset", 0), "offset")
+    limit = parse_int(ctx.args.get("limit", 10), "limit")
+    if offset < 0:
+        bad_request("pagination offset must be 0 or greater")
+    if limit < 0:
+        bad_request("pagination limit must be 0 or greater")
     rows = ctx.store.all(
         "SELECT t.*, n.type FROM trash t JOIN nodes n ON n.id = t.node_id "
-        "WHERE t.deleted_by = ? ORDER BY t.deleted_on DESC, t.node_id",
+        "WHERE t.deleted_by = ? ORDER BY t.deleted_on DESC, t.rowid DESC",
         (ctx.caller.id,),
     )
     items = [
@@ -819,9 +863,19 @@ def view_trash(ctx: Ctx) -> dict[str, Any]:
 
 
 def purge(ctx: Ctx, entity_id: str) -> Reply:
-    store = ctx.store
+    """``PUT /trashcan/purge/{id}``: Synapse flags the row and a worker deletes the tree later;
+    here the worker runs at once (docs/emulator.md). Not in the trash → 200, nothing done."""
     node_id = parse_syn_id(entity_id)
-    _trash_row(ctx, node_id)
+    row = ctx.store.one("SELECT deleted_by FROM trash WHERE node_id = ?", (node_id,))
+    if row is None:
+        return Reply(200)
+    if int(row["deleted_by"]) != ctx.caller.id and not ctx.caller.admin:
+        forbidden(f"Insufficient permissions for user {ctx.caller.id}")
+    _purge_subtree(ctx.store, node_id)
+    return Reply(200)
+
+
+def _purge_subtree(store: Store, node_id: int) -> None:
     subtree = [node_id]
     index = 0
     while index < len(subtree):
@@ -837,7 +891,6 @@ def purge(ctx: Ctx, entity_id: str) -> Reply:
         ("trash", "node_id"),
     ):
         store.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in subtree])
-    return Reply(200)
 
 
 ROUTES = [

@@ -69,6 +69,7 @@ def build_container(
             raw.get("prune", False), Prune.OFF
         ),
         protect=bool(raw.get("protect", False)),
+        unprotect=raw.get("protect") is False,
         previously=tuple(str(p) for p in raw.get("previously") or ()),
     )
 

@@ -144,6 +144,7 @@ class ContainerSpec:
     """Stable resource address, e.g. ``project:AD Portal/folder:Raw Data/folder:RNAseq``."""
     prune: Prune = Prune.OFF
     protect: bool = False  # refuse its deletion; written on the entity (see lifecycle.py)
+    unprotect: bool = False  # `protect: false` written: the marker is removed (lifecycle.py)
     previously: tuple[str, ...] = ()  # old names or project-relative paths (renames, moves)
 
 

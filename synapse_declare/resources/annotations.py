@@ -34,7 +34,10 @@ class AnnotationsAspect:
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         return BundleFlags(
-            annotations=spec.kind.value == "project" or spec.annotations is not None or spec.protect
+            annotations=spec.kind.value == "project"
+            or spec.annotations is not None
+            or spec.protect
+            or spec.unprotect
         )
 
     def observe(self, spec: ContainerSpec, live: LiveContainer | None) -> dict[str, str | None]:

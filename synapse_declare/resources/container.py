@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client.records import Annotations, Entity, EntityBundle
 from ..errors import Conflict, NotFound, PolicyViolation, PreconditionFailed
+from ..lifecycle import project_rename, release_protection, relocation_reason
 from ..model import ContainerSpec, EntityKind
 from ..plan import Action, Change, FieldChange, Resource
 from . import acl as acls
@@ -280,7 +281,7 @@ def plan_restore(spec: ContainerSpec, live: LiveState, ctx: PlanContext) -> Chan
         )
     return Change(
         address=spec.address,
-        resource=Resource.FOLDER,
+        resource=Resource.PROJECT if spec.kind is EntityKind.PROJECT else Resource.FOLDER,
         action=Action.RESTORE,
         syn_id=syn_id,
         fields=(FieldChange("name", None, spec.name),),
@@ -370,6 +371,8 @@ def plan_update(
     relocation = live.relocated.get(spec.address)
     if relocation is not None and not is_project and current.entity is not None:
         fields.extend(relocate(spec, relocation, current, live, entity_update))
+    elif relocation is not None and current.entity is not None:
+        fields.extend(project_rename(spec, current, entity_update))
     annotations_after: dict[str, Any] | None = None
     desired_annotations = annotations_aspect.desired_annotations(spec, exists=True)
     if desired_annotations is not None and current.annotations is not None:
@@ -377,6 +380,8 @@ def plan_update(
             current.annotations, desired_annotations
         )
         fields.extend(changed)
+    # `protect: false`: the protect marker goes, so a later prune may delete the entity.
+    annotations_after = release_protection(spec, current.annotations, annotations_after, fields)
     acl = acls.acl_diff(spec, current, desired_acl, names)
     fields.extend(acl.fields)
     ctx.public.extend(acl.public)
@@ -504,10 +509,7 @@ def update_reason(action: Action, relocation: Relocation | None) -> str:
         return "exists, not yet managed by synapse-declare"
     if action is Action.UPDATE:
         if relocation is not None:
-            return (
-                f"found at its previous name {relocation.previous!r}: renamed/moved, keeping "
-                "its id and contents"
-            )
+            return relocation_reason(relocation)
         return "differs from the manifest"
     return "matches the manifest"
 
