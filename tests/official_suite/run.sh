@@ -17,6 +17,11 @@ SPC_GIT_DIR=${SPC_GIT_DIR:?set SPC_GIT_DIR to a synapsePythonClient git director
 # docs/news.md names 4.14.0 (the newest says 4.13.0), so the nearest commit is kept.
 SPC_REF=${SPC_REF:-7c6056351fbf4eb7ada8ae87bbde40692cbc3e13}
 PORT=${SPC_EMULATOR_PORT:-18765}
+# Per-request latency (ms). The emulator answers in about a millisecond; synapseclient's cache
+# compares file modification times at one-second resolution, so a test that rewrites a file right
+# after uploading it (test_sync_to_synapse_activities_added_then_removed_...) sees "unchanged" and
+# never uploads. 40 ms, well under synapse.org's usual answer time, restores the real timing.
+LATENCY_MS=${SPC_LATENCY_MS:-40}
 VENV="$WORK/venv"
 SERVE="$REPO/.venv/bin/synapse-declare"
 
@@ -46,7 +51,7 @@ users:
 USERS
 
 "$SERVE" emulator serve --port "$PORT" --users "$WORK/users.yaml" --data-dir "$WORK/state" \
-    --request-log "$WORK/exchanges.jsonl" > "$WORK/emulator.out" 2>&1 &
+    --request-log "$WORK/exchanges.jsonl" --latency-ms "$LATENCY_MS" > "$WORK/emulator.out" 2>&1 &
 EMULATOR_PID=$!
 trap 'kill "$EMULATOR_PID" 2>/dev/null; wait "$EMULATOR_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
