@@ -948,11 +948,16 @@ class _Expander:
                     continue  # blank lines in a hand-kept table are not rows
                 table.values[(i,)] = (line, 1)
                 if len(record) != len(columns):
+                    fields = "field" if len(record) == 1 else "fields"
                     self.errors.append(
                         ManifestError(
-                            f"this row has {len(record)} fields; the header has {len(columns)}",
+                            f"this row has {len(record)} {fields}; the header has "
+                            f"{len(columns)} ({', '.join(columns)})",
                             location=SourceLocation(display, line, 1),
-                            hint="quote fields that contain commas",
+                            hint="quote fields that contain commas"
+                            if len(record) > len(columns)
+                            else "give every column a value, empty ones as nothing between "
+                            "commas (a,,c)",
                         )
                     )
                     continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,9 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from synapse_declare.errors import ManifestError
 from synapse_declare.manifest import JsonPath, Locator, SourceMap, YamlTimestamp
+
+# A ${var.NAME} reference, replaced before names are checked (fanout.py); not a bad character.
+_VAR_REFERENCE = re.compile(r"\$\{var\.[A-Za-z_][A-Za-z0-9_]*\}")
 
 SCHEMA_ID = "https://synapse-declare.dev/schemas/manifest.schema.json"
 SCHEMA_RESOURCE = "schemas/manifest.schema.json"
@@ -298,9 +302,18 @@ def _issues(error: ValidationError) -> list[_Issue]:
         ]
 
     if kind == "pattern":
+        if isinstance(instance, str) and not instance and schema.get("minLength"):
+            return []  # minLength already says "the text is empty": one problem, one message
         message = str(schema.get("patternErrorMessage") or error.message)
         what = _title(schema, str(path[-1]) if path and isinstance(path[-1], str) else "value")
-        return [_Issue(path, f"invalid {what} {instance!r}: {message}", None, key=False)]
+        return [
+            _Issue(
+                path,
+                f"invalid {what} {instance!r}: {message}",
+                _bad_characters(instance, rule),
+                key=False,
+            )
+        ]
 
     if kind == "not":
         return [_Issue(path, custom or error.message, "keep only one of them", key=False)]
@@ -333,6 +346,18 @@ def _issues(error: ValidationError) -> list[_Issue]:
     if kind == "minLength":
         return [_Issue(path, "the text is empty", "fill in a value", key=False)]
     return [_Issue(path, custom or error.message, None, key=False)]
+
+
+def _bad_characters(instance: object, pattern: object) -> str | None:
+    """For a pattern that is a set of allowed characters (Synapse names), which characters of
+    ``instance`` it refuses, so the hint says what to change rather than repeating the rule."""
+    if not isinstance(instance, str) or not isinstance(pattern, str):
+        return None
+    text = _VAR_REFERENCE.sub("", instance)
+    bad = sorted({c for c in text if not c.isspace() and not re.fullmatch(pattern, c)})
+    if not bad or len(bad) == len(set(text) - set(" ")):
+        return None  # not a per-character rule: nothing specific to say
+    return "remove or replace " + " ".join(repr(c) for c in bad)
 
 
 def _quote_hint(instance: object) -> str:

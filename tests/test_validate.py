@@ -104,6 +104,17 @@ def test_examples_validate(target: str) -> None:
     assert report.ok and report.manifest is not None
 
 
+@pytest.mark.parametrize(
+    "directory", sorted(p for p in EXAMPLES.iterdir() if p.is_dir()), ids=lambda p: p.name
+)
+def test_every_example_directory_validates_without_warnings(directory: Path) -> None:
+    """Each examples/ directory is a manifest a new user validates first: clean, no warnings."""
+    report = validate_paths(directory)
+    assert report.errors == (), [str(e) for e in report.errors]
+    assert report.warnings == (), [str(w) for w in report.warnings]
+    assert report.ok and report.manifest is not None
+
+
 def test_quickstart_uses_only_principals_that_always_exist() -> None:
     manifest = load_manifest(EXAMPLES / "quickstart" / "quickstart.yaml")
     always = {PrincipalKind.SELF, PrincipalKind.PUBLIC, PrincipalKind.AUTHENTICATED_USERS}
@@ -173,6 +184,19 @@ def test_errors_are_collected_across_files(tmp_path: Path) -> None:
         "b.yaml",
         "c.yaml",
     ]
+
+
+def test_a_bad_character_in_a_name_is_named_in_the_hint(tmp_path: Path) -> None:
+    error = one(tmp_path, project("folders:\n  - name: Raw/Data\n"))
+    assert error.message.startswith("invalid Synapse name 'Raw/Data': Synapse names may only")
+    assert error.hint == "remove or replace '/'"
+    assert pos(error) == (5, 15, "$.projects[0].folders[0].name")
+
+
+def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
+    error = one(tmp_path, project("folders:\n  - name: ''\n"))
+    assert (error.message, error.hint) == ("the text is empty", "fill in a value")
+    assert str(error).startswith(f"{tmp_path / 'm.yaml'}:5:15: the text is empty (at $.")
 
 
 def test_name_with_forbidden_characters(tmp_path: Path) -> None:
@@ -259,6 +283,19 @@ def test_unknown_level_and_access_type_from_model_directly() -> None:
     ]
     assert info.value.errors[0].hint is not None
     assert "view, download, edit, edit_delete, administer" in info.value.errors[0].hint
+
+
+def test_a_missing_markdown_file_outside_the_folder_is_refused_as_outside(
+    tmp_path: Path,
+) -> None:
+    """`..` out of the folder is the problem whether or not a file is there: not "not found"."""
+    error = one(tmp_path, project("wiki:\n  markdown_file: ../../nowhere/home.md\n"))
+    assert error.message == (
+        "markdown_file '../../nowhere/home.md' points outside the manifest's folder "
+        f"{tmp_path.resolve()}"
+    )
+    assert error.hint is not None and "copy the file next to the manifest" in error.hint
+    assert pos(error) == (5, 22, "$.projects[0].wiki.markdown_file")
 
 
 def test_missing_markdown_file_shows_written_and_resolved_path(tmp_path: Path) -> None:
