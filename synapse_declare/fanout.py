@@ -723,6 +723,22 @@ class _Expander:
             if scope is None:
                 continue
             key = self._fanout_key(item, template, params, source, path, frame)
+            if not key.strip():
+                # An empty key would make `name[]` addresses and outputs nobody can target;
+                # in a hand-kept table it is almost always a forgotten cell.
+                column = (
+                    "`key:`" if "key" in item else f"parameter {next(iter(template.parameters))!r}"
+                )
+                self.errors.append(
+                    ManifestError(
+                        f"this instantiation of template {name!r} has an empty fan-out key "
+                        f"({column})",
+                        location=_via(row_source.locate(row_path), frame),
+                        hint="fill it in: the key names what this row makes "
+                        f"({name}[KEY] in plans, --target and outputs)",
+                    )
+                )
+                continue
             if key in seen_keys:
                 self.errors.append(
                     ManifestError(

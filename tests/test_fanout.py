@@ -592,3 +592,21 @@ def test_an_unquoted_reference_in_flow_style_gets_a_quoting_hint(tmp_path: Path)
     assert (
         error.hint == 'inside { } or [ ], quote text that contains ${var.…}: {name: "P ${var.x}"}'
     )
+
+
+def test_a_csv_row_with_an_empty_key_is_refused_at_its_line(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "templates.yaml": TEMPLATES,
+            "labs.csv": "lab,team\nAlpha,Curators\n,Lab Admins\n",
+            "p.yaml": "version: 1\nprojects:\n  - use: lab\n    for_each: labs.csv\n",
+        },
+    )
+    (error,) = check(root).errors
+    assert error.location is not None
+    assert error.location.file.endswith("labs.csv") and error.location.line == 3
+    assert error.message == (
+        "this instantiation of template 'lab' has an empty fan-out key (parameter 'lab')"
+    )
+    assert error.hint is not None and "lab[KEY]" in error.hint
