@@ -216,7 +216,9 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="serve the Synapse REST API and an S3/STS endpoint on loopback until interrupted",
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="REST port (0 = any free port)")
+    serve.add_argument(
+        "--port", type=int, default=8765, help="REST port (default 8765; 0 = any free port)"
+    )
     serve.add_argument("--s3-port", type=int, default=0, help="S3/STS port (default: any free)")
     serve.add_argument("--data-dir", type=Path, help="persist state here across restarts")
     serve.add_argument(
@@ -727,8 +729,9 @@ def _add_max_deletions(parser: _Parser) -> None:
         type=_non_negative,
         default=DEFAULT_MAX_DELETIONS,
         metavar="N",
-        help="refuse a plan that would prune more than N folders (default "
-        f"{DEFAULT_MAX_DELETIONS}); pruned folders go to Synapse's trash",
+        help="refuse a plan that would prune more than N folders, or remove more than N own "
+        f"ACLs under folders_inherit: strict (default {DEFAULT_MAX_DELETIONS} each); pruned "
+        "folders go to Synapse's trash",
     )
 
 
@@ -1050,7 +1053,9 @@ def _register_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
         "demo",
         help="run the whole workflow against an embedded local Synapse",
         description="Starts a local Synapse emulator and runs validate, plan, apply, drift "
-        "detection and repair on the quickstart manifest. Touches nothing outside a temp dir.",
+        "detection and repair on the quickstart manifest, then a declared team with an "
+        "invitation, your own bucket, a verified storage migration and an STS folder. Touches "
+        "nothing outside a temp dir.",
     )
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
     parser.set_defaults(handler=_demo)
