@@ -278,10 +278,16 @@ def _issues(error: ValidationError) -> list[_Issue]:
         message = f"expected {_expected(expected)}, got {_describe(instance)}"
         hint = None
         wants_text = expected == "string" or (isinstance(expected, list) and "string" in expected)
+        about = str(schema["description"]) if isinstance(schema.get("description"), str) else ""
         if wants_text and not isinstance(instance, (list, dict)):
             hint = _quote_hint(instance) if instance is not None else "fill in a value"
-        elif isinstance(schema.get("description"), str):
-            hint = str(schema["description"])
+        elif expected == "array" and isinstance(instance, dict):
+            # The usual slip: `folders: {name: A}` or entries without their leading `- `.
+            hint = "write a list: each entry on its own line starting with `- `"
+        elif expected == "object" and isinstance(instance, list):
+            hint = "write `key: value` lines here, without a leading `- `"
+        elif about:
+            hint = about
         return [_Issue(path, message, hint, key=False)]
 
     if kind == "const":

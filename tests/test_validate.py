@@ -193,6 +193,19 @@ def test_a_bad_character_in_a_name_is_named_in_the_hint(tmp_path: Path) -> None:
     assert pos(error) == (5, 15, "$.projects[0].folders[0].name")
 
 
+def test_a_mapping_where_a_list_belongs_says_how_to_write_a_list(tmp_path: Path) -> None:
+    error = one(tmp_path, project("folders:\n  name: A\n"))
+    assert error.message == "expected a list, got a mapping"
+    assert error.hint == "write a list: each entry on its own line starting with `- `"
+    assert pos(error) == (5, 7, "$.projects[0].folders")
+
+
+def test_a_list_where_a_mapping_belongs_says_to_drop_the_dashes(tmp_path: Path) -> None:
+    error = one(tmp_path, project("annotations:\n  - stage: raw\n"))
+    assert error.message == "expected a mapping (key: value), got a list"
+    assert error.hint == "write `key: value` lines here, without a leading `- `"
+
+
 def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
     error = one(tmp_path, project("folders:\n  - name: ''\n"))
     assert (error.message, error.hint) == ("the text is empty", "fill in a value")
