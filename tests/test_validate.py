@@ -206,6 +206,43 @@ def test_a_list_where_a_mapping_belongs_says_to_drop_the_dashes(tmp_path: Path) 
     assert error.hint == "write `key: value` lines here, without a leading `- `"
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "message", "hint"),
+    [
+        (
+            "version: 1\nprojects:\n  - name: P\n    folders:\n      - name: A\n     - name: B\n",
+            (6, 6),
+            "invalid YAML: expected the end of an indented block, but found a list item ('- ') "
+            "(in the 'key: value' lines starting at line 3)",
+            "this line is indented differently from the entries it belongs with: give it the "
+            "same number of spaces as its siblings",
+        ),
+        (
+            'version: 1\nprojects:\n  - name: "P\n',
+            (4, 1),
+            "invalid YAML: found unexpected end of the file (while reading quoted text at line 3)",
+            "a quote opened there is never closed: add the closing quote",
+        ),
+        (
+            "version: 1\nprojects: [\n",
+            (3, 1),
+            "invalid YAML: expected a value, but found the end of the file (while reading a [ ] "
+            "or { } value at line 3)",
+            "a [ or { above is never closed: add the closing ] or }",
+        ),
+    ],
+    ids=["indentation", "unclosed quote", "unclosed bracket"],
+)
+def test_yaml_syntax_errors_speak_the_authors_words(
+    tmp_path: Path, text: str, where: tuple[int, int], message: str, hint: str
+) -> None:
+    """PyYAML's token names (`<block end>`, `<block sequence start>`) are for parser authors."""
+    error = one(tmp_path, text)
+    assert (error.message, error.hint) == (message, hint)
+    assert pos(error)[:2] == where
+    assert "<" not in str(error)
+
+
 def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
     error = one(tmp_path, project("folders:\n  - name: ''\n"))
     assert (error.message, error.hint) == ("the text is empty", "fill in a value")
