@@ -281,6 +281,8 @@ def _issues(error: ValidationError) -> list[_Issue]:
         about = str(schema["description"]) if isinstance(schema.get("description"), str) else ""
         if wants_text and not isinstance(instance, (list, dict)):
             hint = _quote_hint(instance) if instance is not None else "fill in a value"
+        elif expected == "boolean" and _boolean_word_hint(instance, _field(path)):
+            hint = _boolean_word_hint(instance, _field(path))
         elif expected == "array" and isinstance(instance, dict):
             # The usual slip: `folders: {name: A}` or entries without their leading `- `.
             hint = "write a list: each entry on its own line starting with `- `"
@@ -293,8 +295,14 @@ def _issues(error: ValidationError) -> list[_Issue]:
     if kind == "const":
         message = custom or f"expected {error.validator_value!r}, got {_describe(instance)}"
         value = _scalar_text(error.validator_value)
-        field = f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
-        return [_Issue(path, message, f"write `{field}{value}`", key=False)]
+        field = _field(path)
+        hint = f"write `{field}{value}`"
+        words = _boolean_word_hint(instance, field)
+        if words and isinstance(error.validator_value, str) and _allows_boolean(error.parent):
+            # `prune: yes`: the keyword branch of a boolean-or-keyword value (with-files).
+            message = f"expected true, false or {value!r}, got {_describe(instance)}"
+            hint = f"{words}, or `{field}{value}`"
+        return [_Issue(path, message, hint, key=False)]
 
     if kind == "enum":
         values = [str(v) for v in rule]
@@ -316,7 +324,7 @@ def _issues(error: ValidationError) -> list[_Issue]:
             _Issue(
                 path,
                 f"invalid {what} {instance!r}: {message}",
-                _bad_characters(instance, rule),
+                _bad_characters(instance, rule) or _missing_prefix(instance, rule),
                 key=False,
             )
         ]
@@ -364,6 +372,42 @@ def _bad_characters(instance: object, pattern: object) -> str | None:
     if not bad or len(bad) == len(set(text) - set(" ")):
         return None  # not a per-character rule: nothing specific to say
     return "remove or replace " + " ".join(repr(c) for c in bad)
+
+
+def _allows_boolean(parent: object) -> bool:
+    """Whether the oneOf/anyOf this error is a branch of (``error.parent``) accepts true/false."""
+    schema = getattr(parent, "schema", None)
+    if not isinstance(schema, Mapping):
+        return False
+    branches = [*schema.get("oneOf", []), *schema.get("anyOf", [])]
+    return any(isinstance(b, Mapping) and b.get("type") == "boolean" for b in branches)
+
+
+def _field(path: JsonPath) -> str:
+    return f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
+
+
+def _missing_prefix(instance: object, pattern: object) -> str | None:
+    """`DCC Admins` where `team:DCC Admins` is meant (or `jdoe` for `user:jdoe`)."""
+    if not isinstance(instance, str) or not isinstance(pattern, str) or ":" in instance:
+        return None
+    for prefix in ("team:", "user:"):
+        if prefix in pattern and instance.strip() and re.search(pattern, prefix + instance):
+            return f"did you mean '{prefix}{instance}'?"
+    return None
+
+
+_BOOLEAN_WORDS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
+
+
+def _boolean_word_hint(instance: object, field: str) -> str | None:
+    """`yes`, `on` or a quoted "false" where a boolean belongs: only bare true/false are."""
+    if isinstance(instance, str) and instance.strip().lower() in _BOOLEAN_WORDS:
+        return (
+            f"only true and false, unquoted, are booleans in a manifest: write `{field}true` "
+            f"or `{field}false`"
+        )
+    return None
 
 
 def _quote_hint(instance: object) -> str:

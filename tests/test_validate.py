@@ -243,6 +243,36 @@ def test_yaml_syntax_errors_speak_the_authors_words(
     assert "<" not in str(error)
 
 
+def test_yes_where_a_boolean_belongs_says_only_true_and_false_are(tmp_path: Path) -> None:
+    errors = errors_in(tmp_path, project('prune: yes\nfolders:\n  - {name: A, protect: "false"}\n'))
+    by_path = {pos(e)[2]: e for e in errors}
+    prune = by_path["$.projects[0].prune"]
+    assert prune.message == "expected true, false or 'with-files', got the text 'yes'"
+    assert prune.hint == (
+        "only true and false, unquoted, are booleans in a manifest: write `prune: true` or "
+        "`prune: false`, or `prune: with-files`"
+    )
+    protect = by_path["$.projects[0].folders[0].protect"]
+    assert protect.hint == (
+        "only true and false, unquoted, are booleans in a manifest: write `protect: true` or "
+        "`protect: false`"
+    )
+    # A keyword that is not an alternative to a boolean keeps its own hint.
+    acl = one(tmp_path, project("folders:\n  - {name: A, acl: yes}\n"))
+    assert (acl.message, acl.hint) == (
+        "expected 'inherit', got the text 'yes'",
+        "write `acl: inherit`",
+    )
+
+
+def test_a_missing_team_or_user_prefix_is_suggested(tmp_path: Path) -> None:
+    team = one(tmp_path, "version: 1\npolicies: {require_admin_team: DCC Admins}\nprojects: []\n")
+    assert team.hint == "did you mean 'team:DCC Admins'?"
+    member = one(tmp_path, "version: 1\nteams:\n  - {name: T, managers: [self], members: [jdoe]}\n")
+    assert member.message.startswith("invalid team member 'jdoe'")
+    assert member.hint == "did you mean 'user:jdoe'?"
+
+
 def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
     error = one(tmp_path, project("folders:\n  - name: ''\n"))
     assert (error.message, error.hint) == ("the text is empty", "fill in a value")
