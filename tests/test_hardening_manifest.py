@@ -250,3 +250,12 @@ def test_token_file_errors_are_whole_and_never_show_the_content(
     assert expected.format(path=path) in err
     assert "***" not in err
     assert "s3cr3t" not in err and "second-line" not in err
+
+
+def test_a_manifest_given_to_apply_plan_says_what_plan_takes(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "version: 1\nprojects: []\n", "m.yaml")
+    code, out, err = run_cli("apply", "--plan", str(manifest))
+    assert (code, out) == (1, "")
+    assert f"{manifest} is not a plan file (invalid JSON:" in err
+    assert "hint: --plan takes the file 'synapse-declare plan MANIFEST --out FILE' wrote" in err
+    assert "Traceback" not in err
