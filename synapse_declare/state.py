@@ -32,6 +32,7 @@ from .client.synapse import SynapseAPI
 from .errors import (
     ApiError,
     Forbidden,
+    NotFound,
     PlanError,
     PolicyViolation,
     ResolutionError,
@@ -598,11 +599,17 @@ def _removal_permissions(
     if not targets or len(targets) > cap:
         return {}
 
-    def can_change(syn_id: str) -> bool:
-        permissions = api.bundle(syn_id, includePermissions=True).get("permissions") or {}
-        return bool(permissions.get("canChangePermissions"))
+    def can_change(syn_id: str) -> bool | None:
+        try:
+            bundle = api.bundle(syn_id, includePermissions=True)
+        except (Forbidden, NotFound):
+            # Gone (or hidden) since its ACL was read: nothing to refuse here; the ACL's etag,
+            # observed, makes apply refuse a saved plan whose target changed.
+            return None
+        return bool((bundle.get("permissions") or {}).get("canChangePermissions"))
 
-    return dict(zip(targets, _parallel(api, can_change, targets), strict=True))
+    answers = zip(targets, _parallel(api, can_change, targets), strict=True)
+    return {syn_id: can for syn_id, can in answers if can is not None}
 
 
 def _by_place(errors: Sequence[ResolutionError]) -> list[ResolutionError]:
