@@ -147,8 +147,9 @@ class LiveState:
     # found in the caller's trash (address → syn id): read only when a declared name is missing.
     relocated: dict[str, Relocation] = field(default_factory=dict)
     trashed: dict[str, str] = field(default_factory=dict)
-    # Own ACLs of undeclared entities in the children pages (read for the public-access audit),
-    # by syn id: the access summary and `folders_inherit: strict` use them.
+    # Own ACLs of undeclared entities in the children pages, and in the walk when it ran (read
+    # for the public-access audit), by syn id: the access summary and `folders_inherit: strict`
+    # use them.
     other_acls: dict[str, LiveAcl] = field(default_factory=dict)
     # What the project walk listed beyond the children pages (`plan --audit-public`, and always
     # under `folders_inherit: strict`): every entity below the managed containers.

@@ -171,8 +171,9 @@ def _noun(found: list[Removal]) -> str:
 
 
 def public_access(lines: Iterable[str], changes: Iterable[Change]) -> list[str]:
-    """The public-access lines, those whose ACL this plan removes (strict mode, or a declared
-    folder that must inherit) saying it is removed by the plan, not left outside it."""
+    """The public-access lines, those on an entity whose ACL this plan deletes (any change with
+    ``acl_op: delete``; in practice strict removals, the only deleted ACLs an exposure is
+    reported on) saying it is removed by the plan, not left outside it."""
     removed = [c.syn_id for c in changes if c.syn_id and c.desired.get("acl_op") == "delete"]
     return removed_by_plan(lines, removed)
 
