@@ -45,11 +45,13 @@ def plan_manifest(
 
     ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
     the managed projects (one children listing per folder), not only on what the plan reads.
-    ``max_deletions``: a plan that would prune more folders is refused (see pruning.py).
+    ``max_deletions``: a plan that would prune more folders, or remove more undeclared own ACLs
+    (``folders_inherit: strict``, which also turns the walk on), is refused (pruning.py,
+    strict_acls.py).
     ``now``: the moment the plan is made at (a saved plan is re-made at its own moment, so what
     depends on the clock, such as an invitation's expiry, is what was reviewed).
     """
-    live = read_state(api, manifest, audit_public=audit_public)
+    live = read_state(api, manifest, audit_public=audit_public, max_deletions=max_deletions)
     plan = build_plan(
         manifest, live, now=now, max_removals=max_removals, max_deletions=max_deletions
     )

@@ -25,7 +25,7 @@ from .resources import team as teams
 from .resources.acl import desired_acl
 from .resources.base import Address, PlanContext, ResourceKind, owner_of
 from .state import LiveState
-from .strict_acls import cleared, plan_removals
+from .strict_acls import cleared, plan_removals, public_access
 
 
 def build_plan(
@@ -54,7 +54,8 @@ def build_plan(
     ordered.extend(inherit_again)
     if live.certified is False:
         _refuse_uncertified(manifest, live, ordered)
-    public.extend(live.exposures)
+    # An exposure whose ACL this plan removes is not left outside the manifest: it goes.
+    public.extend(public_access(live.exposures, ordered))
     worlds = plan_worlds(manifest, live, desired_acl, leading)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))

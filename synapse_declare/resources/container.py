@@ -36,7 +36,9 @@ PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
 
 class ContainerKind:
     name = "container"
-    resources = (Resource.PROJECT, Resource.FOLDER)
+    # ENTITY: an undeclared file or table whose own ACL `folders_inherit: strict` removes (an
+    # update carrying only the ACL delete).
+    resources = (Resource.PROJECT, Resource.FOLDER, Resource.ENTITY)
     operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.PRUNE, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
