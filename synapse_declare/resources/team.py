@@ -561,6 +561,9 @@ class TeamKind:
         """The declared teams and memberships (planned first: ACLs may name the teams)."""
         return plan_teams(spec, live.teams, live.target.user_id, ctx.now, ctx.max_removals)
 
+    def needs_certification(self, change: Change) -> bool:
+        return False  # teams and memberships are open to every registered user
+
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         if change.resource is Resource.TEAM and change.syn_id is not None:
             ctx.record(change.address, change.syn_id)
