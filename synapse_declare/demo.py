@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import io
+import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -240,9 +242,6 @@ STORAGE_PROJECT = "synapse-declare storage demo"
 
 def _storage_chapter(out: TextIO, step: _Stepper, emulator: Any, work: Path, config: Path) -> None:
     """External bucket, migration of existing files, and an STS folder used through boto3."""
-    import json
-    import os
-
     manifest_dir = _chapter(
         out, work, "storage", "Storage: your own bucket, a verified migration, an STS folder"
     )
