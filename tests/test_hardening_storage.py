@@ -228,6 +228,15 @@ def test_an_uncertified_user_is_refused_at_plan_time_not_half_way(
         assert "manifest.yaml:5:9:" in result.err  # the first folder that needs certification
         assert "certification quiz" in result.err
     assert emulator.state_version() == before
+    # A project's wiki page does (Synapse refuses its creation): refused before the project.
+    wiki = ws.manifest(
+        "version: 1\nprojects:\n  - name: Carol's wiki\n    wiki: {title: Home, markdown: Hi}\n",
+        "wiki.yaml",
+    )
+    refused = ws.apply(wiki, user="carol")
+    assert refused.code == 1, refused.both
+    assert "project:Carol's wiki#wiki" in refused.err
+    assert emulator.state_version() == before
     # A bare project needs no certification.
     bare = ws.manifest("version: 1\nprojects:\n  - name: Carol's project\n", "bare.yaml")
     assert ws.apply(bare, user="carol").code == 0
