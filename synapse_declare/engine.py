@@ -12,9 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .applier import ApplyResult, apply_plan
-from .auth import Credentials
-from .client.http import ClientOptions, Transport
-from .client.synapse import SynapseAPI
+from .client.synapse import SynapseAPI, connect
 from .model import Manifest
 from .plan import DEFAULT_MAX_DELETIONS, Plan
 from .planner import build_plan
@@ -23,10 +21,6 @@ from .state import read_state
 from .targeting import refuse_adoption, select
 
 __all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
-
-
-def connect(credentials: Credentials, options: ClientOptions | None = None) -> SynapseAPI:
-    return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
 
 
 def plan_manifest(

@@ -699,10 +699,11 @@ def _in_trash(
 
 
 def _needs_certification(manifest: Manifest) -> bool:
-    """Folders (created or changed) and AUTHENTICATED_USERS download grants need a certified
-    user on Synapse; a manifest of bare projects does not."""
+    """Folders (created or changed), wiki pages, migrated files and AUTHENTICATED_USERS
+    download grants need a certified user on Synapse (the kinds' ``needs_certification``);
+    a manifest of bare projects does not."""
     for spec in manifest.walk():
-        if spec.kind.value == "folder":
+        if spec.kind.value == "folder" or spec.wiki is not None or spec.migrate_existing:
             return True
         if isinstance(spec.acl, AclSpec) and any(
             e.principal.kind is PrincipalKind.AUTHENTICATED_USERS and "DOWNLOAD" in e.access

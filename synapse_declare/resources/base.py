@@ -332,3 +332,8 @@ class ResourceKind(Reader, Protocol[S_contra]):
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         """A no-op change: remember its id for the changes that depend on it."""
         ...
+
+    def needs_certification(self, change: Change) -> bool:
+        """Whether Synapse refuses ``change`` to a user who has not passed its certification
+        quiz (the planner refuses such a plan before anything is written). Pure."""
+        ...
