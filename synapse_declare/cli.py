@@ -4,6 +4,10 @@ This is the only module that reads ``sys.argv``, writes to stdout/stderr directl
 exit code. Exit codes: 0 success; 1 expected error (bad manifest, API error, stale plan, usage
 error); 2 ``plan --detailed-exitcode`` with changes; 3 a bug (traceback written to a log file);
 130 interrupted.
+
+The imports inside command functions are deliberate: ``--help`` and ``validate`` start without
+loading the client, planner, applier or emulator (import-linter still checks them: they hide
+no cycle).
 """
 
 from __future__ import annotations

@@ -91,7 +91,11 @@ class PlanWorlds:
 
 
 def _short(concrete: object) -> str:
-    return str(concrete).rsplit(".", 1)[-1].lower() if concrete else "entity"
+    """``org.sagebionetworks.repo.model.FileEntity`` → ``file`` (``folder``, ``table``...)."""
+    if not concrete:
+        return "entity"
+    name = str(concrete).rsplit(".", 1)[-1].lower()
+    return name.removesuffix("entity") or name
 
 
 def principals_of(live: LiveState) -> dict[int, Principal]:
@@ -241,6 +245,7 @@ def plan_worlds(
     inherit_again = {r.syn_id for r in removals(manifest, live)[0]}
     for project in manifest.projects:
         visit(project, None, "", True)
+    _walked(live, inherit_again, nodes, after_nodes, acls, after, unread)
     principals = principals_of(live)
     live_world = AccessWorld(
         nodes=tuple(nodes),
@@ -299,6 +304,47 @@ def _unlisted_children(
             acls[child_id] = dict(read.entries)
             if child_id not in inherit_again:  # folders_inherit: strict removes it
                 after[child_id] = dict(read.entries)
+
+
+def _walked(
+    live: LiveState,
+    inherit_again: set[str],
+    nodes: list[Node],
+    after_nodes: list[Node],
+    acls: dict[str, dict[int, frozenset[str]]],
+    after: dict[str, dict[int, frozenset[str]]],
+    unread: set[str],
+) -> None:
+    """What the project walk listed below the children pages (``--audit-public``, strict mode):
+    in both worlds, so that removing a deep own ACL shows who loses what below it. The walk lists
+    parents before children, so each node's parent is already there."""
+    known = {node.id for node in nodes}
+    for entity in live.walked:
+        if entity.syn_id in known or entity.parent_id not in known:
+            continue
+        known.add(entity.syn_id)
+        creator = entity.created_by or ""
+        node = Node(
+            entity.syn_id,
+            entity.name,
+            _short(entity.type),
+            entity.parent_id,
+            int(creator) if creator.isdigit() else None,
+            entity.path,
+        )
+        nodes.append(node)
+        after_nodes.append(node)
+        if not entity.own_acl:
+            continue
+        read = live.other_acls.get(entity.syn_id)
+        if read is None:
+            acls[entity.syn_id] = {}
+            after[entity.syn_id] = {}
+            unread.add(entity.syn_id)
+            continue
+        acls[entity.syn_id] = dict(read.entries)
+        if entity.syn_id not in inherit_again:
+            after[entity.syn_id] = dict(read.entries)
 
 
 def access_consequences(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import io
+import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -18,7 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import DemoError
+from .auth import Credentials, Endpoints
+from .client.synapse import connect
+from .client.teams import TeamsAPI
+from .errors import DemoError, SynapseDeclareError
 
 
 def _example_dir(name: str) -> Path:
@@ -199,9 +204,7 @@ def _chapter(out: TextIO, work: Path, example: str, title: str) -> Path:
 
 def _teams_chapter(out: TextIO, step: _Stepper, emulator: Any, work: Path) -> None:
     """A center team granted access in the same manifest; its member is invited, accepts as
-    themself through REST, and the next plan is empty."""
-    import requests
-
+    themself, and the next plan is empty."""
     manifest_dir = _chapter(
         out, work, "teams", "Teams: a center team, an invitation, its acceptance"
     )
@@ -216,19 +219,19 @@ def _teams_chapter(out: TextIO, step: _Stepper, emulator: Any, work: Path) -> No
     step("Plan: the pending invitation is not drift")
     step.plan(manifest, expect=0)
 
-    step("jdoe accepts the invitation with their own token (REST)")
-    repo = emulator.repo_endpoint
-    jdoe = requests.Session()
-    jdoe.headers["Authorization"] = f"Bearer {emulator.users['jdoe']}"
-    own_id = emulator.principal_ids["jdoe"]
-    found = jdoe.post(
-        f"{repo}/userGroupHeaders/aliases", json={"list": ["Center A Contributors"]}, timeout=30
-    ).json()["list"]
-    team_id = found[0]["ownerId"]
-    answer = jdoe.put(f"{repo}/team/{team_id}/member/{own_id}", timeout=30)
-    if answer.status_code >= 300:
-        raise DemoError(f"jdoe could not accept the invitation ({answer.status_code})")
-    out.write(f"    PUT /team/{team_id}/member/{own_id} as jdoe -> {answer.status_code}\n")
+    step("jdoe accepts the invitation with their own token")
+    jdoe = connect(
+        Credentials(
+            emulator.users["jdoe"], "the demo's jdoe", Endpoints.from_base(emulator.repo_endpoint)
+        )
+    )
+    try:
+        team_id = jdoe.headers_by_alias(["Center A Contributors"])[0]["ownerId"]
+        # Joining a team one was invited to is how Synapse accepts the invitation.
+        TeamsAPI(jdoe.t).add_member(str(team_id), str(emulator.principal_ids["jdoe"]))
+    except (SynapseDeclareError, IndexError) as exc:
+        raise DemoError(f"jdoe could not accept the invitation: {exc}") from exc
+    out.write(f"    jdoe joined team {team_id} (Center A Contributors)\n")
 
     step("Plan: jdoe is a member, as declared: no changes")
     step.plan(manifest, expect=0)
@@ -239,9 +242,6 @@ STORAGE_PROJECT = "synapse-declare storage demo"
 
 def _storage_chapter(out: TextIO, step: _Stepper, emulator: Any, work: Path, config: Path) -> None:
     """External bucket, migration of existing files, and an STS folder used through boto3."""
-    import json
-    import os
-
     manifest_dir = _chapter(
         out, work, "storage", "Storage: your own bucket, a verified migration, an STS folder"
     )

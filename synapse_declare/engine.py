@@ -12,9 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .applier import ApplyResult, apply_plan
-from .auth import Credentials
-from .client.http import ClientOptions, Transport
-from .client.synapse import SynapseAPI
+from .client.synapse import SynapseAPI, connect
 from .model import Manifest
 from .plan import DEFAULT_MAX_DELETIONS, Plan
 from .planner import build_plan
@@ -23,10 +21,6 @@ from .state import read_state
 from .targeting import refuse_adoption, select
 
 __all__ = ["ApplyResult", "apply_plan", "connect", "plan_manifest"]
-
-
-def connect(credentials: Credentials, options: ClientOptions | None = None) -> SynapseAPI:
-    return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
 
 
 def plan_manifest(
@@ -45,11 +39,13 @@ def plan_manifest(
 
     ``audit_public``: also look for PUBLIC / AUTHENTICATED_USERS grants on every entity under
     the managed projects (one children listing per folder), not only on what the plan reads.
-    ``max_deletions``: a plan that would prune more folders is refused (see pruning.py).
+    ``max_deletions``: a plan that would prune more folders, or remove more undeclared own ACLs
+    (``folders_inherit: strict``, which also turns the walk on), is refused (pruning.py,
+    strict_acls.py).
     ``now``: the moment the plan is made at (a saved plan is re-made at its own moment, so what
     depends on the clock, such as an invitation's expiry, is what was reviewed).
     """
-    live = read_state(api, manifest, audit_public=audit_public)
+    live = read_state(api, manifest, audit_public=audit_public, max_deletions=max_deletions)
     plan = build_plan(
         manifest, live, now=now, max_removals=max_removals, max_deletions=max_deletions
     )

@@ -45,6 +45,7 @@ class Action(StrEnum):
 class Resource(StrEnum):
     PROJECT = "project"
     FOLDER = "folder"
+    ENTITY = "entity"  # a file, table or view: only its own ACL is ever changed (strict mode)
     WIKI_PAGE = "wiki_page"
     WIKI_ORDER = "wiki_order"
     STORAGE_LOCATION = "storage_location"

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from .consequences import access_consequences, plan_worlds
 from .errors import PolicyViolation
 from .leftovers import find_leftovers
-from .model import AUTHENTICATED_USERS_ID, ContainerSpec, Manifest
-from .plan import DEFAULT_MAX_DELETIONS, Action, Change, Plan, Resource
+from .model import ContainerSpec, Manifest
+from .plan import DEFAULT_MAX_DELETIONS, Change, Plan
 from .policies import check_policies, user_principals
 from .pruning import plan_deletions
 from .resources import registry
@@ -25,7 +25,7 @@ from .resources import team as teams
 from .resources.acl import desired_acl
 from .resources.base import Address, PlanContext, ResourceKind, owner_of
 from .state import LiveState
-from .strict_acls import cleared, plan_removals
+from .strict_acls import cleared, plan_removals, public_access
 
 
 def build_plan(
@@ -53,8 +53,9 @@ def build_plan(
     inherit_again = plan_removals(manifest, live, max_deletions, warnings)  # strict mode
     ordered.extend(inherit_again)
     if live.certified is False:
-        _refuse_uncertified(manifest, live, ordered)
-    public.extend(live.exposures)
+        _refuse_uncertified(manifest, live, ordered)  # each kind says what Synapse refuses
+    # An exposure whose ACL this plan removes is not left outside the manifest: it goes.
+    public.extend(public_access(live.exposures, ordered))
     worlds = plan_worlds(manifest, live, desired_acl, leading)
     # Policies judge the world after this plan, before anything is written.
     check_policies(manifest, worlds, user_principals(manifest, live))
@@ -127,33 +128,8 @@ def _attach(tree: Sequence[Change], attached: dict[str, list[Change]]) -> list[C
     return ordered
 
 
-def _needs_certified(change: Change) -> bool:
-    """What Synapse refuses to a user who has not passed its certification quiz: creating any
-    entity but a project, changing a folder, creating a wiki page (CREATE with no type), changing
-    a folder's wiki page, and letting AUTHENTICATED_USERS download."""
-    owner_is_folder = Address.parse(change.address).in_folder
-    if change.resource is Resource.FOLDER:
-        if change.action is Action.CREATE:
-            return True
-        if change.desired.get("entity_update") or change.desired.get("annotations"):
-            return True
-    if change.resource is Resource.WIKI_PAGE:
-        if change.action is Action.CREATE or (change.action is Action.UPDATE and owner_is_folder):
-            return True
-    if change.resource in (Resource.PROJECT, Resource.FOLDER) and any(
-        f.path == "acl.AUTHENTICATED_USERS" for f in change.fields
-    ):
-        granted = [
-            entry
-            for entry in change.desired.get("acl") or []
-            if entry.get("principalId") == AUTHENTICATED_USERS_ID
-        ]
-        return any("DOWNLOAD" in entry.get("accessType", []) for entry in granted)
-    return False
-
-
 def _refuse_uncertified(manifest: Manifest, live: LiveState, changes: list[Change]) -> None:
-    refused = [c for c in changes if _needs_certified(c)]
+    refused = [c for c in changes if registry.kind_of(c.resource).needs_certification(c)]
     if not refused:
         return
     specs = {spec.address: spec for spec in manifest.walk()}
@@ -162,8 +138,8 @@ def _refuse_uncertified(manifest: Manifest, live: LiveState, changes: list[Chang
     more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
     raise PolicyViolation(
         f"you ({live.target.user_name}) are not a certified Synapse user, and Synapse lets only "
-        "certified users create or change folders and wiki pages (and let AUTHENTICATED_USERS "
-        f"download); this plan needs that for {shown}{more}",
+        "certified users create or change folders, files and wiki pages (and let "
+        f"AUTHENTICATED_USERS download); this plan needs that for {shown}{more}",
         location=first.location if first is not None else None,
         hint="pass Synapse's certification quiz (synapse.org → your profile → Certification), "
         "or have a certified user or CI bot apply the manifest; projects themselves need no "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from .client.synapse import SynapseAPI
 from .errors import (
     ApiError,
     Forbidden,
+    NotFound,
     PlanError,
     PolicyViolation,
     ResolutionError,
@@ -58,7 +59,7 @@ from .model import (
     PrincipalRef,
     Prune,
 )
-from .plan import Target
+from .plan import DEFAULT_MAX_DELETIONS, Target
 from .preflight import read_problem
 from .resources import registry
 from .resources import team as teams
@@ -146,9 +147,17 @@ class LiveState:
     # found in the caller's trash (address → syn id): read only when a declared name is missing.
     relocated: dict[str, Relocation] = field(default_factory=dict)
     trashed: dict[str, str] = field(default_factory=dict)
-    # Own ACLs of undeclared entities in the children pages (read for the public-access audit),
-    # by syn id: the access summary and `folders_inherit: strict` use them.
+    # Own ACLs of undeclared entities in the children pages, and in the walk when it ran (read
+    # for the public-access audit), by syn id: the access summary and `folders_inherit: strict`
+    # use them.
     other_acls: dict[str, LiveAcl] = field(default_factory=dict)
+    # What the project walk listed beyond the children pages (`plan --audit-public`, and always
+    # under `folders_inherit: strict`): every entity below the managed containers.
+    walked: list[acl_audit.Walked] = field(default_factory=list)
+    # Whether you may change the permissions of each ACL `folders_inherit: strict` removes (syn
+    # id → canChangePermissions): read for those targets only, so plan refuses what apply could
+    # not do.
+    acl_permissions: dict[str, bool] = field(default_factory=dict)
     # What the identity search could not settle (a project walk that stopped at its limit).
     notes: list[str] = field(default_factory=list)
 
@@ -388,7 +397,18 @@ def whoami(api: SynapseAPI) -> UserProfile:
     return profile
 
 
-def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = False) -> LiveState:
+def read_state(
+    api: SynapseAPI,
+    manifest: Manifest,
+    *,
+    audit_public: bool = False,
+    max_deletions: int = DEFAULT_MAX_DELETIONS,
+) -> LiveState:
+    """Read what the manifest addresses. ``audit_public`` walks every entity under the managed
+    projects (one children listing per folder); ``folders_inherit: strict`` turns that walk on,
+    since any own ACL under a managed project is drift, and reads the permissions of the ACLs it
+    would remove when there are at most ``max_deletions`` (more are refused by the plan anyway).
+    """
     profile = whoami(api)
     user_id, user_name = int(profile["ownerId"]), str(profile["userName"])
     if user_name == "anonymous":
@@ -504,10 +524,24 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
     my_groups = _my_groups(api, manifest, principals, containers, user_id)
     certified = api.is_certified() if _needs_certification(manifest) else None
     read_acls: dict[str, tuple[str, dict[int, frozenset[str]]]] = {}
-    exposures = acl_audit.find_exposures(
-        api, manifest, containers, observed, everywhere=audit_public, read_acls=read_acls
-    )
     strict = manifest.policies.folders_inherit_strict
+    walked: list[acl_audit.Walked] = []
+    exposures = acl_audit.find_exposures(
+        api,
+        manifest,
+        containers,
+        observed,
+        everywhere=audit_public or strict,
+        read_acls=read_acls,
+        walked=walked,
+    )
+    acl_permissions = (
+        _removal_permissions(
+            api, manifest, containers, walked, read_acls, candidates, max_deletions
+        )
+        if strict
+        else {}
+    )
     names = acl_audit.principal_names(
         api,
         manifest,
@@ -532,15 +566,51 @@ def read_state(api: SynapseAPI, manifest: Manifest, *, audit_public: bool = Fals
         principal_names=names,
         exposures=[e.describe(names) for e in exposures],
         certified=certified,
-        audit_public=audit_public,
+        # Strict mode walked every entity: a saved plan remembers it, as it does --audit-public.
+        audit_public=audit_public or strict,
         unreadable=unreadable,
         teams=live_teams,
         prune_candidates=candidates,
         relocated=relocated,
         trashed=trashed,
         other_acls={k: LiveAcl(etag, entries) for k, (etag, entries) in read_acls.items()},
+        walked=walked,
+        acl_permissions=acl_permissions,
         notes=notes,
     )
+
+
+def _removal_permissions(
+    api: SynapseAPI,
+    manifest: Manifest,
+    containers: Mapping[str, LiveContainer | None],
+    walked: Sequence[acl_audit.Walked],
+    read_acls: Mapping[str, tuple[str, dict[int, frozenset[str]]]],
+    candidates: Mapping[str, PruneCandidate],
+    cap: int,
+) -> dict[str, bool]:
+    """canChangePermissions on each own ACL ``folders_inherit: strict`` would remove (readable,
+    not pruned with its folder): one bundle per target, none when there are more than ``cap``
+    (the plan refuses that many removals before asking)."""
+    targets = [
+        found.syn_id
+        for found in acl_audit.own_acls(manifest, containers, walked)
+        if found.syn_id in read_acls and not acl_audit.within(found.address, candidates)
+    ]
+    if not targets or len(targets) > cap:
+        return {}
+
+    def can_change(syn_id: str) -> bool | None:
+        try:
+            bundle = api.bundle(syn_id, includePermissions=True)
+        except (Forbidden, NotFound):
+            # Gone (or hidden) since its ACL was read: nothing to refuse here; the ACL's etag,
+            # observed, makes apply refuse a saved plan whose target changed.
+            return None
+        return bool((bundle.get("permissions") or {}).get("canChangePermissions"))
+
+    answers = zip(targets, _parallel(api, can_change, targets), strict=True)
+    return {syn_id: can for syn_id, can in answers if can is not None}
 
 
 def _by_place(errors: Sequence[ResolutionError]) -> list[ResolutionError]:
@@ -629,10 +699,11 @@ def _in_trash(
 
 
 def _needs_certification(manifest: Manifest) -> bool:
-    """Folders (created or changed) and AUTHENTICATED_USERS download grants need a certified
-    user on Synapse; a manifest of bare projects does not."""
+    """Folders (created or changed), wiki pages, migrated files and AUTHENTICATED_USERS
+    download grants need a certified user on Synapse (the kinds' ``needs_certification``);
+    a manifest of bare projects does not."""
     for spec in manifest.walk():
-        if spec.kind.value == "folder":
+        if spec.kind.value == "folder" or spec.wiki is not None or spec.migrate_existing:
             return True
         if isinstance(spec.acl, AclSpec) and any(
             e.principal.kind is PrincipalKind.AUTHENTICATED_USERS and "DOWNLOAD" in e.access

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .acl_audit import Walked
 from .lifecycle import PruneCandidate, Relocation
 from .migration import MigrationIndex
 from .model import PrincipalRef, parse_principal
@@ -78,6 +79,13 @@ def encode(live: LiveState) -> dict[str, Any]:
             if live.other_acls
             else {}
         ),
+        # Only when the project walk ran (--audit-public, folders_inherit: strict).
+        **({"walked": [dataclasses.asdict(w) for w in live.walked]} if live.walked else {}),
+        **(
+            {"acl_permissions": dict(sorted(live.acl_permissions.items()))}
+            if live.acl_permissions
+            else {}
+        ),
         **({"notes": list(live.notes)} if live.notes else {}),
     }
 
@@ -122,6 +130,8 @@ def decode(data: Mapping[str, Any]) -> LiveState:
             )
             for syn_id, acl in data.get("other_acls", {}).items()
         },
+        walked=[Walked(**w) for w in data.get("walked", [])],
+        acl_permissions={str(k): bool(v) for k, v in data.get("acl_permissions", {}).items()},
         notes=[str(n) for n in data.get("notes", [])],
     )
 

@@ -1,52 +1,55 @@
-"""``policies: folders_inherit: strict`` for folders the manifest does not declare.
+"""``policies: folders_inherit: strict``: every own ACL under a managed project that the manifest
+does not declare is drift to remove.
 
-Strict mode says every own ACL under a managed project that the manifest does not declare is
-drift. On a declared folder without ``acl:`` the planner already removes it; this module covers
-the undeclared folders the plan's children pages list (the direct children of every declared
-container that declares folders or prunes): their own ACL, read anyway for the public-access
-audit (``acl_audit``), becomes a change that deletes it (``DELETE /entity/{id}/acl``) so the
-folder inherits from its parent again. The folder itself, its annotations and its contents are
-left alone.
+On a declared folder without ``acl:`` the container kind already removes it; this module covers
+every entity the manifest does not declare. Strict mode turns on the project walk that ``plan
+--audit-public`` makes (``acl_audit``: one children listing per folder, whose headers say which
+entities have their own ACL; only those ACLs are read), so an own ACL five folders below an
+undeclared folder is found like one on a direct child. Each becomes a change that deletes it
+(``DELETE /entity/{id}/acl``) so the entity inherits from its parent again; the entity itself,
+its annotations and its contents are left alone. Files, tables and views are included: Synapse
+lets any entity but a project have its own ACL and deletes it the same way, and a file shared
+by hand is as much drift as a folder (``~ entity`` in the plan).
 
 Guards, before any write:
 
 * the removals count against ``--max-deletions`` (the same cap as pruned folders, counted
   separately): a removed ACL can take access away from many people at once, and it has no trash
   to come back from — the plan shows every entry it drops, which is what would have to be
-  restored by hand;
+  restored by hand, and how many entities below inherit from it;
+* a removal you could not make (no CHANGE_PERMISSIONS, read with one ``bundle2``
+  ``includePermissions`` per target, at most ``--max-deletions`` of them) is refused, located at
+  the policy, like the container kind's ``check_permissions``;
 * an ACL the reader could not read is not removed (the plan could not show what it holds): a
-  warning names it; so is an own ACL on an undeclared entity that is not a folder (a file or a
-  table), which strict mode reports but does not touch.
+  warning names it.
 
 Apply goes through the container kind's ACL delete, guarded by the ACL's etag as read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .acl_audit import own_acls, removed_by_plan, within
 from .errors import PolicyViolation, PolicyViolations
-from .model import Manifest, Prune, level_for
+from .model import Manifest, level_for
 from .plan import Action, Change, FieldChange, Resource
 from .resources.base import Address, sub_address
 from .resources.payloads import ContainerPrior, ContainerUpdate
 from .state import FOLDER_TYPE, LiveAcl, LiveState
 
-REASON = (
-    "own ACL on a folder the manifest does not declare (folders_inherit: strict): removed, "
-    "the folder inherits from its parent again"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Removal:
-    """An undeclared folder whose own ACL strict mode removes."""
+    """An undeclared entity whose own ACL strict mode removes."""
 
     address: str
-    parent: str  # the declared container it is in
+    parent: str  # the closest declared container above it
     syn_id: str
     acl: LiveAcl
+    folder: bool
+    heirs: int  # entities below it that inherit from this ACL (and will from the parent's)
 
 
 def removals(manifest: Manifest, live: LiveState) -> tuple[list[Removal], list[str]]:
@@ -55,39 +58,22 @@ def removals(manifest: Manifest, live: LiveState) -> tuple[list[Removal], list[s
         return [], []
     found: list[Removal] = []
     warnings: list[str] = []
-    declared_ids = {c.syn_id for c in live.containers.values() if c is not None}
-    for spec in manifest.walk():
-        current = live.containers.get(spec.address)
-        if current is None or not current.children:
+    specs = {spec.address: spec for spec in manifest.walk()}
+    for own in own_acls(manifest, live.containers, live.walked):
+        if within(own.address, live.prune_candidates):
+            continue  # pruned with its ACL (or the prune is refused): not both
+        acl = live.other_acls.get(own.syn_id)
+        if acl is None:
+            spec = specs.get(own.anchor)
+            where = f"{spec.location}: " if spec is not None else ""
+            warnings.append(
+                f"{where}{own.path} ({own.syn_id}) has its own ACL, which you cannot read; "
+                "folders_inherit: strict leaves it (the plan cannot show what removing it would "
+                "take away) — ask for CHANGE_PERMISSIONS on it, or remove it by hand"
+            )
             continue
-        declared = {child.name for child in spec.folders}
-        path = Address.parse(spec.address).display_path
-        for name, header in sorted(current.children.items()):
-            child_id = str(header.get("id"))
-            if name in declared or child_id in declared_ids:
-                continue
-            if str(header.get("benefactorId")) != child_id.removeprefix("syn"):
-                continue
-            where = f"{spec.location}: {path}/{name} ({child_id})"
-            acl = live.other_acls.get(child_id)
-            if header.get("type") != FOLDER_TYPE:
-                kind = str(header.get("type", "entity")).rsplit(".", 1)[-1]
-                warnings.append(
-                    f"{where} is a {kind} with its own ACL, not in the manifest; "
-                    "folders_inherit: strict removes own ACLs on folders only — remove it by "
-                    "hand if it should inherit"
-                )
-            elif acl is None:
-                warnings.append(
-                    f"{where} has its own ACL, which you cannot read; folders_inherit: strict "
-                    "leaves it (the plan cannot show what removing it would take away) — ask "
-                    "for CHANGE_PERMISSIONS on it, or remove it by hand"
-                )
-            else:
-                address = str(Address.container("folder", name, spec.address))
-                if spec.prune is not Prune.OFF and address in live.prune_candidates:
-                    continue  # pruned with its ACL (or the prune is refused): not both
-                found.append(Removal(address, spec.address, child_id, acl))
+        folder = own.type == FOLDER_TYPE
+        found.append(Removal(own.address, own.anchor, own.syn_id, acl, folder, own.heirs))
     return found, warnings
 
 
@@ -105,16 +91,38 @@ def plan_removals(
             [
                 PolicyViolation(
                     f"policy folders_inherit: strict would remove the own ACLs of {len(found)} "
-                    f"folders the manifest does not declare ({shown}{more}); at most "
+                    f"{_noun(found)} the manifest does not declare ({shown}{more}); at most "
                     f"{max_deletions} may be removed in one run",
                     location=manifest.policies.folders_inherit_at,
                     hint="review them in `plan`, then run again with --max-deletions "
-                    f"{len(found)}; or declare the folders whose ACL must stay (with acl:)",
+                    f"{len(found)}; or declare the entities whose ACL must stay (with acl:)",
                 )
             ]
         )
+    _refuse_unpermitted(manifest, live, found)
     names = live.principal_names
     return [_change(removal, names) for removal in found]
+
+
+def _refuse_unpermitted(manifest: Manifest, live: LiveState, found: list[Removal]) -> None:
+    """What Synapse would refuse mid-apply: deleting an ACL needs CHANGE_PERMISSIONS on the
+    entity. Read for the targets only (``state.acl_permissions``); one violation per target."""
+    refused = [r for r in found if live.acl_permissions.get(r.syn_id) is False]
+    if not refused:
+        return
+    raise PolicyViolations(
+        [
+            PolicyViolation(
+                f"policy folders_inherit: strict would remove the own ACL of "
+                f"{Address.parse(r.address).display_path} ({r.syn_id}), and you "
+                f"({live.target.user_name}) lack CHANGE_PERMISSIONS (to delete its ACL) there",
+                location=manifest.policies.folders_inherit_at,
+                hint="ask an administrator of the entity for CHANGE_PERMISSIONS, or declare it "
+                "in the manifest with the acl: it should keep",
+            )
+            for r in refused
+        ]
+    )
 
 
 def _change(removal: Removal, names: Mapping[int, str]) -> Change:
@@ -130,7 +138,7 @@ def _change(removal: Removal, names: Mapping[int, str]) -> Change:
     ]
     return Change(
         address=removal.address,
-        resource=Resource.FOLDER,
+        resource=Resource.FOLDER if removal.folder else Resource.ENTITY,
         action=Action.UPDATE,
         syn_id=removal.syn_id,
         fields=tuple(fields),
@@ -139,8 +147,35 @@ def _change(removal: Removal, names: Mapping[int, str]) -> Change:
             entity_update=None, annotations=None, acl_op="delete", acl=None
         ).to_json(),
         prior=ContainerPrior(etag=None, entity=None, acl_etag=removal.acl.etag).to_json(),
-        reason=REASON,
+        reason=reason(removal),
     )
+
+
+def reason(removal: Removal) -> str:
+    """Why the change exists, and how far it reaches: the entities below that inherit from it."""
+    what = "a folder" if removal.folder else "an entity"
+    reach = (
+        f"; {removal.heirs} {'entity' if removal.heirs == 1 else 'entities'} below inherit "
+        "from it, and will from the parent too"
+        if removal.heirs
+        else ""
+    )
+    return (
+        f"own ACL on {what} the manifest does not declare (folders_inherit: strict): removed, "
+        f"it inherits from its parent again{reach}"
+    )
+
+
+def _noun(found: list[Removal]) -> str:
+    return "folders" if all(r.folder for r in found) else "entities"
+
+
+def public_access(lines: Iterable[str], changes: Iterable[Change]) -> list[str]:
+    """The public-access lines, those on an entity whose ACL this plan deletes (any change with
+    ``acl_op: delete``; in practice strict removals, the only deleted ACLs an exposure is
+    reported on) saying it is removed by the plan, not left outside it."""
+    removed = [c.syn_id for c in changes if c.syn_id and c.desired.get("acl_op") == "delete"]
+    return removed_by_plan(lines, removed)
 
 
 def cleared(changes: list[Change]) -> frozenset[str]:

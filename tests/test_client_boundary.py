@@ -13,9 +13,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "synapse_declare"
 
 # Modules allowed to wire the transport up (build a Transport, read its options).
 WIRING = {"engine.py", "cli.py"}
-# The demo plays a second person (jdoe accepting a team invitation with their own token) against
-# the emulator, as the tests' raw REST helper does: it is not the product talking to Synapse.
-SECOND_PERSON = {"demo.py"}
 HTTP_LIBRARIES = ("requests", "urllib3", "urllib.request", "http.client", "httpx", "aiohttp")
 REST_PREFIXES = (
     "/entity",
@@ -116,8 +113,6 @@ def test_the_checks_can_fail() -> None:
 def test_no_module_outside_the_client_calls_synapse_itself(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     assert not _transport_calls(tree), f"{_name(path)} calls the transport directly"
-    if path.name in SECOND_PERSON:
-        return
     assert not _rest_paths(tree), f"{_name(path)} names REST paths: {_rest_paths(tree)}"
     http = {i for i in _imports(tree) if i.startswith(HTTP_LIBRARIES)}
     assert not http, f"{_name(path)} imports {sorted(http)}: HTTP belongs in client/"

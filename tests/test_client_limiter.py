@@ -162,6 +162,20 @@ def test_limiter_never_admits_more_than_the_window_allows() -> None:
     assert len(admitted) >= 5 * int(27.3 // 10)  # and the budget is spent, window after window
 
 
+def test_a_request_counts_from_its_answer_so_the_window_never_ends_early() -> None:
+    """The server logs a request somewhere between its send and its answer: counting it from the
+    answer, the next one in a full window waits until the answer's time has left it."""
+    now = [0.0]
+    limiter = RequestLimiter(1, 1, 10.0, clock=lambda: now[0])
+    sent_at = limiter.acquire()
+    now[0] = 4.0  # the answer comes back four seconds later
+    limiter.release(sent_at)
+    now[0] = 12.0  # past the send's window, not the answer's
+    assert not _would_admit(limiter, now[0])
+    now[0] = 14.0
+    assert _would_admit(limiter, now[0])
+
+
 def _would_admit(limiter: RequestLimiter, now: float) -> bool:
     recent = [t for t in limiter._sent if t > now - limiter.horizon]
     return len(recent) < limiter.per_window

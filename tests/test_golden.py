@@ -86,7 +86,16 @@ def test_the_codec_writes_every_field_of_live_state() -> None:
     # prune_candidates is written only when a `prune:` container has some (golden "prune");
     # other_acls only when undeclared children have own ACLs (golden "policy_strict_inherit");
     # notes only when the identity reads had something to say.
-    optional = {"prune_candidates", "relocated", "trashed", "other_acls", "notes"}
+    # walked and acl_permissions only when the project walk ran (golden "policy_strict_deep").
+    optional = {
+        "prune_candidates",
+        "relocated",
+        "trashed",
+        "other_acls",
+        "walked",
+        "acl_permissions",
+        "notes",
+    }
     assert set(data) - {"format"} | optional == {f.name for f in dataclasses.fields(LiveState)}
     assert set(data["storage"]) == {f.name for f in dataclasses.fields(LiveStorage)}
     container = next(

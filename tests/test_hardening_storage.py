@@ -90,6 +90,38 @@ def test_project_migration_with_sts_folders_and_a_move_converges_in_one_apply(
             assert handle["storageLocationId"] == locations["portal"]
 
 
+def test_a_saved_plan_with_a_migration_and_a_move_is_stale_when_either_index_changes(
+    ws: Workspace, emulator: Emulator, api_for: Any
+) -> None:
+    """Each index is observed under its own change's address: a file added to the project's
+    migrated files, or to the folder a move empties, refuses the saved plan and names the
+    change it invalidates."""
+    api, project, _ = seed_files(emulator, api_for)
+    manifest = whole_project_manifest(ws)
+    migration = "project:Storage project#migration"
+    move = "project:Storage project/folder:Raw Data (STS)#move"
+    for folder, name, invalidated, untouched in (
+        ("Other", "o9.txt", migration, move),
+        ("Raw Data", "r9.txt", move, migration),
+    ):
+        saved = ws.root / f"{name}.plan.json"
+        assert ws.plan(manifest, "--out", saved, "--detailed-exitcode").code == 2
+        observed = json.loads(saved.read_text())["observed"]
+        assert {migration, move} <= set(observed), observed
+        parent = lookup(api, folder, project["id"])
+        assert parent is not None
+        file_entity(api, parent, upload(api, b"late" * 300, name)["id"], name)
+        version = emulator.state_version()
+        result = ws.run(
+            "apply", "--plan", saved, "--state-dir", ws.root / "state", *ws.connection()
+        )
+        assert result.code == 1, result.both
+        assert "stale" in result.err, result.err
+        assert f"{invalidated} changed since the plan was made" in result.err, result.err
+        assert untouched not in result.err, result.err
+        assert emulator.state_version() == version, "a refused plan mutated Synapse"
+
+
 def my_locations(api: Any) -> list[dict[str, Any]]:
     return list(api.ok("GET", "/storageLocation")["list"])
 
@@ -195,6 +227,15 @@ def test_an_uncertified_user_is_refused_at_plan_time_not_half_way(
         assert "folder:Raw Data" in result.err and "folder:Results" in result.err
         assert "manifest.yaml:5:9:" in result.err  # the first folder that needs certification
         assert "certification quiz" in result.err
+    assert emulator.state_version() == before
+    # A project's wiki page does (Synapse refuses its creation): refused before the project.
+    wiki = ws.manifest(
+        "version: 1\nprojects:\n  - name: Carol's wiki\n    wiki: {title: Home, markdown: Hi}\n",
+        "wiki.yaml",
+    )
+    refused = ws.apply(wiki, user="carol")
+    assert refused.code == 1, refused.both
+    assert "project:Carol's wiki#wiki" in refused.err
     assert emulator.state_version() == before
     # A bare project needs no certification.
     bare = ws.manifest("version: 1\nprojects:\n  - name: Carol's project\n", "bare.yaml")

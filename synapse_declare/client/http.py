@@ -32,13 +32,14 @@ and short); only throttle answers are handled here, outside the slot.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import random
 import re
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -132,8 +133,11 @@ class RequestLimiter:
     flight and at most ``per_window`` requests started in any ``window`` seconds.
 
     A caller waits in :meth:`acquire` without holding anything; the send time is recorded when it
-    is admitted. ``per_window`` 0 means no frequency limit. Statistics (``admitted``,
-    ``max_in_flight``, ``waited_seconds``) are for benchmarks and tests.
+    is admitted and moved to the answer's time by :meth:`release`: the server counted the request
+    somewhere between the two, so a window counted from the answer never ends early (counted from
+    the send, a request the server logged late — a loaded server — met a 429). ``per_window`` 0
+    means no frequency limit. Statistics (``admitted``, ``max_in_flight``, ``waited_seconds``)
+    are for benchmarks and tests.
     """
 
     def __init__(
@@ -156,19 +160,20 @@ class RequestLimiter:
         self._clock = clock
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._sent: deque[float] = deque()
+        self._sent: list[float] = []  # sorted
         self.admitted = 0
         self.max_in_flight = 0
         self.waited_seconds = 0.0
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
+        """Wait for room; returns the recorded send time, to give back to :meth:`release`."""
         with self._cond:
             entered = self._clock()
             while True:
                 now = self._clock()
                 timeout: float | None = None
-                while self._sent and self._sent[0] <= now - self.horizon:
-                    self._sent.popleft()
+                expired = bisect.bisect_right(self._sent, now - self.horizon)
+                del self._sent[:expired]
                 if self._in_flight < self.concurrency:
                     if not self.per_window or len(self._sent) < self.per_window:
                         break
@@ -181,7 +186,8 @@ class RequestLimiter:
             self.waited_seconds += now - entered
             # Recorded even without a frequency limit: when a 429 states one (tighten), the
             # sends already in its window count against it.
-            self._sent.append(now)
+            bisect.insort(self._sent, now)
+            return now
 
     def tighten(
         self,
@@ -208,9 +214,16 @@ class RequestLimiter:
                 self._cond.notify_all()
             return changed
 
-    def release(self) -> None:
+    def release(self, sent_at: float | None = None) -> None:
+        """Give the slot back; ``sent_at`` (what :meth:`acquire` returned) now counts from the
+        answer's time."""
         with self._cond:
             self._in_flight -= 1
+            if sent_at is not None:
+                at = bisect.bisect_left(self._sent, sent_at)
+                if at < len(self._sent) and self._sent[at] == sent_at:
+                    del self._sent[at]
+                bisect.insort(self._sent, self._clock())
             self._cond.notify_all()
 
     @property
@@ -394,7 +407,7 @@ class Transport:
     ) -> requests.Response:
         """One admitted exchange (urllib3 may resend it on a 5xx or connection error while it
         holds its slot); the slot is released before this returns or raises."""
-        self.limiter.acquire()
+        sent_at = self.limiter.acquire()
         try:
             return session.request(
                 method,
@@ -431,7 +444,7 @@ class Transport:
         except requests.exceptions.RequestException as exc:
             raise errors.TransportError(f"{method} {path}: {_short(exc)}") from None
         finally:
-            self.limiter.release()
+            self.limiter.release(sent_at)
 
 
 # Only Synapse's global throttles (§11.2); per-API rules name a path and are left to backoff.

@@ -22,7 +22,7 @@ import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlparse
 
 import requests
@@ -64,34 +64,36 @@ def normalise_endpoint(endpoint_url: str | None) -> str | None:
     return url
 
 
-def make_s3_client(
-    endpoint_url: str | None,
-    *,
-    profile: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    session_token: str | None = None,
-) -> S3Client:
+class S3Settings(TypedDict, total=False):
+    """Where S3 credentials come from; unset → the standard AWS chain."""
+
+    profile: str | None
+    region: str | None
+    access_key_id: str | None
+    secret_access_key: str | None
+    session_token: str | None
+
+
+def make_s3_client(endpoint_url: str | None, **settings: Unpack[S3Settings]) -> S3Client:
     """A boto3 S3 client: explicit endpoint, standard retries, path-style for non-AWS servers."""
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-    register_secret(secret_access_key)
-    register_secret(session_token)
+    register_secret(settings.get("secret_access_key"))
+    register_secret(settings.get("session_token"))
     endpoint = normalise_endpoint(endpoint_url)
     try:
         session = boto3.session.Session(
-            profile_name=profile,
-            region_name=region,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            aws_session_token=session_token,
+            profile_name=settings.get("profile"),
+            region_name=settings.get("region"),
+            aws_access_key_id=settings.get("access_key_id"),
+            aws_secret_access_key=settings.get("secret_access_key"),
+            aws_session_token=settings.get("session_token"),
         )
     except ProfileNotFound as exc:
         raise ConfigError(
-            f"AWS profile {profile!r} not found",
+            f"AWS profile {settings.get('profile')!r} not found",
             hint="check ~/.aws/config, or pass credentials through AWS_* environment variables",
         ) from exc
     except BotoCoreError as exc:
@@ -145,35 +147,14 @@ class DestinationReader:
 
     @classmethod
     def from_settings(
-        cls,
-        endpoint_url: str | None,
-        *,
-        profile: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        session_token: str | None = None,
+        cls, endpoint_url: str | None, **settings: Unpack[S3Settings]
     ) -> DestinationReader:
         """Credentials come from the standard AWS chain unless given explicitly."""
-        return cls(
-            make_s3_client(
-                endpoint_url,
-                profile=profile,
-                region=region,
-                access_key_id=access_key_id,
-                secret_access_key=secret_access_key,
-                session_token=session_token,
-            )
-        )
+        return cls(make_s3_client(endpoint_url, **settings))
 
     def head(self, bucket: str, key: str) -> int:
         """The object's size in bytes."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
-        except (ClientError, BotoCoreError) as exc:
-            raise _access_error("read the size of", bucket, key, exc) from None
+        return self.head_etag(bucket, key)[0]
 
     def head_etag(self, bucket: str, key: str) -> tuple[int, str]:
         """The object's size and ETag (quotes removed): its MD5 for a single-part object,
@@ -278,6 +259,10 @@ def check_owner_txt(
 
     key = owner_txt_key(base_key)
     wanted = {str(i).strip().lower() for i in identifiers if str(i).strip()}
+
+    def refused(error: str, *, checked: bool = True, exists: bool = False) -> OwnerCheck:
+        return OwnerCheck(bucket, key, checked, exists, False, error=error)
+
     try:
         s3 = client or make_s3_client(endpoint_url, profile=profile, region=region)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -287,72 +272,67 @@ def check_owner_txt(
         finally:
             body.close()
     except NoCredentialsError:
-        return OwnerCheck(
-            bucket,
-            key,
-            checked=False,
-            exists=False,
-            matches=False,
-            error=f"no AWS credentials here to read s3://{bucket}/{key}; Synapse checks it when "
+        return refused(
+            f"no AWS credentials here to read s3://{bucket}/{key}; Synapse checks it when "
             "the storage location is created",
+            checked=False,
         )
     except ClientError as exc:
         code = error_code(exc)
         if code == "NoSuchBucket":
-            return OwnerCheck(
-                bucket, key, True, False, False, error=f"Did not find S3 bucket {bucket}"
-            )
+            return refused(f"Did not find S3 bucket {bucket}")
         if code in ("NoSuchKey", "404"):
-            return OwnerCheck(
-                bucket,
-                key,
-                True,
-                False,
-                False,
-                error=f"Did not find S3 object at key {key} from bucket {bucket}",
-            )
-        return OwnerCheck(
-            bucket,
-            key,
+            return refused(f"Did not find S3 object at key {key} from bucket {bucket}")
+        return refused(
+            f"Could not read S3 object at key {key} from bucket {bucket}: {code}",
             checked=code not in ("AccessDenied", "403", "Forbidden"),
-            exists=False,
-            matches=False,
-            error=f"Could not read S3 object at key {key} from bucket {bucket}: {code}",
         )
     except (BotoCoreError, ConfigError) as exc:
-        return OwnerCheck(
-            bucket,
-            key,
+        return refused(
+            f"Could not read S3 object at key {key} from bucket {bucket}: {_scrub(str(exc))}",
             checked=False,
-            exists=False,
-            matches=False,
-            error=f"Could not read S3 object at key {key} from bucket {bucket}: {_scrub(str(exc))}",
         )
     tokens = owner_tokens(text)
     if not tokens:
-        return OwnerCheck(
-            bucket,
-            key,
-            True,
-            True,
-            False,
-            error=f"No user identifier found under key {key} from bucket {bucket}",
+        return refused(
+            f"No user identifier found under key {key} from bucket {bucket}", exists=True
         )
     for token in tokens:
         if token in wanted:
             return OwnerCheck(bucket, key, True, True, True, matched=token)
-    return OwnerCheck(
-        bucket,
-        key,
-        True,
-        True,
-        False,
-        error=f"Could not find a valid user identifier under key {key} from bucket {bucket}",
+    return refused(
+        f"Could not find a valid user identifier under key {key} from bucket {bucket}",
+        exists=True,
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# Presigned part copies (S3 UploadPartCopy through a URL Synapse signed)
+# Presigned URLs: part copies (S3 UploadPartCopy through a URL Synapse signed) and downloads
+
+
+def _presigned_session(method: str, retries: int, pool: int) -> requests.Session:
+    """A session for presigned URLs: no Synapse token and no ~/.netrc (``trust_env`` off: an
+    Authorization header from either would break the signature); ``method`` retried on 5xx and
+    dropped connections, which is safe for the idempotent requests it is used for."""
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        allowed_methods=frozenset({method}),
+        status_forcelist=(500, 502, 503, 504),
+        backoff_factor=0.5,
+        backoff_max=20.0,
+        backoff_jitter=0.5,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class PartCopier:
@@ -367,24 +347,7 @@ class PartCopier:
     """
 
     def __init__(self, *, pool: int = 8, retries: int = 5, timeout: float = 600.0) -> None:
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            other=0,
-            allowed_methods=frozenset({"PUT"}),
-            status_forcelist=(500, 502, 503, 504),
-            backoff_factor=0.5,
-            backoff_max=20.0,
-            backoff_jitter=0.5,
-            raise_on_status=False,
-        )
-        self.session = requests.Session()
-        self.session.trust_env = False
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = _presigned_session("PUT", retries, pool)
         self.timeout = timeout
 
     def close(self) -> None:
@@ -429,22 +392,7 @@ class PresignedDownloader:
     """
 
     def __init__(self, *, pool: int = 8) -> None:
-        retry = Retry(
-            total=5,
-            connect=5,
-            read=5,
-            status=5,
-            other=0,
-            allowed_methods=frozenset({"GET"}),
-            status_forcelist=(500, 502, 503, 504),
-            backoff_factor=0.5,
-            raise_on_status=False,
-        )
-        self.session = requests.Session()
-        self.session.trust_env = False
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = _presigned_session("GET", 5, pool)
 
     def close(self) -> None:
         self.session.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from ..auth import Credentials
 from ..errors import NotFound
 from ..redact import register_secret
-from .http import Transport
+from .http import ClientOptions, Transport
 from .records import (
     AccessControlList,
     AccessRequirement,
@@ -51,6 +52,12 @@ ALL_ENTITY_TYPES = [
     "materializedview",
     "virtualtable",
 ]
+
+
+def connect(credentials: Credentials, options: ClientOptions | None = None) -> SynapseAPI:
+    """A client speaking to ``credentials``' endpoints with their token: the one way code
+    outside the client gets one (no module outside it builds a transport itself)."""
+    return SynapseAPI(Transport(credentials, credentials.endpoints, options or ClientOptions()))
 
 
 class SynapseAPI:

@@ -47,7 +47,9 @@ MAX_AMBIGUOUS_ATTEMPTS = 4
 
 # Segment types, in the order they may nest. A path part not starting with one of them belongs
 # to the previous segment's name (a name may contain "/" where Synapse allows it, e.g. wikis).
-SEGMENT_TYPES = ("project", "folder", "storage", "principal", "acl", "team", "member")
+# "entity": a file, table or view below a managed container (only ``folders_inherit: strict``
+# addresses one, to remove its own ACL).
+SEGMENT_TYPES = ("project", "folder", "entity", "storage", "principal", "acl", "team", "member")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -329,4 +331,9 @@ class ResourceKind(Reader, Protocol[S_contra]):
 
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         """A no-op change: remember its id for the changes that depend on it."""
+        ...
+
+    def needs_certification(self, change: Change) -> bool:
+        """Whether Synapse refuses ``change`` to a user who has not passed its certification
+        quiz (the planner refuses such a plan before anything is written). Pure."""
         ...

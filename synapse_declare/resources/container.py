@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..client.records import Annotations, Entity, EntityBundle
 from ..errors import Conflict, NotFound, PolicyViolation, PreconditionFailed
 from ..lifecycle import project_rename, release_protection, relocation_reason
-from ..model import ContainerSpec, EntityKind
+from ..model import AUTHENTICATED_USERS_ID, ContainerSpec, EntityKind
 from ..plan import Action, Change, FieldChange, Resource
 from . import acl as acls
 from . import annotations as annotations_aspect
@@ -36,7 +36,9 @@ PROJECT_TYPE = "org.sagebionetworks.repo.model.Project"
 
 class ContainerKind:
     name = "container"
-    resources = (Resource.PROJECT, Resource.FOLDER)
+    # ENTITY: an undeclared file or table whose own ACL `folders_inherit: strict` removes (an
+    # update carrying only the ACL delete).
+    resources = (Resource.PROJECT, Resource.FOLDER, Resource.ENTITY)
     operations = frozenset({Operation.PLAN, Operation.APPLY, Operation.PRUNE, Operation.EXPORT})
 
     def label(self, resource: Resource) -> str:
@@ -63,6 +65,23 @@ class ContainerKind:
         if acl is not None:
             data["acl"] = acl_data(ctx, acl, where)
         return data
+
+    def needs_certification(self, change: Change) -> bool:
+        """Synapse lets only certified users create a folder (not a project), change one, or
+        let AUTHENTICATED_USERS download (on a project too)."""
+        if change.resource is Resource.FOLDER and (
+            change.action is Action.CREATE
+            or change.desired.get("entity_update")
+            or change.desired.get("annotations")
+        ):
+            return True
+        if not any(f.path == "acl.AUTHENTICATED_USERS" for f in change.fields):
+            return False
+        return any(
+            "DOWNLOAD" in entry.get("accessType", [])
+            for entry in change.desired.get("acl") or []
+            if entry.get("principalId") == AUTHENTICATED_USERS_ID
+        )
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         is_project = spec.kind.value == "project"

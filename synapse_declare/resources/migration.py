@@ -2,9 +2,9 @@
 moves, what is already there, what cannot move) and apply hands it to the migration engine
 (:mod:`synapse_declare.migration`: server-side copies, verification, journal, resume).
 
-Two changes per container at most, both planned from indexes the state reader built:
-``migrate_existing`` (``#migration``) and ``move_files_from`` (``#move``: files copied into the
-folder's STS storage, then moved there, same ids).
+Two changes, each planned from an index the state reader built and observed under its own
+address: ``migrate_existing`` (``#migration``) and ``move_files_from`` (``#move``: files copied
+into the folder's STS storage, then moved there, same ids).
 """
 
 from __future__ import annotations
@@ -43,22 +43,24 @@ class MigrationKind:
         return {}  # indexed after the entity walk: see observe_storage
 
     def observe_storage(self, manifest: Manifest, storage: LiveStorage) -> dict[str, str | None]:
-        """A digest of each planned index: a file added, moved or re-versioned since makes the
-        saved plan stale. A container's move index is recorded under the same ``#migration``
-        key as its migration index, and wins when it has both (as before the move here)."""
-        moved = {sub_address(a, "move"): index for a, (_, index) in storage.moves.items()}
-        observed: dict[str, str | None] = {}
-        for address, index in sorted({**storage.migrations, **moved}.items()):
-            digest = hashlib.sha256(
-                json.dumps(index.to_json(), sort_keys=True).encode("utf-8")
-            ).hexdigest()[:16]
-            observed[sub_address(address, "migration")] = digest
-        return observed
+        """A digest of each planned index, under its change's address (``#migration``,
+        ``#move``): a file added, moved or re-versioned since makes the saved plan stale, and
+        the stale reason names the change it invalidates."""
+        indexes = [
+            *((sub_address(a, "migration"), index) for a, index in storage.migrations.items()),
+            *((sub_address(a, "move"), index) for a, (_, index) in storage.moves.items()),
+        ]
+        return {address: _digest(index) for address, index in sorted(indexes, key=lambda i: i[0])}
 
     def plan(self, spec: ContainerSpec, live: LiveState, ctx: PlanContext) -> list[Change]:
         """The container's migration, then its move (each only when the reader indexed it)."""
         found = (migration_change(spec, live), move_change(spec, live))
         return [change for change in found if change is not None]
+
+    def needs_certification(self, change: Change) -> bool:
+        """Copying files repoints them (a new version, or a move): Synapse lets only certified
+        users update an entity other than a project."""
+        return change.action is Action.MIGRATE
 
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         return  # a migration has no id other changes depend on
@@ -94,6 +96,11 @@ class MigrationKind:
                 return counts + " (failures collected in the report)"
             raise MigrationError(message, hint="see the migration report; re-run apply to resume")
         return counts
+
+
+def _digest(index: MigrationIndex) -> str:
+    canonical = json.dumps(index.to_json(), sort_keys=True).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def migration_change(spec: ContainerSpec, live: LiveState) -> Change | None:

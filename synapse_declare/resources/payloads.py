@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import PlanError
 
 
-def _field(data: Mapping[str, Any], key: str, what: str) -> Any:
+def required_field(data: Mapping[str, Any], key: str, what: str) -> Any:
+    """``data[key]`` of a saved plan's payload; a damaged plan file is a clear error."""
     try:
         return data[key]
     except KeyError:
@@ -43,12 +44,12 @@ class WikiPageDesired:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WikiPageDesired:
-        parent = _field(data, "parent", "wiki page")
+        parent = required_field(data, "parent", "wiki page")
         return cls(
-            owner=str(_field(data, "owner", "wiki page")),
+            owner=str(required_field(data, "owner", "wiki page")),
             parent=None if parent is None else str(parent),
-            title=str(_field(data, "title", "wiki page")),
-            markdown=str(_field(data, "markdown", "wiki page")),
+            title=str(required_field(data, "title", "wiki page")),
+            markdown=str(required_field(data, "markdown", "wiki page")),
         )
 
 
@@ -63,7 +64,7 @@ class WikiPagePrior:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WikiPagePrior:
         page = data.get("page")
-        return cls(etag=str(_field(data, "etag", "wiki page")), page=page)
+        return cls(etag=str(required_field(data, "etag", "wiki page")), page=page)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,8 @@ class WikiOrderDesired:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WikiOrderDesired:
         return cls(
-            owner=str(_field(data, "owner", "wiki order")),
-            pages=tuple(str(p) for p in _field(data, "pages", "wiki order")),
+            owner=str(required_field(data, "owner", "wiki order")),
+            pages=tuple(str(p) for p in required_field(data, "pages", "wiki order")),
             others=tuple(str(i) for i in data.get("others", [])),
         )
 
@@ -110,8 +111,8 @@ class LocationDesired:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LocationDesired:
         return cls(
-            name=str(_field(data, "name", "storage location")),
-            setting=dict(_field(data, "setting", "storage location")),
+            name=str(required_field(data, "name", "storage location")),
+            setting=dict(required_field(data, "setting", "storage location")),
         )
 
 
@@ -134,8 +135,8 @@ class UploadDesired:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UploadDesired:
         return cls(
-            container=str(_field(data, "container", "upload destination")),
-            locations=tuple(_field(data, "locations", "upload destination")),
+            container=str(required_field(data, "container", "upload destination")),
+            locations=tuple(required_field(data, "locations", "upload destination")),
         )
 
 
@@ -152,7 +153,7 @@ class UploadPrior:
         etag = data.get("etag")
         return cls(
             etag=None if etag is None else str(etag),
-            setting=dict(_field(data, "setting", "upload destination")),
+            setting=dict(required_field(data, "setting", "upload destination")),
         )
 
 
@@ -179,7 +180,7 @@ class ContainerCreate:
     def from_json(cls, data: Mapping[str, Any]) -> ContainerCreate:
         annotations, acl, parent = data.get("annotations"), data.get("acl"), data.get("parent")
         return cls(
-            entity=dict(_field(data, "entity", "create")),
+            entity=dict(required_field(data, "entity", "create")),
             annotations=None if annotations is None else dict(annotations),
             acl=None if acl is None else tuple(dict(e) for e in acl),
             acl_after_create=bool(data.get("acl_after_create")),
@@ -262,10 +263,10 @@ class MigrationDesired:
     def from_json(cls, data: Mapping[str, Any]) -> MigrationDesired:
         endpoint, move_to = data.get("endpoint_url"), data.get("move_to")
         return cls(
-            container=str(_field(data, "container", "migration")),
-            destination=str(_field(data, "destination", "migration")),
+            container=str(required_field(data, "container", "migration")),
+            destination=str(required_field(data, "destination", "migration")),
             endpoint_url=None if endpoint is None else str(endpoint),
-            strategy=str(_field(data, "strategy", "migration")),
-            index=dict(_field(data, "index", "migration")),
+            strategy=str(required_field(data, "strategy", "migration")),
+            index=dict(required_field(data, "index", "migration")),
             move_to=None if not move_to else str(move_to),
         )

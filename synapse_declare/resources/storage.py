@@ -105,6 +105,9 @@ class StorageLocationKind:
         warn_unreadable(spec, live, ctx)
         return changes
 
+    def needs_certification(self, change: Change) -> bool:
+        return False  # any user may create a storage location
+
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         if change.syn_id is not None:
             ctx.record(change.address, change.syn_id)
@@ -161,6 +164,9 @@ class UploadDestinationKind:
             spec, current.syn_id if current is not None else None, live.storage, ctx.manifest
         )
         return [] if change is None else [change]
+
+    def needs_certification(self, change: Change) -> bool:
+        return False  # a container's upload setting needs its CHANGE_SETTINGS, not the quiz
 
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         if change.syn_id is not None:

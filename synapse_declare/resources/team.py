@@ -12,6 +12,7 @@ user is one located error, reported together.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -34,6 +35,7 @@ from ..errors import (
 from ..model import MembershipMode, Person, TeamSpec
 from ..plan import Action, Change, FieldChange, Resource
 from .base import ApplyContext, BundleFlags, Operation, PlanContext
+from .payloads import required_field
 
 if TYPE_CHECKING:
     from ..client.synapse import SynapseAPI
@@ -68,16 +70,6 @@ class MembershipOp(StrEnum):
     CANCEL_INVITATION = "cancel_invitation"
 
 
-def _field(data: Mapping[str, Any], key: str) -> Any:
-    try:
-        return data[key]
-    except KeyError:
-        raise PlanError(
-            f"the plan file is damaged: a team change has no {key!r}",
-            hint="run 'synapse-declare plan' again",
-        ) from None
-
-
 @dataclass(frozen=True, slots=True)
 class MembershipDesired:
     op: MembershipOp
@@ -100,7 +92,7 @@ class MembershipDesired:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MembershipDesired:
         try:
-            op = MembershipOp(_field(data, "op"))
+            op = MembershipOp(required_field(data, "op", "team"))
         except ValueError:
             raise PlanError(
                 f"the plan file is damaged: unknown membership operation {data['op']!r}",
@@ -108,16 +100,16 @@ class MembershipDesired:
             ) from None
         desired = cls(
             op=op,
-            team=str(_field(data, "team")),
-            user_id=str(_field(data, "user_id")),
+            team=str(required_field(data, "team", "team")),
+            user_id=str(required_field(data, "user_id", "team")),
             manager=bool(data.get("manager", False)),
             expires_on=None if data.get("expires_on") is None else str(data["expires_on"]),
             invitation_id=None if data.get("invitation_id") is None else str(data["invitation_id"]),
         )
         if op is MembershipOp.INVITE and desired.expires_on is None:
-            _field(data, "expires_on")
+            required_field(data, "expires_on", "team")
         if op is MembershipOp.CANCEL_INVITATION and desired.invitation_id is None:
-            _field(data, "invitation_id")
+            required_field(data, "invitation_id", "team")
         return desired
 
 
@@ -138,9 +130,9 @@ class TeamDesired:
     def from_json(cls, data: Mapping[str, Any]) -> TeamDesired:
         description = data.get("description")
         return cls(
-            name=str(_field(data, "name")),
+            name=str(required_field(data, "name", "team")),
             description=None if description is None else str(description),
-            can_public_join=bool(_field(data, "canPublicJoin")),
+            can_public_join=bool(required_field(data, "canPublicJoin", "team")),
         )
 
 
@@ -561,6 +553,9 @@ class TeamKind:
         """The declared teams and memberships (planned first: ACLs may name the teams)."""
         return plan_teams(spec, live.teams, live.target.user_id, ctx.now, ctx.max_removals)
 
+    def needs_certification(self, change: Change) -> bool:
+        return False  # teams and memberships are open to every registered user
+
     def record_existing(self, ctx: ApplyContext, change: Change) -> None:
         if change.resource is Resource.TEAM and change.syn_id is not None:
             ctx.record(change.address, change.syn_id)
@@ -574,7 +569,7 @@ class TeamKind:
         return self.membership(ctx, teams, change)
 
     def create(self, ctx: ApplyContext, teams: TeamsAPI, change: Change) -> str:
-        wanted = TeamDesired.from_json(_field(change.desired, "team"))
+        wanted = TeamDesired.from_json(required_field(change.desired, "team", "team"))
         me = str(ctx.plan.target.user_id)
 
         def attempt() -> Team:
@@ -599,9 +594,9 @@ class TeamKind:
     def update(self, ctx: ApplyContext, teams: TeamsAPI, change: Change) -> str:
         assert change.syn_id is not None
         team_id = change.syn_id
-        update = dict(_field(change.desired, "update"))
-        etag = str(_field(change.prior, "etag"))
-        body = {**dict(_field(change.prior, "team")), **update, "etag": etag}
+        update = dict(required_field(change.desired, "update", "team"))
+        etag = str(required_field(change.prior, "etag", "team"))
+        body = {**dict(required_field(change.prior, "team", "team")), **update, "etag": etag}
 
         def attempt() -> Team:
             try:
@@ -763,16 +758,10 @@ def link_pending(changes: Sequence[Change], live: LiveTeams) -> list[Change]:
             out.append(change)
             continue
         out.append(
-            Change(
-                address=change.address,
-                resource=change.resource,
-                action=change.action,
-                syn_id=change.syn_id,
-                fields=change.fields,
+            dataclasses.replace(
+                change,
                 depends_on=tuple(dict.fromkeys((*change.depends_on, *used.values()))),
                 desired={**change.desired, "pending_teams": used},
-                prior=change.prior,
-                reason=change.reason,
             )
         )
     return out

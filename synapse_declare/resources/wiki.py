@@ -14,7 +14,7 @@ from ..client.records import WikiOrderHint, WikiPage
 from ..errors import Conflict, PreconditionFailed
 from ..model import ContainerSpec, WikiSpec
 from ..plan import Action, Change, FieldChange, Resource
-from .base import ApplyContext, BundleFlags, Operation, PlanContext, sub_address
+from .base import Address, ApplyContext, BundleFlags, Operation, PlanContext, sub_address
 from .exporting import Commented, ExportContext, WikiNode, slug
 from .payloads import EtagPrior, WikiOrderDesired, WikiPageDesired, WikiPagePrior
 
@@ -66,6 +66,15 @@ class WikiKind:
             return data
 
         return page(root, folder or "", "home", ""), files
+
+    def needs_certification(self, change: Change) -> bool:
+        """Synapse lets only certified users create a wiki page, or change a folder's (a
+        project's pages are open to its editors); the sub-page order needs no certification."""
+        if change.resource is not Resource.WIKI_PAGE:
+            return False
+        return change.action is Action.CREATE or (
+            change.action is Action.UPDATE and Address.parse(change.address).in_folder
+        )
 
     def bundle_flags(self, spec: ContainerSpec, own_acl: bool) -> BundleFlags:
         return BundleFlags(root_wiki=spec.wiki is not None)
