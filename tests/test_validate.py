@@ -273,6 +273,25 @@ def test_a_missing_team_or_user_prefix_is_suggested(tmp_path: Path) -> None:
     assert member.hint == "did you mean 'user:jdoe'?"
 
 
+def test_another_tools_yaml_in_the_directory_is_one_error(tmp_path: Path) -> None:
+    """The emulator's users file beside the manifests: one error saying what it is, not one
+    per key it lacks or has."""
+    write(tmp_path, project(), "m.yaml")
+    users = write(tmp_path, "users:\n  - {userName: alice, token: t}\nteams: []\n", "users.yaml")
+    report = validate_paths(tmp_path)
+    (error,) = report.errors
+    assert error.location is not None and Path(error.location.file) == users
+    assert (error.location.line, error.location.column) == (1, 1)
+    assert error.message == (
+        "not a synapse-declare manifest: it has no `version: 1` and its top-level key 'users' "
+        "is not a manifest key"
+    )
+    assert error.hint is not None and "keep other YAML" in error.hint
+    # A manifest that only forgot `version:` still gets the schema's own message.
+    (missing,) = errors_in(tmp_path / "other", "projects: []\n")
+    assert missing.message == "synapse-declare manifest is missing the required key 'version'"
+
+
 def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
     error = one(tmp_path, project("folders:\n  - name: ''\n"))
     assert (error.message, error.hint) == ("the text is empty", "fill in a value")
