@@ -489,7 +489,8 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = _plain_tokens(exc.problem or exc.context or "invalid YAML")
+        # The composer words its problem as the second half of its context ("but found ...").
+        problem = _plain_tokens(exc.problem or exc.context or "invalid YAML").removeprefix("but ")
         message = f"invalid YAML: {problem}"
         if exc.context and exc.problem and exc.context_mark is not None:
             message += f" ({_plain_tokens(exc.context)} at line {exc.context_mark.line + 1})"
@@ -537,6 +538,7 @@ _TOKEN_WORDS = {
     "while parsing a block collection": "in the list starting",
     "while parsing": "while reading",
     "while scanning": "while reading",
+    "in the stream": "in the file",
 }
 
 

@@ -230,8 +230,15 @@ def test_a_list_where_a_mapping_belongs_says_to_drop_the_dashes(tmp_path: Path) 
             "or { } value at line 3)",
             "a [ or { above is never closed: add the closing ] or }",
         ),
+        (
+            "version: 1\n---\nversion: 1\n",
+            (2, 1),
+            "invalid YAML: found another document (expected a single document in the file at "
+            "line 1)",
+            "put one document per file (remove '---' separators) or split the file",
+        ),
     ],
-    ids=["indentation", "unclosed quote", "unclosed bracket"],
+    ids=["indentation", "unclosed quote", "unclosed bracket", "two documents"],
 )
 def test_yaml_syntax_errors_speak_the_authors_words(
     tmp_path: Path, text: str, where: tuple[int, int], message: str, hint: str
