@@ -218,6 +218,9 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve = emulator_sub.add_parser(
         "serve",
         help="serve the Synapse REST API and an S3/STS endpoint on loopback until interrupted",
+        description="Serve the Synapse REST API and an S3/STS endpoint on loopback until "
+        "interrupted, printing the endpoints to point synapse-declare or synapseclient at "
+        "(--endpoint http://127.0.0.1:PORT) and, without --users, the token of the user 'demo'.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     serve.add_argument(
@@ -453,7 +456,13 @@ def _output(args: argparse.Namespace) -> int:
 
 
 def _register_schema(sub: argparse._SubParsersAction[_Parser]) -> None:
-    parser = sub.add_parser("schema", help="print the manifest JSON Schema (draft-07)")
+    parser = sub.add_parser(
+        "schema",
+        help="print the manifest JSON Schema (draft-07)",
+        description="Print the JSON Schema manifests are checked against (also "
+        "schemas/manifest.schema.json), for editors through the yaml-language-server modeline "
+        "and for other tools.",
+    )
     parser.set_defaults(handler=_schema)
 
 
@@ -621,8 +630,9 @@ class _ReadingProgress:
         wait = PROGRESS_AFTER_SECONDS
         while not self.stop.wait(wait):
             elapsed = time.monotonic() - self.started
+            calls = self._calls()
             print(
-                f"reading Synapse: {self._calls()} requests, {elapsed:.0f} s…",
+                f"reading Synapse: {calls} request{'' if calls == 1 else 's'}, {elapsed:.0f} s…",
                 file=sys.stderr,
                 flush=True,
             )
@@ -1035,7 +1045,12 @@ def _storage_options(args: argparse.Namespace) -> StorageOptions:
 
 
 def _register_show(sub: argparse._SubParsersAction[_Parser]) -> None:
-    parser = sub.add_parser("show", help="print a saved plan")
+    parser = sub.add_parser(
+        "show",
+        help="print a saved plan",
+        description="Print a plan saved by 'plan --out' without reading Synapse: text, JSON, or "
+        "Markdown to post on a pull request.",
+    )
     parser.add_argument("plan_file", type=Path, help="a plan saved by 'plan --out'")
     _add_output(parser)
     parser.set_defaults(handler=_show)
