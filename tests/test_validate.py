@@ -299,6 +299,22 @@ def test_another_tools_yaml_in_the_directory_is_one_error(tmp_path: Path) -> Non
     assert missing.message == "synapse-declare manifest is missing the required key 'version'"
 
 
+def test_a_public_only_under_path_one_typo_from_a_declared_folder_is_warned(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "version: 1\npolicies:\n  public_only_under: [P/Relases, P/Elsewhere]\n"
+        "projects:\n  - name: P\n    folders: [{name: Releases}]\n"
+    )
+    report = validate_paths(write(tmp_path, text))
+    assert report.errors == () and report.manifest is not None
+    (warning,) = report.warnings  # P/Elsewhere is near nothing: an undeclared folder is fine
+    assert warning.message == "public_only_under: 'P/Relases' is not a path this manifest declares"
+    assert warning.hint.startswith("did you mean 'P/Releases'?")
+    assert warning.location is not None
+    assert (warning.location.line, warning.location.column) == (3, 23)
+
+
 def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
     error = one(tmp_path, project("folders:\n  - name: ''\n"))
     assert (error.message, error.hint) == ("the text is empty", "fill in a value")
