@@ -218,9 +218,14 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve = emulator_sub.add_parser(
         "serve",
         help="serve the Synapse REST API and an S3/STS endpoint on loopback until interrupted",
+        description="Serve the Synapse REST API and an S3/STS endpoint on loopback until "
+        "interrupted, printing the endpoints to point synapse-declare or synapseclient at "
+        "(--endpoint http://127.0.0.1:PORT) and, without --users, the token of the user 'demo'.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="REST port (0 = any free port)")
+    serve.add_argument(
+        "--port", type=int, default=8765, help="REST port (default 8765; 0 = any free port)"
+    )
     serve.add_argument("--s3-port", type=int, default=0, help="S3/STS port (default: any free)")
     serve.add_argument("--data-dir", type=Path, help="persist state here across restarts")
     serve.add_argument(
@@ -451,7 +456,13 @@ def _output(args: argparse.Namespace) -> int:
 
 
 def _register_schema(sub: argparse._SubParsersAction[_Parser]) -> None:
-    parser = sub.add_parser("schema", help="print the manifest JSON Schema (draft-07)")
+    parser = sub.add_parser(
+        "schema",
+        help="print the manifest JSON Schema (draft-07)",
+        description="Print the JSON Schema manifests are checked against (also "
+        "schemas/manifest.schema.json), for editors through the yaml-language-server modeline "
+        "and for other tools.",
+    )
     parser.set_defaults(handler=_schema)
 
 
@@ -619,8 +630,9 @@ class _ReadingProgress:
         wait = PROGRESS_AFTER_SECONDS
         while not self.stop.wait(wait):
             elapsed = time.monotonic() - self.started
+            calls = self._calls()
             print(
-                f"reading Synapse: {self._calls()} requests, {elapsed:.0f} s…",
+                f"reading Synapse: {calls} request{'' if calls == 1 else 's'}, {elapsed:.0f} s…",
                 file=sys.stderr,
                 flush=True,
             )
@@ -731,8 +743,9 @@ def _add_max_deletions(parser: _Parser) -> None:
         type=_non_negative,
         default=DEFAULT_MAX_DELETIONS,
         metavar="N",
-        help="refuse a plan that would prune more than N folders (default "
-        f"{DEFAULT_MAX_DELETIONS}); pruned folders go to Synapse's trash",
+        help="refuse a plan that would prune more than N folders, or remove more than N own "
+        f"ACLs under folders_inherit: strict (default {DEFAULT_MAX_DELETIONS} each); pruned "
+        "folders go to Synapse's trash",
     )
 
 
@@ -1032,7 +1045,12 @@ def _storage_options(args: argparse.Namespace) -> StorageOptions:
 
 
 def _register_show(sub: argparse._SubParsersAction[_Parser]) -> None:
-    parser = sub.add_parser("show", help="print a saved plan")
+    parser = sub.add_parser(
+        "show",
+        help="print a saved plan",
+        description="Print a plan saved by 'plan --out' without reading Synapse: text, JSON, or "
+        "Markdown to post on a pull request.",
+    )
     parser.add_argument("plan_file", type=Path, help="a plan saved by 'plan --out'")
     _add_output(parser)
     parser.set_defaults(handler=_show)
@@ -1054,7 +1072,9 @@ def _register_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
         "demo",
         help="run the whole workflow against an embedded local Synapse",
         description="Starts a local Synapse emulator and runs validate, plan, apply, drift "
-        "detection and repair on the quickstart manifest. Touches nothing outside a temp dir.",
+        "detection and repair on the quickstart manifest, then a declared team with an "
+        "invitation, your own bucket, a verified storage migration and an STS folder. Touches "
+        "nothing outside a temp dir.",
     )
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
     parser.set_defaults(handler=_demo)

@@ -86,7 +86,12 @@ class ManifestError(SynapseDeclareError):
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        path = f" (at {self.location.json_path})" if self.location else ""
+        # "$" (the whole document, or a CSV row) locates nothing the file:line:col does not.
+        path = (
+            f" (at {self.location.json_path})"
+            if self.location and self.location.json_path != "$"
+            else ""
+        )
         text = f"{where}{self.message}{path}"
         if self.location is not None:
             # Innermost first: the template line above, then each use that led to it.

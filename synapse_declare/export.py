@@ -491,8 +491,14 @@ def _teams(
     names: dict[int, str] = {}
     declared: list[dict[str, Any]] = []
     references: list[str] = []
-    for name in sorted(ctx.teams):
-        team = _read_team(client, str(ids[name]), names)
+    read = [(name, _read_team(client, str(ids[name]), names)) for name in sorted(ctx.teams)]
+    # Members come with their user names; people only invited come as ids, and the manifest
+    # names users (`user:3350001` would be read back as a user *named* 3350001).
+    invited = sorted({u for _, team in read for u in team.invitations if u not in names})
+    if invited:
+        for found in api.group_headers_by_ids(invited):
+            names[int(found["ownerId"])] = str(found.get("userName"))
+    for name, team in read:
         if team.manageable and team.members.get(user_id):
             declared.append(kind.export(team, names, user_id))
         else:

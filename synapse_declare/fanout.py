@@ -723,6 +723,22 @@ class _Expander:
             if scope is None:
                 continue
             key = self._fanout_key(item, template, params, source, path, frame)
+            if not key.strip():
+                # An empty key would make `name[]` addresses and outputs nobody can target;
+                # in a hand-kept table it is almost always a forgotten cell.
+                column = (
+                    "`key:`" if "key" in item else f"parameter {next(iter(template.parameters))!r}"
+                )
+                self.errors.append(
+                    ManifestError(
+                        f"this instantiation of template {name!r} has an empty fan-out key "
+                        f"({column})",
+                        location=_via(row_source.locate(row_path), frame),
+                        hint="fill it in: the key names what this row makes "
+                        f"({name}[KEY] in plans, --target and outputs)",
+                    )
+                )
+                continue
             if key in seen_keys:
                 self.errors.append(
                     ManifestError(
@@ -948,11 +964,16 @@ class _Expander:
                     continue  # blank lines in a hand-kept table are not rows
                 table.values[(i,)] = (line, 1)
                 if len(record) != len(columns):
+                    fields = "field" if len(record) == 1 else "fields"
                     self.errors.append(
                         ManifestError(
-                            f"this row has {len(record)} fields; the header has {len(columns)}",
+                            f"this row has {len(record)} {fields}; the header has "
+                            f"{len(columns)} ({', '.join(columns)})",
                             location=SourceLocation(display, line, 1),
-                            hint="quote fields that contain commas",
+                            hint="quote fields that contain commas"
+                            if len(record) > len(columns)
+                            else "give every column a value, empty ones as nothing between "
+                            "commas (a,,c)",
                         )
                     )
                     continue

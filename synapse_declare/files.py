@@ -74,6 +74,12 @@ def read_confined(
     try:
         resolved = (root / written).resolve(strict=True)
     except FileNotFoundError:
+        if not (root / written).resolve().is_relative_to(root):
+            # Outside the folder is the problem to fix, whether or not something is there.
+            raise ConfinedFileError(
+                f"{field} {written!r} points outside the manifest's folder {root}",
+                f"{inside}: copy the file next to the manifest and write its relative path",
+            ) from None
         raise ConfinedFileError(
             f"{field} not found: {written!r} (resolved to {(root / written).resolve()})",
             relative,

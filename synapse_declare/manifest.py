@@ -489,11 +489,21 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
+        # The composer words its problem as the second half of its context ("but found ...").
+        problem = _plain_tokens(exc.problem or exc.context or "invalid YAML").removeprefix("but ")
         message = f"invalid YAML: {problem}"
         if exc.context and exc.problem and exc.context_mark is not None:
-            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+            message += f" ({_plain_tokens(exc.context)} at line {exc.context_mark.line + 1})"
         hint = "check indentation, colons and quoting around this position"
+        if "end of an indented block" in problem:
+            hint = (
+                "this line is indented differently from the entries it belongs with: give it "
+                "the same number of spaces as its siblings"
+            )
+        if "end of the file" in problem and "quoted text" in message:
+            hint = "a quote opened there is never closed: add the closing quote"
+        elif "end of the file" in problem and "[ ]" in message:
+            hint = "a [ or { above is never closed: add the closing ] or }"
         if "\\t" in problem:
             hint = "YAML does not allow tabs for indentation; use spaces"
         elif "expected a single document" in f"{exc.context} {problem}":
@@ -503,6 +513,39 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> ManifestError:
             hint = 'inside { } or [ ], quote text that contains ${var.…}: {name: "P ${var.x}"}'
         return ManifestError(message, location=SourceLocation(file, line, column), hint=hint)
     return ManifestError(f"invalid YAML: {exc}", location=SourceLocation(file, 1, 1))
+
+
+# PyYAML names its tokens for parser authors; a manifest author reads what they wrote.
+_TOKEN_WORDS = {
+    "'<block end>'": "the end of an indented block",  # quoted forms first
+    "<block end>": "the end of an indented block",
+    "'<block sequence start>'": "a list item ('- ')",
+    "'<block entry>'": "a list item ('- ')",
+    "'<block mapping start>'": "a 'key: value' line",
+    "<block mapping start>": "a 'key: value' line",
+    "'<stream end>'": "the end of the file",
+    "'<document start>'": "'---'",
+    "'<scalar>'": "a value",
+    "'?'": "a 'key: value' line",
+    "'-'": "a list item ('- ')",
+    "end of stream": "end of the file",
+    "a quoted scalar": "quoted text",
+    "a flow node": "a [ ] or { } value",
+    "a flow sequence": "a [ ] list",
+    "a flow mapping": "a { } mapping",
+    "the node content": "a value",
+    "while parsing a block mapping": "in the 'key: value' lines starting",
+    "while parsing a block collection": "in the list starting",
+    "while parsing": "while reading",
+    "while scanning": "while reading",
+    "in the stream": "in the file",
+}
+
+
+def _plain_tokens(text: str) -> str:
+    for token, words in _TOKEN_WORDS.items():
+        text = text.replace(token, words)
+    return text
 
 
 def parse_text(

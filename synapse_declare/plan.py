@@ -401,15 +401,23 @@ def save_plan(plan: Plan, path: Path) -> None:
         raise PlanError(f"cannot write the plan file {path}: {exc.strerror or exc}") from exc
 
 
+_NOT_A_PLAN = (
+    "--plan takes the file 'synapse-declare plan MANIFEST --out FILE' wrote; to plan and apply "
+    "a manifest, give its path without --plan"
+)
+
+
 def load_plan(path: Path) -> Plan:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise PlanError(f"{path} is not a plan file (invalid JSON: {exc})") from exc
+        raise PlanError(
+            f"{path} is not a plan file (invalid JSON: {exc})", hint=_NOT_A_PLAN
+        ) from exc
     if not isinstance(data, dict):
-        raise PlanError(f"{path} is not a plan file")
+        raise PlanError(f"{path} is not a plan file", hint=_NOT_A_PLAN)
     plan = Plan.from_json(data)
     base = path.resolve().parent
     return dataclasses.replace(

@@ -53,8 +53,8 @@ def plan_deletions(manifest: Manifest, live: LiveState, max_deletions: int) -> l
                         f"prune would delete {where}, which is protected "
                         "(synapse_declare_protected is set on it)",
                         location=spec.location,
-                        hint="declare the folder again to keep it, or remove the "
-                        "synapse_declare_protected annotation in Synapse if it really may go",
+                        hint="declare the folder again to keep it; if it really may go, "
+                        "declare it with `protect: false`, apply, then remove its entry",
                     )
                 )
             elif found.files and spec.prune is not Prune.WITH_FILES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,9 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from synapse_declare.errors import ManifestError
 from synapse_declare.manifest import JsonPath, Locator, SourceMap, YamlTimestamp
+
+# A ${var.NAME} reference, replaced before names are checked (fanout.py); not a bad character.
+_VAR_REFERENCE = re.compile(r"\$\{var\.[A-Za-z_][A-Za-z0-9_]*\}")
 
 SCHEMA_ID = "https://synapse-declare.dev/schemas/manifest.schema.json"
 SCHEMA_RESOURCE = "schemas/manifest.schema.json"
@@ -274,17 +278,31 @@ def _issues(error: ValidationError) -> list[_Issue]:
         message = f"expected {_expected(expected)}, got {_describe(instance)}"
         hint = None
         wants_text = expected == "string" or (isinstance(expected, list) and "string" in expected)
+        about = str(schema["description"]) if isinstance(schema.get("description"), str) else ""
         if wants_text and not isinstance(instance, (list, dict)):
             hint = _quote_hint(instance) if instance is not None else "fill in a value"
-        elif isinstance(schema.get("description"), str):
-            hint = str(schema["description"])
+        elif expected == "boolean" and _boolean_word_hint(instance, _field(path)):
+            hint = _boolean_word_hint(instance, _field(path))
+        elif expected == "array" and isinstance(instance, dict):
+            # The usual slip: `folders: {name: A}` or entries without their leading `- `.
+            hint = "write a list: each entry on its own line starting with `- `"
+        elif expected == "object" and isinstance(instance, list):
+            hint = "write `key: value` lines here, without a leading `- `"
+        elif about:
+            hint = about
         return [_Issue(path, message, hint, key=False)]
 
     if kind == "const":
         message = custom or f"expected {error.validator_value!r}, got {_describe(instance)}"
         value = _scalar_text(error.validator_value)
-        field = f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
-        return [_Issue(path, message, f"write `{field}{value}`", key=False)]
+        field = _field(path)
+        hint = f"write `{field}{value}`"
+        words = _boolean_word_hint(instance, field)
+        if words and isinstance(error.validator_value, str) and _allows_boolean(error.parent):
+            # `prune: yes`: the keyword branch of a boolean-or-keyword value (with-files).
+            message = f"expected true, false or {value!r}, got {_describe(instance)}"
+            hint = f"{words}, or `{field}{value}`"
+        return [_Issue(path, message, hint, key=False)]
 
     if kind == "enum":
         values = [str(v) for v in rule]
@@ -298,9 +316,18 @@ def _issues(error: ValidationError) -> list[_Issue]:
         ]
 
     if kind == "pattern":
+        if isinstance(instance, str) and not instance and schema.get("minLength"):
+            return []  # minLength already says "the text is empty": one problem, one message
         message = str(schema.get("patternErrorMessage") or error.message)
         what = _title(schema, str(path[-1]) if path and isinstance(path[-1], str) else "value")
-        return [_Issue(path, f"invalid {what} {instance!r}: {message}", None, key=False)]
+        return [
+            _Issue(
+                path,
+                f"invalid {what} {instance!r}: {message}",
+                _bad_characters(instance, rule) or _missing_prefix(instance, rule),
+                key=False,
+            )
+        ]
 
     if kind == "not":
         return [_Issue(path, custom or error.message, "keep only one of them", key=False)]
@@ -333,6 +360,54 @@ def _issues(error: ValidationError) -> list[_Issue]:
     if kind == "minLength":
         return [_Issue(path, "the text is empty", "fill in a value", key=False)]
     return [_Issue(path, custom or error.message, None, key=False)]
+
+
+def _bad_characters(instance: object, pattern: object) -> str | None:
+    """For a pattern that is a set of allowed characters (Synapse names), which characters of
+    ``instance`` it refuses, so the hint says what to change rather than repeating the rule."""
+    if not isinstance(instance, str) or not isinstance(pattern, str):
+        return None
+    text = _VAR_REFERENCE.sub("", instance)
+    bad = sorted({c for c in text if not c.isspace() and not re.fullmatch(pattern, c)})
+    if not bad or len(bad) == len(set(text) - set(" ")):
+        return None  # not a per-character rule: nothing specific to say
+    return "remove or replace " + " ".join(repr(c) for c in bad)
+
+
+def _allows_boolean(parent: object) -> bool:
+    """Whether the oneOf/anyOf this error is a branch of (``error.parent``) accepts true/false."""
+    schema = getattr(parent, "schema", None)
+    if not isinstance(schema, Mapping):
+        return False
+    branches = [*schema.get("oneOf", []), *schema.get("anyOf", [])]
+    return any(isinstance(b, Mapping) and b.get("type") == "boolean" for b in branches)
+
+
+def _field(path: JsonPath) -> str:
+    return f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
+
+
+def _missing_prefix(instance: object, pattern: object) -> str | None:
+    """`DCC Admins` where `team:DCC Admins` is meant (or `jdoe` for `user:jdoe`)."""
+    if not isinstance(instance, str) or not isinstance(pattern, str) or ":" in instance:
+        return None
+    for prefix in ("team:", "user:"):
+        if prefix in pattern and instance.strip() and re.search(pattern, prefix + instance):
+            return f"did you mean '{prefix}{instance}'?"
+    return None
+
+
+_BOOLEAN_WORDS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
+
+
+def _boolean_word_hint(instance: object, field: str) -> str | None:
+    """`yes`, `on` or a quoted "false" where a boolean belongs: only bare true/false are."""
+    if isinstance(instance, str) and instance.strip().lower() in _BOOLEAN_WORDS:
+        return (
+            f"only true and false, unquoted, are booleans in a manifest: write `{field}true` "
+            f"or `{field}false`"
+        )
+    return None
 
 
 def _quote_hint(instance: object) -> str:

@@ -11,11 +11,11 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from synapse_declare.errors import ManifestError, ManifestErrors
+from synapse_declare.errors import ManifestError, ManifestErrors, SourceLocation
 from synapse_declare.fanout import Expansion, expand
 from synapse_declare.manifest import LoadedDocument, discover, merge_documents, read_file
 from synapse_declare.model import Manifest, ManifestWarning, build_model
-from synapse_declare.schema import schema_errors
+from synapse_declare.schema import load_schema, schema_errors
 
 PathArg = str | os.PathLike[str]
 
@@ -96,7 +96,8 @@ def validate_paths(
         doc = expanded.get(display)
         if doc is None:
             continue
-        shape_problems = schema_errors(doc.data, doc.locator)
+        stranger = _not_a_manifest(doc)
+        shape_problems = [stranger] if stranger else schema_errors(doc.data, doc.locator)
         errors.extend(shape_problems)
         if not shape_problems:
             valid.append(doc)
@@ -113,6 +114,28 @@ def validate_paths(
     ordered = tuple(_flatten(errors))
     warnings = _warnings(expansion) + (manifest.warnings if manifest is not None else ())
     return ValidationReport(files, ordered, None if ordered else manifest, warnings, expansion)
+
+
+def _not_a_manifest(doc: LoadedDocument) -> ManifestError | None:
+    """One error, not one per key, for another tool's YAML in a manifest directory (the
+    emulator's users file beside the manifests is the usual one): no `version:` and top-level
+    keys no manifest has."""
+    if not isinstance(doc.data, Mapping) or "version" in doc.data:
+        return None
+    known = set(load_schema().get("properties", {}))
+    foreign = sorted(str(k) for k in doc.data if k not in known)
+    if not foreign:
+        return None
+    named = ", ".join(repr(k) for k in foreign)
+    which = f"key {named} is not a" if len(foreign) == 1 else f"keys {named} are not"
+    return ManifestError(
+        "not a synapse-declare manifest: it has no `version: 1` and its top-level "
+        f"{which} manifest key{'' if len(foreign) == 1 else 's'}",
+        location=SourceLocation(doc.file, 1, 1),
+        hint="every *.yaml and *.yml file in a directory given to synapse-declare is part of "
+        "the manifest: keep other YAML (an emulator users file, CI settings) elsewhere, or give "
+        "the manifest files by name",
+    )
 
 
 def _warnings(expansion: Expansion) -> tuple[ManifestWarning, ...]:

@@ -345,3 +345,26 @@ def test_what_cannot_be_expressed_is_a_warning_and_a_comment(
     # A team alice does not manage stays a reference (declaring it would manage its members).
     assert f"team:{bobs['name']}: view" in manifest and not (out / "teams.yaml").exists()
     assert "Teams left as team:NAME references (you do not manage them" in result.err
+
+
+def test_a_pending_invitee_is_exported_by_user_name(ws: Workspace, tmp_path: Path) -> None:
+    """A person only invited to a managed team comes back from Synapse as an id: the export
+    names them (``user:bob``), so the exported directory plans with no error and no change."""
+    name = f"Invited {uuid.uuid4().hex[:8]}"
+    team = f"Team {uuid.uuid4().hex[:8]}"
+    m = ws.manifest(
+        f"version: 1\nteams:\n  - name: {team}\n    managers: [self]\n    members: [user:bob]\n"
+        f"projects:\n  - name: {name}\n    acl:\n      self: administer\n"
+        f"      team:{team}: edit\n"
+    )
+    assert ws.apply(m).code == 0
+    out = tmp_path / "exported"
+    result = _export(ws, name, "--out", out)
+    assert result.code == 0, result.both
+    teams = (out / "teams.yaml").read_text(encoding="utf-8")
+    assert "members: [user:bob]" in teams, teams
+    planned = ws.plan_json(out)
+    summary = planned["summary"]
+    assert (summary["create"], summary["update"], summary["delete"]) == (0, 0, 0), actionable(
+        planned
+    )

@@ -474,7 +474,24 @@ def test_csv_problems_point_into_the_table(tmp_path: Path) -> None:
     (error,) = check(root).errors
     assert error.location is not None
     assert error.location.file.endswith("labs.csv") and error.location.line == 3
-    assert "this row has 3 fields; the header has 2" in error.message
+    assert error.message == "this row has 3 fields; the header has 2 (lab, team)"
+    assert error.hint == "quote fields that contain commas"
+    assert str(error).startswith(f"{error.location}: this row") and "(at $)" not in str(error)
+
+
+def test_a_short_csv_row_says_to_fill_every_column(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "templates.yaml": TEMPLATES,
+            "labs.csv": "lab,team\nAlpha,Curators\nBeta\n",
+            "p.yaml": "version: 1\nprojects:\n  - use: lab\n    for_each: labs.csv\n",
+        },
+    )
+    (error,) = check(root).errors
+    assert error.location is not None and error.location.line == 3
+    assert error.message == "this row has 1 field; the header has 2 (lab, team)"
+    assert error.hint == "give every column a value, empty ones as nothing between commas (a,,c)"
 
 
 @pytest.mark.parametrize(
@@ -575,3 +592,21 @@ def test_an_unquoted_reference_in_flow_style_gets_a_quoting_hint(tmp_path: Path)
     assert (
         error.hint == 'inside { } or [ ], quote text that contains ${var.…}: {name: "P ${var.x}"}'
     )
+
+
+def test_a_csv_row_with_an_empty_key_is_refused_at_its_line(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "templates.yaml": TEMPLATES,
+            "labs.csv": "lab,team\nAlpha,Curators\n,Lab Admins\n",
+            "p.yaml": "version: 1\nprojects:\n  - use: lab\n    for_each: labs.csv\n",
+        },
+    )
+    (error,) = check(root).errors
+    assert error.location is not None
+    assert error.location.file.endswith("labs.csv") and error.location.line == 3
+    assert error.message == (
+        "this instantiation of template 'lab' has an empty fan-out key (parameter 'lab')"
+    )
+    assert error.hint is not None and "lab[KEY]" in error.hint

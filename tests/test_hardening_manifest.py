@@ -6,15 +6,17 @@ These run validate in-process and through the real CLI (no network).
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import threading
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from synapse_declare.cli import main
+from synapse_declare.cli import build_parser, main
 from synapse_declare.errors import ManifestError
 from synapse_declare.files import MAX_MARKDOWN_BYTES
 from synapse_declare.validate import validate_paths
@@ -250,3 +252,42 @@ def test_token_file_errors_are_whole_and_never_show_the_content(
     assert expected.format(path=path) in err
     assert "***" not in err
     assert "s3cr3t" not in err and "second-line" not in err
+
+
+def test_a_manifest_given_to_apply_plan_says_what_plan_takes(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "version: 1\nprojects: []\n", "m.yaml")
+    code, out, err = run_cli("apply", "--plan", str(manifest))
+    assert (code, out) == (1, "")
+    assert f"{manifest} is not a plan file (invalid JSON:" in err
+    assert "hint: --plan takes the file 'synapse-declare plan MANIFEST --out FILE' wrote" in err
+    assert "Traceback" not in err
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[Any]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append(((*prefix, name), sub))
+                found.extend(_commands(sub, (*prefix, name)))
+    return found
+
+
+def test_every_command_and_sub_command_says_what_it_does_in_its_help() -> None:
+    """A new user's first read is `--help`: every command has a description, not only usage."""
+    commands = _commands(build_parser())
+    assert {" ".join(c) for c, _ in commands} >= {"show", "schema", "emulator serve", "plan"}
+    for command, sub in commands:
+        code, out, err = run_cli_exit(*command, "--help")
+        assert code == 0 and err == "", command
+        assert sub.description and sub.description.split()[0] in out, command
+    code, out, _ = run_cli_exit("plan", "--help")
+    assert "remove more than N own ACLs under folders_inherit: strict" in " ".join(out.split())
+
+
+def run_cli_exit(*argv: str) -> tuple[int, str, str]:
+    """``--help`` ends in SystemExit(0): the code argparse exits with, and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err), pytest.raises(SystemExit) as info:
+        main(list(argv))
+    return int(info.value.code or 0), out.getvalue(), err.getvalue()

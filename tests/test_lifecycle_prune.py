@@ -127,6 +127,7 @@ def test_a_protected_folder_stays_protected_after_its_entry_is_removed(
     assert ws.apply(protected).code == 0
     err = _refused_without_writes(emu, ws, _manifest(ws, ["Keep"]))
     assert "Vault" in err and "protected" in err
+    assert "declare it with `protect: false`, apply, then remove its entry" in err
     assert _names(alice, project) == ["Keep", "Vault"]
 
 

@@ -104,6 +104,17 @@ def test_examples_validate(target: str) -> None:
     assert report.ok and report.manifest is not None
 
 
+@pytest.mark.parametrize(
+    "directory", sorted(p for p in EXAMPLES.iterdir() if p.is_dir()), ids=lambda p: p.name
+)
+def test_every_example_directory_validates_without_warnings(directory: Path) -> None:
+    """Each examples/ directory is a manifest a new user validates first: clean, no warnings."""
+    report = validate_paths(directory)
+    assert report.errors == (), [str(e) for e in report.errors]
+    assert report.warnings == (), [str(w) for w in report.warnings]
+    assert report.ok and report.manifest is not None
+
+
 def test_quickstart_uses_only_principals_that_always_exist() -> None:
     manifest = load_manifest(EXAMPLES / "quickstart" / "quickstart.yaml")
     always = {PrincipalKind.SELF, PrincipalKind.PUBLIC, PrincipalKind.AUTHENTICATED_USERS}
@@ -173,6 +184,141 @@ def test_errors_are_collected_across_files(tmp_path: Path) -> None:
         "b.yaml",
         "c.yaml",
     ]
+
+
+def test_a_bad_character_in_a_name_is_named_in_the_hint(tmp_path: Path) -> None:
+    error = one(tmp_path, project("folders:\n  - name: Raw/Data\n"))
+    assert error.message.startswith("invalid Synapse name 'Raw/Data': Synapse names may only")
+    assert error.hint == "remove or replace '/'"
+    assert pos(error) == (5, 15, "$.projects[0].folders[0].name")
+
+
+def test_a_mapping_where_a_list_belongs_says_how_to_write_a_list(tmp_path: Path) -> None:
+    error = one(tmp_path, project("folders:\n  name: A\n"))
+    assert error.message == "expected a list, got a mapping"
+    assert error.hint == "write a list: each entry on its own line starting with `- `"
+    assert pos(error) == (5, 7, "$.projects[0].folders")
+
+
+def test_a_list_where_a_mapping_belongs_says_to_drop_the_dashes(tmp_path: Path) -> None:
+    error = one(tmp_path, project("annotations:\n  - stage: raw\n"))
+    assert error.message == "expected a mapping (key: value), got a list"
+    assert error.hint == "write `key: value` lines here, without a leading `- `"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message", "hint"),
+    [
+        (
+            "version: 1\nprojects:\n  - name: P\n    folders:\n      - name: A\n     - name: B\n",
+            (6, 6),
+            "invalid YAML: expected the end of an indented block, but found a list item ('- ') "
+            "(in the 'key: value' lines starting at line 3)",
+            "this line is indented differently from the entries it belongs with: give it the "
+            "same number of spaces as its siblings",
+        ),
+        (
+            'version: 1\nprojects:\n  - name: "P\n',
+            (4, 1),
+            "invalid YAML: found unexpected end of the file (while reading quoted text at line 3)",
+            "a quote opened there is never closed: add the closing quote",
+        ),
+        (
+            "version: 1\nprojects: [\n",
+            (3, 1),
+            "invalid YAML: expected a value, but found the end of the file (while reading a [ ] "
+            "or { } value at line 3)",
+            "a [ or { above is never closed: add the closing ] or }",
+        ),
+        (
+            "version: 1\n---\nversion: 1\n",
+            (2, 1),
+            "invalid YAML: found another document (expected a single document in the file at "
+            "line 1)",
+            "put one document per file (remove '---' separators) or split the file",
+        ),
+    ],
+    ids=["indentation", "unclosed quote", "unclosed bracket", "two documents"],
+)
+def test_yaml_syntax_errors_speak_the_authors_words(
+    tmp_path: Path, text: str, where: tuple[int, int], message: str, hint: str
+) -> None:
+    """PyYAML's token names (`<block end>`, `<block sequence start>`) are for parser authors."""
+    error = one(tmp_path, text)
+    assert (error.message, error.hint) == (message, hint)
+    assert pos(error)[:2] == where
+    assert "<" not in str(error)
+
+
+def test_yes_where_a_boolean_belongs_says_only_true_and_false_are(tmp_path: Path) -> None:
+    errors = errors_in(tmp_path, project('prune: yes\nfolders:\n  - {name: A, protect: "false"}\n'))
+    by_path = {pos(e)[2]: e for e in errors}
+    prune = by_path["$.projects[0].prune"]
+    assert prune.message == "expected true, false or 'with-files', got the text 'yes'"
+    assert prune.hint == (
+        "only true and false, unquoted, are booleans in a manifest: write `prune: true` or "
+        "`prune: false`, or `prune: with-files`"
+    )
+    protect = by_path["$.projects[0].folders[0].protect"]
+    assert protect.hint == (
+        "only true and false, unquoted, are booleans in a manifest: write `protect: true` or "
+        "`protect: false`"
+    )
+    # A keyword that is not an alternative to a boolean keeps its own hint.
+    acl = one(tmp_path, project("folders:\n  - {name: A, acl: yes}\n"))
+    assert (acl.message, acl.hint) == (
+        "expected 'inherit', got the text 'yes'",
+        "write `acl: inherit`",
+    )
+
+
+def test_a_missing_team_or_user_prefix_is_suggested(tmp_path: Path) -> None:
+    team = one(tmp_path, "version: 1\npolicies: {require_admin_team: DCC Admins}\nprojects: []\n")
+    assert team.hint == "did you mean 'team:DCC Admins'?"
+    member = one(tmp_path, "version: 1\nteams:\n  - {name: T, managers: [self], members: [jdoe]}\n")
+    assert member.message.startswith("invalid team member 'jdoe'")
+    assert member.hint == "did you mean 'user:jdoe'?"
+
+
+def test_another_tools_yaml_in_the_directory_is_one_error(tmp_path: Path) -> None:
+    """The emulator's users file beside the manifests: one error saying what it is, not one
+    per key it lacks or has."""
+    write(tmp_path, project(), "m.yaml")
+    users = write(tmp_path, "users:\n  - {userName: alice, token: t}\nteams: []\n", "users.yaml")
+    report = validate_paths(tmp_path)
+    (error,) = report.errors
+    assert error.location is not None and Path(error.location.file) == users
+    assert (error.location.line, error.location.column) == (1, 1)
+    assert error.message == (
+        "not a synapse-declare manifest: it has no `version: 1` and its top-level key 'users' "
+        "is not a manifest key"
+    )
+    assert error.hint is not None and "keep other YAML" in error.hint
+    # A manifest that only forgot `version:` still gets the schema's own message.
+    (missing,) = errors_in(tmp_path / "other", "projects: []\n")
+    assert missing.message == "synapse-declare manifest is missing the required key 'version'"
+
+
+def test_a_public_only_under_path_one_typo_from_a_declared_folder_is_warned(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "version: 1\npolicies:\n  public_only_under: [P/Relases, P/Elsewhere]\n"
+        "projects:\n  - name: P\n    folders: [{name: Releases}]\n"
+    )
+    report = validate_paths(write(tmp_path, text))
+    assert report.errors == () and report.manifest is not None
+    (warning,) = report.warnings  # P/Elsewhere is near nothing: an undeclared folder is fine
+    assert warning.message == "public_only_under: 'P/Relases' is not a path this manifest declares"
+    assert warning.hint.startswith("did you mean 'P/Releases'?")
+    assert warning.location is not None
+    assert (warning.location.line, warning.location.column) == (3, 23)
+
+
+def test_an_empty_name_is_one_problem(tmp_path: Path) -> None:
+    error = one(tmp_path, project("folders:\n  - name: ''\n"))
+    assert (error.message, error.hint) == ("the text is empty", "fill in a value")
+    assert str(error).startswith(f"{tmp_path / 'm.yaml'}:5:15: the text is empty (at $.")
 
 
 def test_name_with_forbidden_characters(tmp_path: Path) -> None:
@@ -259,6 +405,19 @@ def test_unknown_level_and_access_type_from_model_directly() -> None:
     ]
     assert info.value.errors[0].hint is not None
     assert "view, download, edit, edit_delete, administer" in info.value.errors[0].hint
+
+
+def test_a_missing_markdown_file_outside_the_folder_is_refused_as_outside(
+    tmp_path: Path,
+) -> None:
+    """`..` out of the folder is the problem whether or not a file is there: not "not found"."""
+    error = one(tmp_path, project("wiki:\n  markdown_file: ../../nowhere/home.md\n"))
+    assert error.message == (
+        "markdown_file '../../nowhere/home.md' points outside the manifest's folder "
+        f"{tmp_path.resolve()}"
+    )
+    assert error.hint is not None and "copy the file next to the manifest" in error.hint
+    assert pos(error) == (5, 22, "$.projects[0].wiki.markdown_file")
 
 
 def test_missing_markdown_file_shows_written_and_resolved_path(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from synapse_declare.errors import ManifestErrors, SourceLocation
 from synapse_declare.manifest import JsonPath, Locator, SourceMap
-from synapse_declare.policy_spec import parse_policies
+from synapse_declare.policy_spec import Policies, parse_policies
 
 from .build_container import build_container
 from .build_core import BuildContext, sorted_errors
@@ -55,6 +56,7 @@ def _manifest(ctx: BuildContext, raw: Mapping[str, Any]) -> Manifest:
     projects = _projects(ctx, raw.get("projects") or [])
     teams = build_teams(ctx, raw.get("teams") or [])
     policies = parse_policies(raw.get("policies"), [p.name for p in projects], ctx.error, ctx.at)
+    _warn_near_misses(ctx, policies, projects)
     if policies.folders_inherit_strict:
         projects = [_strict_inheritance(p) for p in projects]
     if ctx.errors:
@@ -69,6 +71,33 @@ def _manifest(ctx: BuildContext, raw: Mapping[str, Any]) -> Manifest:
         teams,
         policies,
     )
+
+
+def _warn_near_misses(ctx: BuildContext, policies: Policies, projects: list[ContainerSpec]) -> None:
+    """A `public_only_under` path one typo away from a declared folder ("P/Relases") would
+    silently allow public access nowhere there; an undeclared folder is a legitimate target,
+    so this is a warning, and only when a declared path is that close."""
+    declared: list[str] = []
+
+    def collect(spec: ContainerSpec, prefix: str) -> None:
+        path = f"{prefix}/{spec.name}" if prefix else spec.name
+        declared.append(path)
+        for child in spec.folders:
+            collect(child, path)
+
+    for project in projects:
+        collect(project, "")
+    for rule in policies.public_only_under or ():
+        if rule.path in declared:
+            continue
+        close = difflib.get_close_matches(rule.path, declared, n=1, cutoff=0.85)
+        if close:
+            ctx.warn(
+                f"public_only_under: {rule.path!r} is not a path this manifest declares",
+                rule.location,
+                f"did you mean {close[0]!r}? (a folder the manifest does not declare is a valid "
+                "path too: then ignore this)",
+            )
 
 
 def _projects(ctx: BuildContext, raw: list[Mapping[str, Any]]) -> list[ContainerSpec]:

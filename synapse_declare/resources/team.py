@@ -706,7 +706,11 @@ class TeamKind:
         user name, pending invitations counted as members (the manifest lists who belongs)."""
 
         def person(uid: int) -> str:
-            return "self" if uid == operator else f"user:{names.get(uid, uid)}"
+            if uid == operator:
+                return "self"
+            # A user whose name could not be read is written as its id, which the manifest
+            # reads as an id only without the `user:` prefix.
+            return f"user:{names[uid]}" if uid in names else str(uid)
 
         managers = sorted(person(u) for u, admin in team.members.items() if admin)
         members = sorted(
