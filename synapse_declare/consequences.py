@@ -32,7 +32,14 @@ from .access import (
     effective_access,
     type_rank,
 )
-from .model import INHERIT, ContainerSpec, Manifest, PrincipalKind
+from .model import (
+    AUTHENTICATED_USERS_ID,
+    INHERIT,
+    PUBLIC_ID,
+    ContainerSpec,
+    Manifest,
+    PrincipalKind,
+)
 from .plan import AccessConsequence, Change, Resource
 from .resources.team import MembershipDesired, MembershipOp
 from .state import PROJECT_TYPE, LiveContainer, LiveState
@@ -365,10 +372,44 @@ def access_consequences(
     tagged = [Tagged(c, (), False) for c in every if c.principal.id not in moved]
     if moved:
         # The people who join or leave a managed team: their whole access, with the team's
-        # membership before and after, replaces their membership-blind lines.
-        tagged.extend(_moved_people(worlds, moved))
+        # membership before and after, replaces their membership-blind lines — less what
+        # everyone gains or loses (PUBLIC, AUTHENTICATED_USERS): their own lines say that.
+        everyone = _everyones(every)
+        tagged.extend(
+            kept for t in _moved_people(worlds, moved) if (kept := _less(t, everyone)) is not None
+        )
     lines = _grouped(t for t in tagged if t.change.entity.id not in unknown)
     return tuple(_counted(line, worlds.teams) for line in lines), tuple(skipped)
+
+
+def _everyones(every: Iterable[AccessChange]) -> dict[tuple[str, bool], frozenset[str]]:
+    """(entity id, gained?) → the access types PUBLIC or AUTHENTICATED_USERS gain or lose there."""
+    found: dict[tuple[str, bool], frozenset[str]] = {}
+    for change in every:
+        if change.principal.id not in (PUBLIC_ID, AUTHENTICATED_USERS_ID):
+            continue
+        for gained, types in ((True, change.gained), (False, change.lost)):
+            key = (change.entity.id, gained)
+            found[key] = found.get(key, frozenset()) | types
+    return found
+
+
+def _less(tagged: Tagged, everyone: Mapping[tuple[str, bool], frozenset[str]]) -> Tagged | None:
+    """A moved person's change without what everyone gets there (kept when a team brings it)."""
+    if tagged.through:
+        return tagged
+    change = tagged.change
+    gained = bool(change.gained)
+    types = (change.gained or change.lost) - everyone.get((change.entity.id, gained), frozenset())
+    if not types:
+        return None
+    part = AccessChange(
+        change.entity,
+        change.principal,
+        types if gained else frozenset(),
+        frozenset() if gained else types,
+    )
+    return Tagged(part, tagged.through, tagged.pending)
 
 
 @dataclass(frozen=True, slots=True)
