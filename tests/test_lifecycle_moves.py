@@ -131,8 +131,9 @@ def test_a_nested_folder_moved_up_by_hand_goes_back_down(
 def test_the_project_walk_is_made_only_when_a_declared_name_is_missing(
     emu: Emulator, ws: Workspace, api_for: Any
 ) -> None:
-    """Cost: nothing missing → no walk; one missing → one folder listing per folder of the
-    project, and one annotations read per folder not at a declared path."""
+    """Cost: nothing missing → no walk; one missing → one folder listing per folder whose
+    children page the plan did not read already, and one annotations read per folder not at a
+    declared path."""
     alice, _project_id, raw, old = _setup(emu, ws, api_for)
     manifest = _manifest(ws)
 
@@ -144,10 +145,34 @@ def test_the_project_walk_is_made_only_when_a_declared_name_is_missing(
     quiet = counts()
     _move_by_hand(alice, raw, old)
     moved = counts()
-    # Listings: the walk lists the project and its 3 folders (Archive, Archive/Old, Raw).
-    assert moved["POST children"] - quiet["POST children"] == 4, (quiet, moved)
+    # Listings: the project's and Archive's pages are the reader's (reused); the walk lists the
+    # declared leaf Archive/Old and, below it, Raw (4 before the walk reused the pages).
+    assert moved["POST children"] - quiet["POST children"] == 2, (quiet, moved)
     # Annotations: only Raw is away from a declared path; its bundle plus its own re-read.
     assert moved["POST bundle2"] - quiet["POST bundle2"] <= 2, (quiet, moved)
+
+
+def test_adding_a_folder_to_a_converged_project_costs_the_trash_and_the_unread_leaves(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """A new declared folder is missing under its name like a moved one: the plan reads the
+    trash (one view) and walks the project, reusing the children pages it already read (the
+    project's, Archive's), so the walk lists only the declared leaves Archive/Old and Raw.
+    Exactly 3 calls more than the converged plan, and no marker read: every folder it saw is
+    at a declared path."""
+    _setup(emu, ws, api_for)
+
+    def counts(manifest: Path) -> Counter[str]:
+        with log_window(emu) as window:
+            assert ws.plan(manifest).code in (0, 2)
+        return Counter(f"{e['method']} {e['path'].rsplit('/', 1)[-1]}" for e in window)
+
+    quiet = counts(_manifest(ws))
+    added = counts(_manifest(ws, BODY + "      - name: New\n"))
+    extra = added - quiet
+    assert extra == Counter({"POST children": 2, "GET view": 1}), (quiet, added)
+    assert sum(added.values()) - sum(quiet.values()) == 3
+    assert ws.plan_json(_manifest(ws, BODY + "      - name: New\n"))["summary"]["create"] == 1
 
 
 def test_a_hand_made_folder_elsewhere_is_not_taken_for_a_missing_one(
