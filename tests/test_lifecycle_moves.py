@@ -220,3 +220,32 @@ def test_the_walk_stops_at_its_limit_and_the_plan_says_so(
     assert any("stopped at" in w and "previously:" in w for w in plan["warnings"]), plan
     calls = Counter(e["path"].rsplit("/", 1)[-1] for e in window)
     assert calls["children"] <= WALK_LIMIT + 5 and calls["bundle2"] <= WALK_LIMIT + 5, calls
+
+
+def test_a_folder_moved_into_a_crowded_folder_is_found_beyond_the_walk_limit(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """Folders in the children pages the plan already read cost the walk nothing, so none of
+    them is dropped at the limit: Raw moved by hand into Archive, behind WALK_LIMIT + 20
+    hand-made folders, is found there with one marker read (same name first), not recreated."""
+    alice, project, raw, _old = _setup(emu, ws, api_for)
+    archive = lookup(alice, "Archive", project)
+    assert archive is not None
+    folder = {"concreteType": "org.sagebionetworks.repo.model.Folder", "parentId": archive}
+    for n in range(WALK_LIMIT + 20):
+        alice.ok("POST", "/entity", {**folder, "name": f"Hand {n:03d}"})
+    _move_by_hand(alice, raw, archive)
+    with log_window(emu) as window:
+        plan = ws.plan_json(_manifest(ws))
+    assert _fields(plan) == (
+        "update",
+        raw,
+        [("parent", f"{_project(ws)}/Archive", _project(ws))],
+    )
+    assert plan["summary"]["create"] == 0
+    calls = Counter(e["path"].rsplit("/", 1)[-1] for e in window)
+    # The reader's pages only: the project's (1) and Archive's 323 children (7 pages of 50); the
+    # walk lists nothing more. Bundles: Raw's marker (same name, read first) and the project's.
+    assert calls["children"] == 8 and calls["bundle2"] == 2, calls
+    assert ws.apply(_manifest(ws)).code == 0
+    assert lookup(alice, "Raw", project) == raw and _names(alice, raw) == ["a.txt"]
