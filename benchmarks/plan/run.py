@@ -9,7 +9,11 @@ itself to the same budget. On a manifest of ``--breadth`` (default 8: 585 entiti
 * no-op plan: REST calls against the lower bound = children pages + one read per entity whose
   managed state a children page does not show;
 * the same no-op read done the way get-or-create scripts do it (look every entity up by name,
-  then read its bundle) as a baseline measured in the same run.
+  then read its bundle) as a baseline measured in the same run;
+* the plan of the converged project with ONE folder added to the manifest (a declared name that
+  is missing, as for a folder moved by hand: the trash and the project walk are read before it
+  is created), and the plan after one folder is moved by hand to another declared folder, each
+  against its floor (the no-op plan; plus the found folder's marker, entity and ACL).
 
 Then the scaling part (``--scale``, default breadths 17 and 27: 5,220 and 20,440 entities) runs
 without throttle or latency — call counts and client CPU do not depend on pacing, and 20k creates
