@@ -247,6 +247,7 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     try:
         from .emulator import Emulator, EmulatorConfig
+        from .emulator.seedfile import SeedFileError
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise UsageError(
             f"the emulator needs the 'emulator' extra ({exc.name} is missing)",
@@ -269,6 +270,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         emulator = Emulator(config).start()
+    except SeedFileError as exc:
+        # Located like a manifest error: file:line:col, what (at where), how to fix.
+        raise UsageError(exc.located, hint=exc.hint) from exc
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot start the emulator: {exc}") from exc
     stop = threading.Event()
