@@ -251,7 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise UsageError(
             f"the emulator needs the 'emulator' extra ({exc.name} is missing)",
-            hint="pip install 'synapse-declare[emulator]'",
+            hint="in your clone of synapse-declare: pip install -c constraints.txt '.[emulator]'",
         ) from exc
     if not 0.0 <= args.fault_rate <= 1.0:
         raise UsageError("--fault-rate must be between 0 and 1")
