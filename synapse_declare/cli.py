@@ -247,10 +247,11 @@ def _register_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     try:
         from .emulator import Emulator, EmulatorConfig
+        from .emulator.seedfile import SeedFileError
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise UsageError(
             f"the emulator needs the 'emulator' extra ({exc.name} is missing)",
-            hint="pip install 'synapse-declare[emulator]'",
+            hint="in your clone of synapse-declare: pip install -c constraints.txt '.[emulator]'",
         ) from exc
     if not 0.0 <= args.fault_rate <= 1.0:
         raise UsageError("--fault-rate must be between 0 and 1")
@@ -269,6 +270,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         emulator = Emulator(config).start()
+    except SeedFileError as exc:
+        # Located like a manifest error: file:line:col, what (at where), how to fix.
+        raise UsageError(exc.located, hint=exc.hint) from exc
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot start the emulator: {exc}") from exc
     stop = threading.Event()

@@ -57,7 +57,7 @@ def run_demo(
     except ImportError as exc:
         raise DemoError(
             f"the demo needs the emulator extra ({exc.name} is missing)",
-            hint="pip install -c constraints.txt 'synapse-declare[demo]'",
+            hint="in your clone of synapse-declare: pip install -c constraints.txt '.[demo]'",
         ) from exc
     # The operator, and a center member to invite in the teams chapter (fresh tokens per run).
     users = [
@@ -155,7 +155,8 @@ def _official_client(
         import synapseclient
     except ImportError as exc:
         raise DemoError(
-            needed, hint="pip install -c constraints.txt 'synapse-declare[demo]'"
+            needed,
+            hint="in your clone of synapse-declare: pip install -c constraints.txt '.[demo]'",
         ) from exc
     quiet = io.StringIO()
     try:

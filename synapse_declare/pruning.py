@@ -42,7 +42,7 @@ def plan_deletions(manifest: Manifest, live: LiveState, max_deletions: int) -> l
                     PolicyViolation(
                         f"prune would delete {where}, which synapse-declare did not create "
                         "(it has no synapse_declare_managed annotation)",
-                        location=spec.location,
+                        location=spec.prune_location or spec.location,
                         hint="prune deletes only what synapse-declare made: declare the folder "
                         "to keep it, or delete it by hand",
                     )
@@ -52,7 +52,7 @@ def plan_deletions(manifest: Manifest, live: LiveState, max_deletions: int) -> l
                     PolicyViolation(
                         f"prune would delete {where}, which is protected "
                         "(synapse_declare_protected is set on it)",
-                        location=spec.location,
+                        location=spec.prune_location or spec.location,
                         hint="declare the folder again to keep it; if it really may go, "
                         "declare it with `protect: false`, apply, then remove its entry",
                     )
@@ -61,7 +61,7 @@ def plan_deletions(manifest: Manifest, live: LiveState, max_deletions: int) -> l
                 problems.append(
                     PolicyViolation(
                         f"prune would delete {where}, which holds {_files(found)}",
-                        location=spec.location,
+                        location=spec.prune_location or spec.location,
                         hint="set `prune: with-files` on this container if the data may go, "
                         "or declare the folder to keep it",
                     )

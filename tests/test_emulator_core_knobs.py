@@ -450,11 +450,12 @@ def test_serve_rejects_a_bad_users_file(tmp_path: Path) -> None:
     bad.write_text("users:\n  - userName: alice\n", encoding="utf-8")
     result = _serve_users_file(bad)
     assert result.returncode == 1
-    assert "users[0]: token is required" in result.stderr
-    assert str(bad) in result.stderr
+    assert f"error: {bad}:2:5: token is required" in result.stderr
+    assert "(at users[0])" in result.stderr and "\n  hint: add the user's token" in result.stderr
     assert "Traceback" not in result.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("users: [unclosed\n", encoding="utf-8")
     result = _serve_users_file(broken)
     assert result.returncode == 1
-    assert "cannot read users file" in result.stderr
+    assert f"error: {broken}:2:1: cannot read users file" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -648,7 +648,7 @@ def test_users_file_teams_managers_and_restart(
     [
         ("  - {name: ab, members: [ann]}\n", "Team names can only contain"),
         ("  - {name: Lonely}\n", "a team needs a manager"),
-        ("  - {name: Bad Keys, members: [ann], admins: [ann]}\n", "unknown keys ['admins']"),
+        ("  - {name: Bad Keys, members: [ann], admins: [ann]}\n", "unknown key 'admins'"),
         ("  - {name: Ghosts, members: [ann], managers: [zed]}\n", "managers ['zed'] are not"),
         ("  - {name: ann, members: [ann]}\n", "Name ann is already used."),
     ],

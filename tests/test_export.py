@@ -368,3 +368,61 @@ def test_a_pending_invitee_is_exported_by_user_name(ws: Workspace, tmp_path: Pat
     assert (summary["create"], summary["update"], summary["delete"]) == (0, 0, 0), actionable(
         planned
     )
+
+
+def test_a_protected_entity_is_exported_with_protect(
+    syn: Any, ws: Workspace, tmp_path: Path
+) -> None:
+    """An entity carrying synapse-declare's protection marker (set by an earlier manifest) is
+    exported as ``protect: true``, not as an annotation: the export plans as adoption only,
+    and adoption writes nothing about protection (it is already there)."""
+    from synapseclient import Folder, Project
+
+    name = f"Guarded {uuid.uuid4().hex[:8]}"
+    marker = {"synapse_declare_protected": True}
+    project = quiet(syn.store, Project(name, annotations={**marker, "program": "p"}))
+    quiet(syn.store, Folder("Keep", parent=project, annotations=marker))
+    quiet(syn.store, Folder("Scratch", parent=project))
+    out = tmp_path / "exported"
+    result = _export(ws, name, "--out", out)
+    assert result.code == 0, result.err
+    text = (out / (name.lower().replace(" ", "-") + ".yaml")).read_text(encoding="utf-8")
+    assert "synapse_declare_protected" not in text, text
+    assert f"- name: {name}\n    protect: true\n" in text, text
+    assert "  - name: Keep\n        protect: true\n" in text, text
+    assert "program: p" in text and text.count("protect:") == 2, text
+
+    planned = ws.plan_json(out)
+    adopted = actionable(planned)
+    assert set(adopted.values()) == {"adopt"}, adopted
+    assert f"project:{name}" in adopted and len(adopted) == 3
+    fields = [f["path"] for c in planned["changes"] for f in c.get("fields", [])]
+    assert not any("protected" in f for f in fields), fields
+
+
+def test_an_exported_protect_keeps_refusing_prune(ws: Workspace, tmp_path: Path) -> None:
+    """A folder made with ``protect: true`` exports with it; the export plans with no change,
+    and pruning its parent without its entry is still refused because it is protected."""
+    name = f"Kept {uuid.uuid4().hex[:8]}"
+    made = ws.manifest(
+        f"version: 1\nprojects:\n  - name: {name}\n    folders:\n"
+        "      - name: Keep\n        protect: true\n      - name: Scratch\n"
+    )
+    assert ws.apply(made).code == 0
+    out = tmp_path / "exported"
+    result = _export(ws, name, "--out", out)
+    assert result.code == 0, result.err
+    path = out / (name.lower().replace(" ", "-") + ".yaml")
+    text = path.read_text(encoding="utf-8")
+    assert "  - name: Keep\n        protect: true\n" in text, text
+    assert "synapse_declare" not in text and text.count("protect:") == 1, text
+    assert ws.plan(out, "--detailed-exitcode").code == 0
+
+    pruned = text.replace(f"- name: {name}\n", f"- name: {name}\n    prune: true\n", 1)
+    pruned = pruned.replace("  - name: Keep\n        protect: true\n", "", 1)
+    assert "Keep" not in pruned and "prune: true" in pruned, pruned
+    path.write_text(pruned, encoding="utf-8")
+    refused = ws.plan(out)
+    assert refused.code == 1, refused.both
+    assert "Keep" in refused.err and "which is protected" in refused.err, refused.err
+    assert "Traceback" not in refused.err

@@ -53,6 +53,12 @@ def _refused_without_writes(emu: Emulator, ws: Workspace, manifest: Path, *args:
     return result.err
 
 
+def _at_prune_key(manifest: Path) -> str:
+    """Where `_manifest` writes the project's `prune:` key (line 4, column 5): the refusals
+    point there, not at the project's `- name:` line."""
+    return f"error: {manifest}:4:5: prune would delete"
+
+
 def test_an_undeclared_folder_goes_to_the_trash_and_a_rerun_does_nothing(
     emu: Emulator, ws: Workspace, api_for: Any
 ) -> None:
@@ -94,8 +100,10 @@ def test_a_folder_holding_files_is_refused_without_with_files_and_then_shows_the
     assert data is not None
     handle = upload(alice, b"12345678", "a.txt")
     file_entity(alice, data, str(handle["id"]), "a.txt")
-    err = _refused_without_writes(emu, ws, _manifest(ws, ["Keep"]))
+    manifest = _manifest(ws, ["Keep"])
+    err = _refused_without_writes(emu, ws, manifest)
     assert "Data" in err and "1 file (8 B)" in err and "prune: with-files" in err
+    assert _at_prune_key(manifest) in err, err
     plan = ws.plan_json(_manifest(ws, ["Keep"], prune="with-files"))
     (deletion,) = [c for c in plan["changes"] if c["action"] == "delete"]
     assert {f["path"]: f["before"] for f in deletion["fields"]} == {"files": 1, "bytes": 8}
@@ -114,8 +122,10 @@ def test_a_folder_made_by_hand_is_never_pruned(emu: Emulator, ws: Workspace, api
             "parentId": project,
         },
     )
-    err = _refused_without_writes(emu, ws, _manifest(ws, ["Keep"]))
+    manifest = _manifest(ws, ["Keep"])
+    err = _refused_without_writes(emu, ws, manifest)
     assert "Hand" in err and "did not create" in err
+    assert _at_prune_key(manifest) in err, err
     assert _names(alice, project) == ["Hand", "Keep"]
 
 
@@ -125,8 +135,10 @@ def test_a_protected_folder_stays_protected_after_its_entry_is_removed(
     alice, project = _setup(emu, ws, api_for, ["Keep"])
     protected = _manifest(ws, ["Keep"], extra="\n      - name: Vault\n        protect: true")
     assert ws.apply(protected).code == 0
-    err = _refused_without_writes(emu, ws, _manifest(ws, ["Keep"]))
+    manifest = _manifest(ws, ["Keep"])
+    err = _refused_without_writes(emu, ws, manifest)
     assert "Vault" in err and "protected" in err
+    assert _at_prune_key(manifest) in err, err
     assert "declare it with `protect: false`, apply, then remove its entry" in err
     assert _names(alice, project) == ["Keep", "Vault"]
 
@@ -191,3 +203,20 @@ def test_protect_false_removes_the_marker_so_a_later_prune_may_delete(
     ]
     assert ws.apply(pruned).code == 0
     assert _names(alice, project) == ["Keep"]
+
+
+def test_a_refused_prune_on_a_folder_points_at_that_folders_prune_key(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """`prune:` on a nested folder: the refusal names the line and column of that folder's
+    `prune:` key (line 7 here), not the folder's `- name:` line nor the project's."""
+    alice, project = _setup(emu, ws, api_for, ["Outer"])
+    outer = lookup(alice, "Outer", project)
+    alice.ok("POST", "/entity", {"concreteType": FOLDER, "name": "Hand", "parentId": outer})
+    manifest = ws.manifest(
+        f"version: 1\nprojects:\n  - name: {_project(ws)}\n    folders:\n"
+        "      - name: Outer\n        description: kept\n        prune: true\n"
+    )
+    err = _refused_without_writes(emu, ws, manifest)
+    assert f"error: {manifest}:7:9: prune would delete Prune " in err, err
+    assert "Outer/Hand" in err and "did not create" in err

@@ -255,6 +255,7 @@ def test_yes_where_a_boolean_belongs_says_only_true_and_false_are(tmp_path: Path
     by_path = {pos(e)[2]: e for e in errors}
     prune = by_path["$.projects[0].prune"]
     assert prune.message == "expected true, false or 'with-files', got the text 'yes'"
+    assert pos(prune)[:2] == (4, 12)  # the `prune:` value, not the project's line
     assert prune.hint == (
         "only true and false, unquoted, are booleans in a manifest: write `prune: true` or "
         "`prune: false`, or `prune: with-files`"

@@ -1,6 +1,6 @@
 """A faithful local Synapse: the REST API over HTTP, state in SQLite, S3/STS from moto's server.
 
-Needs the ``emulator`` extra (``pip install 'synapse-declare[emulator]'``).
+Needs the ``emulator`` extra (in a clone: ``pip install -c constraints.txt '.[emulator]'``).
 """
 
 # No "from __future__ import annotations" here: it would bind the package attribute

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import nodes
 from .routing import Route
+from .seedfile import SeedProblem, unknown_keys
 from .util import (
     MIGRATION_ADMIN,
     MODEL,
@@ -105,37 +106,63 @@ class SeedAccessRequirement:
 
 
 def parse_seeds(items: Any, source: str) -> list[SeedAccessRequirement]:
-    """Validate an ``access_requirements:`` list; ValueError with a located message."""
+    """Validate an ``access_requirements:`` list; raises :class:`SeedProblem` (a ValueError)
+    at the path of the first problem (``seedfile`` locates it in a users file)."""
     if items is None:
         return []
+    top: tuple[str | int, ...] = ("access_requirements",)
     if not isinstance(items, list):
-        raise ValueError(f"{source}: access_requirements must be a list")
+        raise SeedProblem(
+            source, top, "access_requirements must be a list", "write each as `- name: NAME`"
+        )
     out: list[SeedAccessRequirement] = []
     for index, item in enumerate(items):
-        where = f"{source}: access_requirements[{index}]"
+        at = (*top, index)
         if not isinstance(item, Mapping):
-            raise ValueError(f"{where}: expected a mapping")
+            raise SeedProblem(
+                source, at, "expected a mapping", "write it as {name: NAME, subjects: [syn123]}"
+            )
         kind = str(item.get("concreteType") or "TermsOfUseAccessRequirement")
         kind = kind.removeprefix(MODEL)
         if kind not in TYPE_FIELDS:
-            raise ValueError(f"{where}: concreteType must be one of {sorted(TYPE_FIELDS)}")
-        extra = set(item) - SEED_KEYS - TYPE_FIELDS[kind]
-        if extra:
-            raise ValueError(f"{where}: unknown keys {sorted(extra)} for {kind}")
+            raise SeedProblem(
+                source,
+                (*at, "concreteType"),
+                f"concreteType must be one of {sorted(TYPE_FIELDS)}",
+                "omit it for a TermsOfUseAccessRequirement",
+            )
+        unknown_keys(source, at, item, SEED_KEYS | TYPE_FIELDS[kind], f"a {kind}")
         name = item.get("name")
         if not isinstance(name, str) or not name or len(name) > 50:
-            raise ValueError(f"{where}: name is required (at most 50 characters)")
+            raise SeedProblem(
+                source,
+                (*at, "name") if "name" in item else at,
+                "name is required (at most 50 characters)",
+                "give the requirement a `name:` (seeding again with the same name changes nothing)",
+            )
         lists: dict[str, tuple[str, ...]] = {}
         for key in ("subjects", "approved"):
             value = item.get(key) or []
             if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-                raise ValueError(f"{where}: {key} must be a list")
+                raise SeedProblem(
+                    source, (*at, key), f"{key} must be a list", f"write `{key}: [...]`"
+                )
             lists[key] = tuple(str(v) for v in value)
         if not lists["subjects"]:
-            raise ValueError(f"{where}: subjects must name at least one entity or team:NAME")
+            raise SeedProblem(
+                source,
+                (*at, "subjects") if "subjects" in item else at,
+                "subjects must name at least one entity or team:NAME",
+                "write `subjects: [syn123]` or `subjects: ['team:NAME']`",
+            )
         raw_id = item.get("id")
         if raw_id is not None and (not isinstance(raw_id, int) or raw_id < 2):
-            raise ValueError(f"{where}: id must be an integer above 1 (1 is Synapse's lock)")
+            raise SeedProblem(
+                source,
+                (*at, "id"),
+                "id must be an integer above 1 (1 is Synapse's lock)",
+                "omit id to have one assigned",
+            )
         out.append(
             SeedAccessRequirement(
                 name=name,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .routing import Route
+from .seedfile import SeedProblem, unknown_keys
 from .util import (
     ACT_GROUP,
     ADMINISTRATORS_GROUP,
@@ -191,34 +192,89 @@ class SeedTeam:
     can_public_join: bool = False
 
 
+USER_KEYS = frozenset({"userName", "token", "email", "certified", "firstName", "lastName"})
+TEAM_KEYS = frozenset({"name", "members", "managers", "description", "canPublicJoin"})
+
+
 def parse_users_document(
     document: Any, source: str = "users file"
 ) -> tuple[list[SeedUser], list[SeedTeam]]:
-    """Validate the ``--users`` YAML document; raises ValueError with a located message."""
+    """Validate the ``--users`` YAML document; raises :class:`SeedProblem` (a ValueError) at
+    the path of the first problem (``seedfile`` turns it into file:line:col)."""
     if not isinstance(document, Mapping):
-        raise ValueError(f"{source}: expected a mapping with 'users' and optional 'teams'")
-    unknown = set(document) - {"users", "teams", "access_requirements"}
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown top-level keys {sorted(unknown)}; use users, teams, "
-            "access_requirements"
+        raise SeedProblem(
+            source,
+            (),
+            "expected a mapping with 'users' and optional 'teams'",
+            "start the file with `users:`, a list of {userName: NAME, token: TOKEN}",
+        )
+    unknown_keys(source, (), document, {"users", "teams", "access_requirements"}, "the file")
+    users = _parse_users(document.get("users"), source)
+    names = [u.user_name for u in users]
+    teams: list[SeedTeam] = []
+    raw_teams = document.get("teams") or []
+    if not isinstance(raw_teams, list):
+        raise SeedProblem(
+            source, ("teams",), "teams must be a list", "write each team as `- name: NAME`"
+        )
+    for index, item in enumerate(raw_teams):
+        teams.append(_parse_team(item, ("teams", index), names, source))
+    return users, teams
+
+
+def _parse_users(raw: Any, source: str) -> list[SeedUser]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise SeedProblem(
+            source,
+            ("users",),
+            "users must be a list",
+            "write each user as `- {userName: NAME, token: TOKEN}`",
         )
     users: list[SeedUser] = []
-    for index, item in enumerate(document.get("users") or []):
-        where = f"{source}: users[{index}]"
+    first: dict[tuple[str, str], int] = {}  # (field, value) -> the index that listed it first
+    for index, item in enumerate(raw):
+        at: tuple[str | int, ...] = ("users", index)
         if not isinstance(item, Mapping):
-            raise ValueError(f"{where}: expected a mapping")
-        extra = set(item) - {"userName", "token", "email", "certified", "firstName", "lastName"}
-        if extra:
-            raise ValueError(f"{where}: unknown keys {sorted(extra)}")
+            raise SeedProblem(
+                source, at, "expected a mapping", "write the user as {userName: NAME, token: TOKEN}"
+            )
+        unknown_keys(source, at, item, USER_KEYS, "a user")
         name, token = item.get("userName"), item.get("token")
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}: userName is required")
+            raise SeedProblem(
+                source, at, "userName is required", "add `userName: NAME` (text) to this user"
+            )
         if not isinstance(token, str) or not token:
-            raise ValueError(f"{where}: token is required (the bearer token this user presents)")
+            raise SeedProblem(
+                source,
+                at,
+                # Worded so that no text follows "token:" or "bearer": the CLI's redaction
+                # would mask it as a credential.
+                "token is required (what requests present to act as this user)",
+                "add the user's token under the key `token` (any text; quote it if it looks "
+                "like a number)",
+            )
+        for field_name, value in (("userName", name), ("token", token)):
+            earlier = first.setdefault((field_name, value), index)
+            if earlier != index:
+                # The token's value is not repeated: it is a credential, even a local one.
+                shown = f" {value!r}" if field_name == "userName" else ""
+                raise SeedProblem(
+                    source,
+                    (*at, field_name),
+                    f"{field_name}{shown} is also given to users[{earlier}]",
+                    f"each user needs its own {field_name}",
+                )
         certified = item.get("certified", True)
         if not isinstance(certified, bool):
-            raise ValueError(f"{where}: certified must be true or false")
+            raise SeedProblem(
+                source,
+                (*at, "certified"),
+                "certified must be true or false",
+                "write `certified: true` or `certified: false` (unquoted)",
+            )
         users.append(
             SeedUser(
                 user_name=name,
@@ -229,48 +285,60 @@ def parse_users_document(
                 last_name=item.get("lastName"),
             )
         )
-    names = [u.user_name for u in users]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise ValueError(f"{source}: duplicate userName {sorted(dupes)}")
-    tokens = [u.token for u in users]
-    if len(set(tokens)) != len(tokens):
-        raise ValueError(f"{source}: two users share one token")
-    teams: list[SeedTeam] = []
-    for index, item in enumerate(document.get("teams") or []):
-        where = f"{source}: teams[{index}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise ValueError(f"{where}: expected a mapping with a name")
-        extra = set(item) - {"name", "members", "managers", "description", "canPublicJoin"}
-        if extra:
-            raise ValueError(f"{where}: unknown keys {sorted(extra)}")
-        people: dict[str, tuple[str, ...]] = {}
-        for key in ("members", "managers"):
-            listed = item.get(key) or []
-            if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
-                raise ValueError(f"{where}: {key} must be a list of userNames")
-            missing = [m for m in listed if m not in names]
-            if missing:
-                raise ValueError(f"{where}: {key} {missing} are not listed under users")
-            people[key] = tuple(listed)
-        if not people["members"] and not people["managers"]:
-            raise ValueError(f"{where}: a team needs a manager (its creator): list members")
-        description = item.get("description")
-        if description is not None and not isinstance(description, str):
-            raise ValueError(f"{where}: description must be a string")
-        public_join = item.get("canPublicJoin", False)
-        if not isinstance(public_join, bool):
-            raise ValueError(f"{where}: canPublicJoin must be true or false")
-        teams.append(
-            SeedTeam(
-                name=item["name"],
-                members=people["members"],
-                managers=people["managers"],
-                description=description,
-                can_public_join=public_join,
-            )
+    return users
+
+
+def _parse_team(
+    item: Any, at: tuple[str | int, ...], names: Sequence[str], source: str
+) -> SeedTeam:
+    if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+        raise SeedProblem(
+            source, at, "expected a mapping with a name", "write the team as `- name: NAME`"
         )
-    return users, teams
+    unknown_keys(source, at, item, TEAM_KEYS, "a team")
+    people: dict[str, tuple[str, ...]] = {}
+    for key in ("members", "managers"):
+        listed = item.get(key) or []
+        if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
+            raise SeedProblem(
+                source, (*at, key), f"{key} must be a list of userNames", f"write `{key}: [alice]`"
+            )
+        missing = [m for m in listed if m not in names]
+        if missing:
+            raise SeedProblem(
+                source,
+                (*at, key, listed.index(missing[0])),
+                f"{key} {missing} are not listed under users",
+                "add them under users:, or correct the userName",
+            )
+        people[key] = tuple(listed)
+    if not people["members"] and not people["managers"]:
+        raise SeedProblem(
+            source,
+            at,
+            "a team needs a manager (its creator)",
+            "list its members (the first creates the team) or managers",
+        )
+    description = item.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SeedProblem(
+            source, (*at, "description"), "description must be text", "quote the description"
+        )
+    public_join = item.get("canPublicJoin", False)
+    if not isinstance(public_join, bool):
+        raise SeedProblem(
+            source,
+            (*at, "canPublicJoin"),
+            "canPublicJoin must be true or false",
+            "write `canPublicJoin: true` or `canPublicJoin: false` (unquoted)",
+        )
+    return SeedTeam(
+        name=item["name"],
+        members=people["members"],
+        managers=people["managers"],
+        description=description,
+        can_public_join=public_join,
+    )
 
 
 def seed(store: Store, users: Sequence[SeedUser]) -> dict[str, int]:

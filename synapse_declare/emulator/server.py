@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -43,6 +42,7 @@ from . import (
     principals,
     provenance,
     s3gate,
+    seedfile,
     storage,
     sts,
     teams,
@@ -304,19 +304,20 @@ class Emulator:
         teams_: list[SeedTeam] = list(self.config.teams)
         requirements = list(self.config.access_requirements)
         source = "EmulatorConfig"
+        users_file: seedfile.SeedFile | None = None
         if self.config.users_file is not None:
-            path = self.config.users_file
-            source = str(path)
+            users_file = seedfile.load(self.config.users_file)
+            source = str(users_file.path)
+            document = users_file.data
             try:
-                document = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
-                raise ValueError(f"{path}: cannot read users file: {exc}") from exc
-            file_users, file_teams = principals.parse_users_document(document, str(path))
+                file_users, file_teams = principals.parse_users_document(document, source)
+                requirements += access_requirements.parse_seeds(
+                    document.get("access_requirements"), source
+                )
+            except seedfile.SeedProblem as problem:
+                raise users_file.locate(problem) from problem
             users += file_users
             teams_ += file_teams
-            requirements += access_requirements.parse_seeds(
-                document.get("access_requirements"), str(path)
-            )
         if not users and not self.config.users_file:
             existing = self.store.one(
                 "SELECT name, token FROM principals WHERE kind='user' AND name='demo'"
@@ -324,13 +325,22 @@ class Emulator:
             token = str(existing["token"]) if existing else principals.new_token()
             users = [SeedUser("demo", token, email="demo@example.org", certified=True)]
         ids = principals.seed(self.store, users)
-        try:
-            ids.update(teams.seed_teams(self.store, teams_, ids))
-        except SynapseError as err:
-            raise ValueError(f"{source}: teams: {err.reason}") from err
+        from_config = len(self.config.teams)  # the file's teams come after the config's
+        for index, team in enumerate(teams_):
+            try:
+                ids.update(teams.seed_teams(self.store, [team], ids))
+            except SynapseError as err:
+                at = ("teams", index - from_config) if index >= from_config else ("teams",)
+                refused = seedfile.SeedProblem(
+                    source, (*at, "name"), err.reason, "Synapse refuses this team: rename it"
+                )
+                raise (refused if users_file is None else users_file.locate(refused)) from err
         self.principal_ids = ids
         self.users = {u.user_name: u.token for u in users}
-        self.add_access_requirements(requirements, source=source)
+        try:
+            self.add_access_requirements(requirements, source=source)
+        except seedfile.SeedProblem as problem:
+            raise (problem if users_file is None else users_file.locate(problem)) from problem
 
     def add_access_requirements(
         self, requirements: Sequence[SeedAccessRequirement], *, source: str = "EmulatorConfig"
@@ -343,7 +353,12 @@ class Emulator:
             try:
                 return access_requirements.seed(self.store, requirements, MIGRATION_ADMIN)
             except SynapseError as err:
-                raise ValueError(f"{source}: access_requirements: {err.reason}") from err
+                raise seedfile.SeedProblem(
+                    source,
+                    ("access_requirements",),
+                    err.reason,
+                    "correct the subject or approved user named here",
+                ) from err
 
     def _s3_snapshot_dir(self) -> Path:
         assert self.config.data_dir is not None

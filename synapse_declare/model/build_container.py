@@ -71,6 +71,7 @@ def build_container(
         protect=bool(raw.get("protect", False)),
         unprotect=raw.get("protect") is False,
         previously=tuple(str(p) for p in raw.get("previously") or ()),
+        prune_location=ctx.at((*path, "prune"), key=True) if "prune" in raw else None,
     )
 
 

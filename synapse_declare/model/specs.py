@@ -146,6 +146,9 @@ class ContainerSpec:
     protect: bool = False  # refuse its deletion; written on the entity (see lifecycle.py)
     unprotect: bool = False  # `protect: false` written: the marker is removed (lifecycle.py)
     previously: tuple[str, ...] = ()  # old names or project-relative paths (renames, moves)
+    # Where `prune:` is written (its key), so a refused prune points at the setting that asked
+    # for it rather than at the container's first line; None when no `prune:` is written.
+    prune_location: SourceLocation | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client.records import Annotations, Entity, EntityBundle
 from ..errors import Conflict, NotFound, PolicyViolation, PreconditionFailed
-from ..lifecycle import project_rename, release_protection, relocation_reason
+from ..lifecycle import PROTECT_KEY, project_rename, release_protection, relocation_reason
 from ..model import AUTHENTICATED_USERS_ID, ContainerSpec, EntityKind
 from ..plan import Action, Change, FieldChange, Resource
 from . import acl as acls
@@ -51,14 +51,20 @@ class ContainerKind:
         annotations: dict[str, Any],
         acl: dict[int, frozenset[str]] | None,
     ) -> dict[str, Any]:
-        """A container's own fields as manifest data: name, description, alias, annotations
-        and, only where it has its own, the ACL (omission means it inherits)."""
+        """A container's own fields as manifest data: name, description, alias, ``protect:
+        true`` where it carries the protection marker, annotations and, only where it has its
+        own, the ACL (omission means it inherits)."""
         where = str(entity.get("name"))
         data: dict[str, Any] = {"name": entity["name"]}
         if entity.get("description"):
             data["description"] = entity["description"]
         if entity.get("alias"):
             data["alias"] = entity["alias"]
+        if PROTECT_KEY in annotations:
+            # The marker is the tool's own key (kept out of `annotations:`); written as the
+            # setting that keeps it, so the exported manifest still refuses its deletion and a
+            # plan of it changes nothing here.
+            data["protect"] = True
         exported = annotations_data(ctx, annotations)
         if exported:
             data["annotations"] = exported
