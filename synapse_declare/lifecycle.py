@@ -12,7 +12,7 @@ the project walk (moved by hand); for projects, ``previously:`` names and the tr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -132,9 +132,12 @@ class WalkedFolder:
     path: str  # project-relative, "Archive/Raw"
 
 
-# The project walk stops once it has seen this many folders: at most ~WALK_LIMIT listings and
-# marker reads (about a minute of Synapse's 600 requests/minute), once per plan. Beyond it, a
-# folder moved by hand is found only where the walk reached; the plan says so (see find_elsewhere).
+# The project walk lists no more once it has seen this many folders, and reads at most this many
+# address markers: at most ~WALK_LIMIT listings and as many marker reads (about a minute of
+# Synapse's 600 requests/minute), once per plan. Folders in the children pages the reader already
+# listed are seen for free (and count towards the limit, so the walk covers at least what it did
+# when it listed them itself). Beyond it, a folder moved by hand is found only where the walk
+# reached; the plan says so (see find_elsewhere).
 WALK_LIMIT = 300
 
 
@@ -146,17 +149,26 @@ class ProjectWalk:
     complete: bool  # False: the project has more than WALK_LIMIT folders; not all were seen
 
 
-def walk_project(api: SynapseAPI, project_id: str, limit: int = WALK_LIMIT) -> ProjectWalk:
-    """The folders under the project: one children listing (folders only) per folder, level by
-    level in parallel, until ``limit`` folders are seen. Made only when a declared folder is
-    missing under its name and its ``previously:``/sibling markers did not find it, once per
-    project per plan."""
+def walk_project(
+    api: SynapseAPI,
+    project_id: str,
+    pages: Mapping[str, Sequence[Mapping[str, Any]]],
+    limit: int = WALK_LIMIT,
+) -> ProjectWalk:
+    """The folders under the project, level by level until ``limit`` folders are seen.
+    ``pages`` holds the children pages the state reader already listed (syn id → headers: the
+    declared containers with declared folders or ``prune:``): they are reused, so the walk lists
+    (folders only, in parallel) just the folders whose page was not read — undeclared folders'
+    subtrees and declared leaves. Made only when a declared folder is missing under its name and
+    its ``previously:``/sibling markers and the trash did not explain it, once per project per
+    plan, after the declared tree is read."""
     found: list[WalkedFolder] = []
     level: list[tuple[str, str]] = [(project_id, "")]
     while level:
         if len(found) >= limit:
-            # The first `limit` folders, nearest the project first: the marker reads stay bounded.
-            return ProjectWalk(tuple(found[:limit]), complete=False)
+            # Every folder seen is kept: the listings stop here, and find_moved bounds the marker
+            # reads (folders at a declared path, most of what the reader's pages show, cost none).
+            return ProjectWalk(tuple(found), complete=False)
 
         def listing(job: tuple[str, str]) -> list[WalkedFolder]:
             syn_id, path = job
@@ -164,15 +176,26 @@ def walk_project(api: SynapseAPI, project_id: str, limit: int = WALK_LIMIT) -> P
                 headers = api.children(syn_id, ["folder"])
             except (Forbidden, NotFound):
                 return []  # trashed or closed to us since its parent's page: nothing to find
-            return [
-                WalkedFolder(str(h["id"]), str(h["name"]), f"{path}/{h['name']}".lstrip("/"))
-                for h in headers
-            ]
+            return _walked(headers, path)
 
-        below = [f for page in _parallel(api, listing, level) for f in page]
+        unread = [job for job in level if job[0] not in pages]
+        listed = dict(zip(unread, _parallel(api, listing, unread), strict=True))
+        below = [
+            f
+            for job in level
+            for f in (_walked(pages[job[0]], job[1]) if job[0] in pages else listed[job])
+        ]
         found.extend(below)
         level = [(f.syn_id, f.path) for f in below]
     return ProjectWalk(tuple(found), complete=True)
+
+
+def _walked(headers: Iterable[Mapping[str, Any]], path: str) -> list[WalkedFolder]:
+    return [
+        WalkedFolder(str(h["id"]), str(h["name"]), f"{path}/{h['name']}".lstrip("/"))
+        for h in headers
+        if h.get("type") == FOLDER_TYPE
+    ]
 
 
 def find_moved(
@@ -182,16 +205,18 @@ def find_moved(
     folders: Sequence[WalkedFolder],
     declared_paths: set[str],
     seen: dict[str, str | None],
+    limit: int = WALK_LIMIT,
 ) -> tuple[str, str] | None:
     """(syn id, project-relative path) of the folder anywhere in the project whose ADDRESS_KEY
     is one of ``wanted``: a folder moved by hand to another parent (renamed or not). Folders at
     a declared path are skipped (they are that declared folder); folders with the missing
-    folder's name are read first (a plain move), then every other one, one annotations read
-    each, cached in ``seen`` across the plan's missing folders."""
+    folder's name are read first (a plain move), then every other one, nearest the project
+    first, at most ``limit`` of them: one annotations read each, cached in ``seen`` across the
+    plan's missing folders."""
     candidates = sorted(
         (f for f in folders if f.path not in declared_paths),
-        key=lambda f: (f.name != name, f.path),
-    )
+        key=lambda f: (f.name != name, f.path.count("/"), f.path),
+    )[:limit]
     first = [f for f in candidates if f.name == name]
     for batch in (first, candidates[len(first) :]):
         unread = [f.syn_id for f in batch if f.syn_id not in seen]
@@ -211,19 +236,22 @@ def find_elsewhere(
     walks: dict[str, ProjectWalk],
     seen: dict[str, str | None],
     notes: list[str],
+    pages: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> tuple[str, str] | None:
     """A declared folder moved by hand anywhere under its project, by its address marker: the
-    project walk (``walk_project``) once per project, then ``find_moved``. ``declared`` holds
-    every declared container's display path ("P/Raw/RNAseq"). When the walk stopped at its
-    limit and did not find the folder, ``notes`` says so (the plan shows it as a warning)."""
+    project walk (``walk_project``, reusing the children ``pages`` already read) once per
+    project, then ``find_moved``. ``declared`` holds every declared container's display path
+    ("P/Raw/RNAseq"). When the walk stopped at its limit and did not find the folder, ``notes``
+    says so (the plan shows it as a warning)."""
     parsed = Address.parse(address)
     project = parsed.names[0]
     if project_id not in walks:
-        walks[project_id] = walk_project(api, project_id)
+        walks[project_id] = walk_project(api, project_id, pages)
     walk = walks[project_id]
     at_declared = {p.removeprefix(project + "/") for p in declared if p.startswith(project + "/")}
     found = find_moved(api, {address}, parsed.names[-1], walk.folders, at_declared, seen)
-    if found is None and not walk.complete:
+    unread = sum(1 for f in walk.folders if f.path not in at_declared) > WALK_LIMIT
+    if found is None and (unread or not walk.complete):
         notes.append(
             f"{parsed.display_path} is not in Synapse under its declared name; it is created, "
             f"after a search for a folder moved by hand that stopped at {WALK_LIMIT} of the "

@@ -464,59 +464,82 @@ def read_state(
         )
         level.append((spec, live))
 
-    while level:
-        existing = [(spec, live) for spec, live in level if live is not None]
-        for spec, live in level:
-            containers[spec.address] = live
-        bundle_jobs = [(s, lv) for s, lv in existing if registry.bundle_flags(s, lv.own_acl).any]
-        _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
-        _parallel(
-            api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
-        )
-        listing = [(s, lv) for s, lv in existing if s.folders or s.prune is not Prune.OFF]
+    # Declared folders missing under their name that `previously:`, the sibling markers and the
+    # trash did not explain, in a project synapse-declare manages: looked for by the project
+    # walk once the declared tree is read, so that the walk reuses its children pages.
+    moved_by_hand: list[ContainerSpec] = []
 
-        def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
-            job[1].children = {str(h["name"]): as_json(h) for h in api.children(job[1].syn_id)}
+    def read_tree(level: list[tuple[ContainerSpec, LiveContainer | None]]) -> None:
+        while level:
+            existing = [(spec, live) for spec, live in level if live is not None]
+            for spec, live in level:
+                containers[spec.address] = live
+            bundle_jobs = [
+                (s, lv) for s, lv in existing if registry.bundle_flags(s, lv.own_acl).any
+            ]
+            _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
+            _parallel(
+                api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
+            )
+            listing = [(s, lv) for s, lv in existing if s.folders or s.prune is not Prune.OFF]
 
-        _parallel(api, list_children, listing)
-        for spec, live in level:
-            observed.update(registry.observe(spec, live))
-        next_level: list[tuple[ContainerSpec, LiveContainer | None]] = []
-        for spec, live in level:
-            for child in spec.folders:
-                child_live: LiveContainer | None = None
-                if live is not None and live.children is not None:
-                    header = live.children.get(child.name)
-                    if header is not None:
-                        if header.get("type") != FOLDER_TYPE:
-                            raise PlanError(
-                                f"{child.location}: {child.address}: an entity of type "
-                                f"{str(header.get('type')).rsplit('.', 1)[-1]} named "
-                                f"{child.name!r} already exists there ({header['id']})",
-                                hint="rename the folder in the manifest, or move that entity",
+            def list_children(job: tuple[ContainerSpec, LiveContainer]) -> None:
+                job[1].children = {str(h["name"]): as_json(h) for h in api.children(job[1].syn_id)}
+
+            _parallel(api, list_children, listing)
+            for spec, live in level:
+                observed.update(registry.observe(spec, live))
+            next_level: list[tuple[ContainerSpec, LiveContainer | None]] = []
+            for spec, live in level:
+                for child in spec.folders:
+                    child_live: LiveContainer | None = None
+                    if live is not None and live.children is not None:
+                        header = live.children.get(child.name)
+                        if header is not None:
+                            if header.get("type") != FOLDER_TYPE:
+                                raise PlanError(
+                                    f"{child.location}: {child.address}: an entity of type "
+                                    f"{str(header.get('type')).rsplit('.', 1)[-1]} named "
+                                    f"{child.name!r} already exists there ({header['id']})",
+                                    hint="rename the folder in the manifest, or move that entity",
+                                )
+                            child_live = LiveContainer(
+                                syn_id=str(header["id"]),
+                                concrete_type=FOLDER_TYPE,
+                                name=child.name,
+                                own_acl=str(header.get("benefactorId")) == str(header["id"])[3:],
+                                created_by=header.get("createdBy"),
                             )
-                        child_live = LiveContainer(
-                            syn_id=str(header["id"]),
-                            concrete_type=FOLDER_TYPE,
-                            name=child.name,
-                            own_acl=str(header.get("benefactorId")) == str(header["id"])[3:],
-                            created_by=header.get("createdBy"),
+                    if child_live is None and live is not None and live.children is not None:
+                        child_live = _identity(
+                            api,
+                            child,
+                            live,
+                            containers,
+                            relocated,
+                            trashed,
+                            trash,
+                            {c.name for c in spec.folders},
+                            seen,
                         )
-                if child_live is None and live is not None and live.children is not None:
-                    child_live = _identity(
-                        api,
-                        child,
-                        live,
-                        containers,
-                        relocated,
-                        trashed,
-                        trash,
-                        {c.name for c in spec.folders},
-                        seen,
-                        (walks, declared_paths, notes),
-                    )
-                next_level.append((child, child_live))
-        level = next_level
+                        if (
+                            child_live is None
+                            and child.address not in trashed
+                            and _walk_due(spec_project(child), containers)
+                        ):
+                            moved_by_hand.append(child)
+                    next_level.append((child, child_live))
+            level = next_level
+
+    read_tree(level)
+    while moved_by_hand:
+        pending, moved_by_hand = moved_by_hand, []
+        for child in pending:
+            child_live = _find_moved_by_hand(
+                api, child, containers, relocated, seen, (walks, declared_paths, notes)
+            )
+            if child_live is not None:  # its subtree, read as any declared container's
+                read_tree([(child, child_live)])
     moved = {live.syn_id for a, live in containers.items() if live and a in relocated}
     candidates = read_candidates(api, manifest, containers, moved)
     for address, candidate in sorted(candidates.items()):
@@ -632,12 +655,12 @@ def _identity(
     trash: list[list[dict[str, Any]]],
     declared: set[str],
     seen: dict[str, str | None],
-    walk: tuple[dict[str, ProjectWalk], set[str], list[str]],
 ) -> LiveContainer | None:
     """A declared folder missing under its name: renamed or moved (``previously:``), renamed by
     hand (its address marker, on an undeclared sibling), or in the caller's trash. Costs reads
-    only here, when a declared name is missing."""
-    project = containers.get(str(Address(Address.parse(spec.address).segments[:1])))
+    only here, when a declared name is missing. Moved by hand elsewhere in the project is looked
+    for later (``_find_moved_by_hand``), once the declared tree's pages are read."""
+    project = containers.get(spec_project(spec))
     found = (
         find_previous(api, spec.previously, parent.children or {}, project.syn_id)
         if spec.previously and project is not None
@@ -654,31 +677,78 @@ def _identity(
             if "/" not in old
         }
         found = find_renamed(api, wanted, parent.children or {}, declared, seen)
-    if found is None and _in_trash(api, spec, parent, trashed, trash):
+    if found is None:
+        _in_trash(api, spec, parent, trashed, trash)
         return None
-    if found is None and project is not None and project.managed_marker:
-        # Moved by hand to another parent: the project walk, only now (see lifecycle.py); not
-        # in a project synapse-declare never managed, where no folder carries its marker.
-        walks, declared_paths, notes = walk
-        found = find_elsewhere(
-            api, spec.address, project.syn_id, declared_paths, walks, seen, notes
-        )
-        renamed = found is not None and found[1].rpartition("/")[2] != spec.name
-        how = "moved and renamed by hand" if renamed else "moved by hand"
-    if found is not None:
-        syn_id, previous = found
-        entity = api.get_entity(syn_id)
-        relocated[spec.address] = Relocation(previous, str(entity.get("parentId")), how)
-        return LiveContainer(
-            syn_id=syn_id,
-            concrete_type=FOLDER_TYPE,
-            name=str(entity["name"]),
-            own_acl=api.get_acl(syn_id) is not None,
-            created_by=entity.get("createdBy"),
-            entity=as_json(entity),
-            etag=str(entity["etag"]),
-        )
-    return None
+    return _relocated(api, spec, found, how, relocated)
+
+
+def spec_project(spec: ContainerSpec) -> str:
+    """The address of the project a declared container is in."""
+    return str(Address(Address.parse(spec.address).segments[:1]))
+
+
+def _walk_due(project_address: str, containers: Mapping[str, LiveContainer | None]) -> bool:
+    """Whether a missing folder is looked for by the project walk: only in a project
+    synapse-declare manages (its marker), since in any other no folder carries our marker."""
+    project = containers.get(project_address)
+    return project is not None and project.managed_marker
+
+
+def _find_moved_by_hand(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    containers: dict[str, LiveContainer | None],
+    relocated: dict[str, Relocation],
+    seen: dict[str, str | None],
+    walk: tuple[dict[str, ProjectWalk], set[str], list[str]],
+) -> LiveContainer | None:
+    """A declared folder moved by hand to another parent: the project walk (see lifecycle.py),
+    made after the declared tree is read so that it lists only the folders whose children page
+    the reader did not read (undeclared subtrees, declared leaves)."""
+    project_address = spec_project(spec)
+    project = containers.get(project_address)
+    if project is None:
+        return None
+    # The children pages read so far in this project (folders found by the walk included).
+    pages = {
+        live.syn_id: list(live.children.values())
+        for address, live in containers.items()
+        if live is not None
+        and live.children is not None
+        and (address == project_address or address.startswith(project_address + "/"))
+    }
+    walks, declared_paths, notes = walk
+    found = find_elsewhere(
+        api, spec.address, project.syn_id, declared_paths, walks, seen, notes, pages
+    )
+    if found is None:
+        return None
+    renamed = found[1].rpartition("/")[2] != spec.name
+    how = "moved and renamed by hand" if renamed else "moved by hand"
+    return _relocated(api, spec, found, how, relocated)
+
+
+def _relocated(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    found: tuple[str, str],
+    how: str,
+    relocated: dict[str, Relocation],
+) -> LiveContainer:
+    """The found folder, read (entity and whether it has its own ACL), and its relocation."""
+    syn_id, previous = found
+    entity = api.get_entity(syn_id)
+    relocated[spec.address] = Relocation(previous, str(entity.get("parentId")), how)
+    return LiveContainer(
+        syn_id=syn_id,
+        concrete_type=FOLDER_TYPE,
+        name=str(entity["name"]),
+        own_acl=api.get_acl(syn_id) is not None,
+        created_by=entity.get("createdBy"),
+        entity=as_json(entity),
+        etag=str(entity["etag"]),
+    )
 
 
 def _in_trash(

@@ -131,8 +131,9 @@ def test_a_nested_folder_moved_up_by_hand_goes_back_down(
 def test_the_project_walk_is_made_only_when_a_declared_name_is_missing(
     emu: Emulator, ws: Workspace, api_for: Any
 ) -> None:
-    """Cost: nothing missing → no walk; one missing → one folder listing per folder of the
-    project, and one annotations read per folder not at a declared path."""
+    """Cost: nothing missing → no walk; one missing → one folder listing per folder whose
+    children page the plan did not read already, and one annotations read per folder not at a
+    declared path."""
     alice, _project_id, raw, old = _setup(emu, ws, api_for)
     manifest = _manifest(ws)
 
@@ -144,10 +145,34 @@ def test_the_project_walk_is_made_only_when_a_declared_name_is_missing(
     quiet = counts()
     _move_by_hand(alice, raw, old)
     moved = counts()
-    # Listings: the walk lists the project and its 3 folders (Archive, Archive/Old, Raw).
-    assert moved["POST children"] - quiet["POST children"] == 4, (quiet, moved)
+    # Listings: the project's and Archive's pages are the reader's (reused); the walk lists the
+    # declared leaf Archive/Old and, below it, Raw (4 before the walk reused the pages).
+    assert moved["POST children"] - quiet["POST children"] == 2, (quiet, moved)
     # Annotations: only Raw is away from a declared path; its bundle plus its own re-read.
     assert moved["POST bundle2"] - quiet["POST bundle2"] <= 2, (quiet, moved)
+
+
+def test_adding_a_folder_to_a_converged_project_costs_the_trash_and_the_unread_leaves(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """A new declared folder is missing under its name like a moved one: the plan reads the
+    trash (one view) and walks the project, reusing the children pages it already read (the
+    project's, Archive's), so the walk lists only the declared leaves Archive/Old and Raw.
+    Exactly 3 calls more than the converged plan, and no marker read: every folder it saw is
+    at a declared path."""
+    _setup(emu, ws, api_for)
+
+    def counts(manifest: Path) -> Counter[str]:
+        with log_window(emu) as window:
+            assert ws.plan(manifest).code in (0, 2)
+        return Counter(f"{e['method']} {e['path'].rsplit('/', 1)[-1]}" for e in window)
+
+    quiet = counts(_manifest(ws))
+    added = counts(_manifest(ws, BODY + "      - name: New\n"))
+    extra = added - quiet
+    assert extra == Counter({"POST children": 2, "GET view": 1}), (quiet, added)
+    assert sum(added.values()) - sum(quiet.values()) == 3
+    assert ws.plan_json(_manifest(ws, BODY + "      - name: New\n"))["summary"]["create"] == 1
 
 
 def test_a_hand_made_folder_elsewhere_is_not_taken_for_a_missing_one(
@@ -195,3 +220,32 @@ def test_the_walk_stops_at_its_limit_and_the_plan_says_so(
     assert any("stopped at" in w and "previously:" in w for w in plan["warnings"]), plan
     calls = Counter(e["path"].rsplit("/", 1)[-1] for e in window)
     assert calls["children"] <= WALK_LIMIT + 5 and calls["bundle2"] <= WALK_LIMIT + 5, calls
+
+
+def test_a_folder_moved_into_a_crowded_folder_is_found_beyond_the_walk_limit(
+    emu: Emulator, ws: Workspace, api_for: Any
+) -> None:
+    """Folders in the children pages the plan already read cost the walk nothing, so none of
+    them is dropped at the limit: Raw moved by hand into Archive, behind WALK_LIMIT + 20
+    hand-made folders, is found there with one marker read (same name first), not recreated."""
+    alice, project, raw, _old = _setup(emu, ws, api_for)
+    archive = lookup(alice, "Archive", project)
+    assert archive is not None
+    folder = {"concreteType": "org.sagebionetworks.repo.model.Folder", "parentId": archive}
+    for n in range(WALK_LIMIT + 20):
+        alice.ok("POST", "/entity", {**folder, "name": f"Hand {n:03d}"})
+    _move_by_hand(alice, raw, archive)
+    with log_window(emu) as window:
+        plan = ws.plan_json(_manifest(ws))
+    assert _fields(plan) == (
+        "update",
+        raw,
+        [("parent", f"{_project(ws)}/Archive", _project(ws))],
+    )
+    assert plan["summary"]["create"] == 0
+    calls = Counter(e["path"].rsplit("/", 1)[-1] for e in window)
+    # The reader's pages only: the project's (1) and Archive's 323 children (7 pages of 50); the
+    # walk lists nothing more. Bundles: Raw's marker (same name, read first) and the project's.
+    assert calls["children"] == 8 and calls["bundle2"] == 2, calls
+    assert ws.apply(_manifest(ws)).code == 0
+    assert lookup(alice, "Raw", project) == raw and _names(alice, raw) == ["a.txt"]

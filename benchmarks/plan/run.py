@@ -9,7 +9,11 @@ itself to the same budget. On a manifest of ``--breadth`` (default 8: 585 entiti
 * no-op plan: REST calls against the lower bound = children pages + one read per entity whose
   managed state a children page does not show;
 * the same no-op read done the way get-or-create scripts do it (look every entity up by name,
-  then read its bundle) as a baseline measured in the same run.
+  then read its bundle) as a baseline measured in the same run;
+* the plan of the converged project with ONE folder added to the manifest (a declared name that
+  is missing, as for a folder moved by hand: the trash and the project walk are read before it
+  is created), and the plan after one folder is moved by hand to another declared folder, each
+  against its floor (the no-op plan; plus the found folder's marker, entity and ACL).
 
 Then the scaling part (``--scale``, default breadths 17 and 27: 5,220 and 20,440 entities) runs
 without throttle or latency — call counts and client CPU do not depend on pacing, and 20k creates
@@ -157,10 +161,33 @@ def client(args: dict[str, Any]) -> dict[str, Any]:
                     )
 
         phase("baseline", naive)
+    if args.get("added"):
+        # One folder added to the converged project: missing under its name like a folder moved
+        # by hand, so the plan looks in the trash and walks the project before creating it.
+        added = load_manifest([Path(args["added"])])
+        grown = phase("add_one_plan", lambda: plan_manifest(api, added))
+        creates = [c.address for c in grown.actionable]
+        assert len(creates) == 1 and grown.changes, creates
+        # One folder moved by hand (to another declared folder) and the plan that moves it back.
+        source, target = (_find(api, manifest, path) for path in args["move"])
+        entity = dict(api.get_entity(source))
+        api.update_entity({**entity, "parentId": target})
+        back = phase("moved_plan", lambda: plan_manifest(api, manifest))
+        moves = [c for c in back.actionable if "moved by hand" in c.reason]
+        assert len(back.actionable) == 1 and len(moves) == 1, [c.reason for c in back.actionable]
     out["throttled"] = api.t.throttled
     out["noop_by_endpoint"] = dict(Counter(api.t.calls))
     api.t.close()
     return out
+
+
+def _find(api: Any, manifest: Any, path: str) -> str:
+    """The syn id of a project-relative folder path of the manifest's project."""
+    current: str | None = api.lookup_child(None, manifest.projects[0].name)
+    for name in path.split("/"):
+        current = api.lookup_child(current, name) if current else None
+    assert current is not None, path
+    return current
 
 
 def run_client(args: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +218,14 @@ def measure(
 ) -> dict[str, Any]:
     path = work / f"bench-{tag}-{breadth}.yaml"
     name = f"synapse-declare benchmark {tag} {breadth}"
-    path.write_text(yaml.safe_dump(generate(breadth, name), sort_keys=False))
+    data = generate(breadth, name)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     manifest = load_manifest([path])
+    added = work / f"bench-{tag}-{breadth}-added.yaml"
+    # The new folder goes under a second-level folder; the moved one is a third-level folder,
+    # put by hand under the last second-level folder (the last page the reader lists).
+    data["projects"][0]["folders"][0]["folders"][0]["folders"].append({"name": "added"})
+    added.write_text(yaml.safe_dump(data, sort_keys=False))
     start = len(log.read_text(encoding="utf-8").splitlines())
     version_before = emulator.state_version()
     result = run_client(
@@ -203,6 +236,8 @@ def measure(
             "parallel": parallel,
             "per_minute": per_minute,
             "baseline": baseline,
+            "added": str(added) if baseline else "",
+            "move": ["f00/f00-00/f00-00-01", "f07/f07-07"],
         }
     )
     exchanges = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines()[start:]]
@@ -287,6 +322,18 @@ def main() -> int:
         print(
             f"no-op plan vs baseline: {base['calls'] / noop['calls']:.1f}x fewer calls, "
             f"{base['wall_s'] / noop['wall_s']:.1f}x faster; 429 answers: {r['answered_429']}"
+        )
+        add_one, moved = r["add_one_plan"], r["moved_plan"]
+        print(
+            f"add one folder: {add_one['calls']:5d} calls  {add_one['wall_s']:6.1f} s  "
+            f"floor {noop['calls']} (the no-op plan: a new folder needs no read) -> "
+            f"+{add_one['calls'] - noop['calls']} (trash view + walk listings + marker reads)"
+        )
+        print(
+            f"moved by hand : {moved['calls']:5d} calls  {moved['wall_s']:6.1f} s  "
+            f"floor {noop['calls'] + 3} (no-op plan + the found folder's marker, entity and "
+            f"ACL) -> +{moved['calls'] - noop['calls'] - 3} (trash view + walk listings + "
+            "marker reads)"
         )
         ok = apply_["calls"] / r["created"] <= 1.5 and noop["calls"] / bound <= 1.2
         # Scaling: counts and CPU, without pacing (they do not depend on it).
