@@ -294,6 +294,28 @@ def adopting(spec: ContainerSpec, live: LiveState) -> bool:
     return project is not None and not project.managed_marker
 
 
+def marks_folder(
+    spec: ContainerSpec, current: LiveContainer, live: LiveState, ctx: PlanContext
+) -> bool:
+    """Whether an adopted folder gets its markers in this plan: its annotations were read (the
+    reader does in an adopting plan) and the user may change a folder. Synapse lets only
+    certified users do that; rather than refuse the whole adoption, an uncertified user's plan
+    adopts the folder unmarked and says what that leaves out."""
+    if spec.kind is EntityKind.PROJECT:
+        return True
+    if current.annotations is None:
+        return False
+    if live.certified is False:
+        ctx.warnings.append(
+            f"{spec.location}: {Address.parse(spec.address).display_path} is adopted without "
+            "synapse-declare's marker: Synapse lets only certified users change a folder. Until "
+            "a certified user applies this manifest, removing its entry under `prune:` is "
+            "refused and a hand move of it is not found"
+        )
+        return False
+    return True
+
+
 def plan_restore(spec: ContainerSpec, live: LiveState, ctx: PlanContext) -> Change:
     """A declared folder found in the caller's trash comes back with its contents (never a new
     empty twin); what it holds is compared by the next plan, once it is readable again."""
@@ -405,7 +427,7 @@ def plan_update(
     adopts = adopting(spec, live) and (is_project or not current.managed_marker)
     annotations_after: dict[str, Any] | None = None
     desired_annotations = annotations_aspect.desired_annotations(
-        spec, exists=True, adopt=adopts and current.annotations is not None
+        spec, exists=True, adopt=adopts and marks_folder(spec, current, live, ctx)
     )
     if desired_annotations is not None and current.annotations is not None:
         changed, annotations_after = annotations_aspect.annotation_changes(
