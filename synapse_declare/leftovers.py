@@ -9,7 +9,8 @@ Found only in what the plan reads anyway, never with a read of its own:
 * **own ACLs** on those undeclared folders (the children page's ``benefactorId``), and on
   declared folders whose ACL the manifest leaves out (``acl:`` omitted);
 * undeclared **annotation keys**: wherever the bundle already carries annotations (every
-  existing project; a folder that declares ``annotations:``);
+  existing project; a folder that declares ``annotations:``, and every declared folder in the
+  plan that adopts its project, which reads them to adopt it);
 * undeclared **wiki pages**: in the wiki header tree read for a declared ``wiki:`` (one entry
   per undeclared subtree, its sub-pages counted).
 

@@ -54,6 +54,7 @@ from .migration import SkippedItem, Strategy, index_migration
 from .model import (
     AclSpec,
     ContainerSpec,
+    EntityKind,
     Manifest,
     PrincipalKind,
     PrincipalRef,
@@ -64,7 +65,7 @@ from .preflight import read_problem
 from .resources import registry
 from .resources import team as teams
 from .resources.acl import creator_of as creator_of  # noqa: PLC0414
-from .resources.base import Address
+from .resources.base import Address, BundleFlags
 from .resources.container import FOLDER_TYPE as FOLDER_TYPE  # noqa: PLC0414
 from .resources.container import PROJECT_TYPE as PROJECT_TYPE  # noqa: PLC0414
 from .resources.wiki import orders_siblings, wiki_paths
@@ -293,9 +294,34 @@ def resolve_principals(
 # Entities
 
 
-def _read_bundle(api: SynapseAPI, spec: ContainerSpec, live: LiveContainer) -> None:
-    """ONE ``bundle2`` read with the union of the flags every resource kind asks for."""
+def _bundle_flags(
+    spec: ContainerSpec, live: LiveContainer, containers: Mapping[str, LiveContainer | None]
+) -> BundleFlags:
+    """The union of the flags every resource kind asks for; plus a folder's annotations when
+    this plan adopts its project, so that the folder is adopted too (its managed marker and
+    address, written by the container's update): a one-time read, since once the project
+    carries its marker no folder of it is adopted again."""
     flags = registry.bundle_flags(spec, live.own_acl)
+    if spec.kind is EntityKind.FOLDER and _adopting_project(spec_project(spec), containers):
+        flags |= BundleFlags(annotations=True, permissions=True)
+    return flags
+
+
+def _adopting_project(project_address: str, containers: Mapping[str, LiveContainer | None]) -> bool:
+    """Whether the project exists without synapse-declare's marker (read in its bundle, at the
+    level before its folders'): this plan adopts it."""
+    project = containers.get(project_address)
+    return project is not None and not project.managed_marker
+
+
+def _read_bundle(
+    api: SynapseAPI,
+    spec: ContainerSpec,
+    live: LiveContainer,
+    containers: Mapping[str, LiveContainer | None],
+) -> None:
+    """ONE ``bundle2`` read with the union of the flags every resource kind asks for."""
+    flags = _bundle_flags(spec, live, containers)
     if not flags.any:
         return
     bundle = api.bundle(live.syn_id, **flags.query())
@@ -474,10 +500,8 @@ def read_state(
             existing = [(spec, live) for spec, live in level if live is not None]
             for spec, live in level:
                 containers[spec.address] = live
-            bundle_jobs = [
-                (s, lv) for s, lv in existing if registry.bundle_flags(s, lv.own_acl).any
-            ]
-            _parallel(api, lambda job: _read_bundle(api, job[0], job[1]), bundle_jobs)
+            bundle_jobs = [(s, lv) for s, lv in existing if _bundle_flags(s, lv, containers).any]
+            _parallel(api, lambda job: _read_bundle(api, job[0], job[1], containers), bundle_jobs)
             _parallel(
                 api, lambda job: _read_wiki(api, job[0], job[1]), [j for j in existing if j[0].wiki]
             )

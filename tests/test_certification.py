@@ -66,6 +66,9 @@ def needing(case: str) -> set[str]:
         ("storage_create", {"project:Golden storage create/folder:Pipelines"}),
         ("team_create_with_acl", set()),  # teams and memberships are open to every user
         ("prune", set()),  # Synapse checks the quiz on create and update, not on delete
+        # Adopting a project needs none; its folders are then adopted unmarked (a warning).
+        ("uncertified_adopt_folders", set()),
+        ("adopt_with_wiki", {"project:Golden adopt wiki/folder:Hand folder"}),
     ],
 )
 def test_each_kind_says_what_synapse_refuses_to_an_uncertified_user(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,12 +205,14 @@ def test_handmade_project_round_trips_to_an_empty_plan(
     assert validated.code == 0, validated.both
     assert "warning" not in validated.both
 
-    planned = ws.plan_json(out)
+    with log_window(emulator) as adopting_exchanges:
+        planned = ws.plan_json(out)
     summary = planned["summary"]
     assert (summary["create"], summary["update"], summary["delete"]) == (0, 0, 0), actionable(
         planned
     )
-    # Only adoptions: the project gets the managed marker; its folders are adopted with it.
+    # Only adoptions: the project gets the managed marker; its folders, adopted with it, get the
+    # marker and their address.
     adopted = actionable(planned)
     assert set(adopted.values()) == {"adopt"} and f"project:{name}" in adopted
     assert len(adopted) == 6  # the project and its five folders
@@ -236,6 +239,15 @@ def test_handmade_project_round_trips_to_an_empty_plan(
     assert _files(third) == files
     # The figure benchmarks/README.md quotes: export calls vs a no-op plan of the same tree.
     assert export_calls <= 3 * len(plan_exchanges), (export_calls, len(plan_exchanges))
+
+    # Adopting reads the annotations of the folders no other kind reads (one bundle each, in
+    # the adopting plan only: the converged plan above reads none of them).
+    def calls(window: list[dict[str, Any]]) -> Counter[str]:
+        return Counter(f"{e['method']} {e['path'].rsplit('/', 1)[-1]}" for e in window)
+
+    # Here: 3 of the 5 folders (the other 2 are read for their annotations or ACL anyway).
+    assert calls(adopting_exchanges) - calls(plan_exchanges) == Counter({"POST bundle2": 3})
+    assert calls(plan_exchanges) - calls(adopting_exchanges) == Counter()
 
 
 def test_folder_target_and_stdout(syn: Any, emulator: Emulator, ws: Workspace) -> None:

@@ -154,8 +154,17 @@ def test_handmade_project_is_adopted_not_created(
     with log_window(emulator) as exchanges:
         applied = ws.apply(manifest)
     assert applied.code == 0, applied.err
-    assert mutating_exchanges(exchanges) == [f"PUT /repo/v1/entity/{ids['project']}/annotations2"]
-    assert emulator.state_version() == before + 1
+    # The project's marker, and each declared folder's marker and address (adopted with it).
+    folders = ("raw", "rnaseq", "shared")
+    assert sorted(mutating_exchanges(exchanges)) == sorted(
+        f"PUT /repo/v1/entity/{ids[k]}/annotations2" for k in ("project", *folders)
+    )
+    assert emulator.state_version() == before + 4
+    for key, path in zip(folders, ("Raw Data", "Raw Data/folder:RNAseq", "Shared"), strict=True):
+        marked = annotations(alice, ids[key])
+        assert marked[MARKER] == {"type": "BOOLEAN", "value": ["true"]}
+        assert marked["synapse_declare_address"]["value"] == [f"project:Hand made/folder:{path}"]
+    assert annotations(alice, ids["raw"])["stage"]["value"] == ["raw"]  # their own keys kept
 
     # Marked, nothing else touched: same ids, same unmanaged key, same children.
     live = annotations(alice, ids["project"])

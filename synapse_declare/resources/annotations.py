@@ -44,14 +44,17 @@ class AnnotationsAspect:
         return {}  # guarded by the container's own etag (see the container kind)
 
 
-def desired_annotations(spec: ContainerSpec, *, exists: bool) -> dict[str, Any] | None:
+def desired_annotations(
+    spec: ContainerSpec, *, exists: bool, adopt: bool = False
+) -> dict[str, Any] | None:
     """The annotation keys this plan manages on ``spec``, as Synapse values; None when the
-    manifest manages none (and no marker is due)."""
+    manifest manages none (and no marker is due). ``adopt``: an existing folder adopted with its
+    project gets the marker and its address too."""
     declared = _declared(spec)
     is_project = spec.kind is EntityKind.PROJECT
-    if is_project or not exists:
+    if is_project or not exists or adopt:
         # The marker says synapse-declare created (or adopted) it: only such folders are pruned.
-        # A folder gets it in its create call (no extra write).
+        # A folder gets it in its create call (no extra write), or in its adoption's update.
         declared = {**(declared or {}), MARKER_KEY: MARKER_VALUE}
         if not is_project:
             # Recognises the folder if it is renamed by hand (read only when its name is missing).

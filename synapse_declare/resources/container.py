@@ -6,7 +6,8 @@ The diff (``plan``): entities are matched by name under their parent. A missing 
 — or, when it is in the caller's trash, restored; an existing one is updated where managed fields
 differ (description, alias, a ``previously:`` rename or move, annotations, ACL: the last two are
 the aspects in ``resources.annotations`` and ``resources.acl``). A project not yet carrying the
-managed marker is *adopted* (apply writes the marker), and so are its folders. Entities not in the
+managed marker is *adopted* (apply writes the marker), and so are its declared folders (their
+marker and address marker). Entities not in the
 manifest are never touched here (pruning is ``synapse_declare.pruning``).
 """
 
@@ -288,9 +289,31 @@ def parent_address(spec: ContainerSpec) -> str | None:
 
 def adopting(spec: ContainerSpec, live: LiveState) -> bool:
     """Whether this plan adopts the container's project: it exists but does not carry the
-    managed marker yet (its folders are shown as adopted with it)."""
+    managed marker yet (its declared folders are adopted with it)."""
     project = live.containers.get(str(Address(Address.parse(spec.address).segments[:1])))
     return project is not None and not project.managed_marker
+
+
+def marks_folder(
+    spec: ContainerSpec, current: LiveContainer, live: LiveState, ctx: PlanContext
+) -> bool:
+    """Whether an adopted folder gets its markers in this plan: its annotations were read (the
+    reader does in an adopting plan) and the user may change a folder. Synapse lets only
+    certified users do that; rather than refuse the whole adoption, an uncertified user's plan
+    adopts the folder unmarked and says what that leaves out."""
+    if spec.kind is EntityKind.PROJECT:
+        return True
+    if current.annotations is None:
+        return False
+    if live.certified is False:
+        ctx.warnings.append(
+            f"{spec.location}: {Address.parse(spec.address).display_path} is adopted without "
+            "synapse-declare's marker: Synapse lets only certified users change a folder. Until "
+            "a certified user applies this manifest, removing its entry under `prune:` is "
+            "refused and a hand move of it is not found"
+        )
+        return False
+    return True
 
 
 def plan_restore(spec: ContainerSpec, live: LiveState, ctx: PlanContext) -> Change:
@@ -398,8 +421,14 @@ def plan_update(
         fields.extend(relocate(spec, relocation, current, live, entity_update))
     elif relocation is not None and current.entity is not None:
         fields.extend(project_rename(spec, current, entity_update))
+    # A project without the marker is adopted, and each of its declared folders that does not
+    # carry the marker yet with it: the marker and the folder's address go in its annotations
+    # update (read for it in an adopting plan only), so it may be pruned and is found if moved.
+    adopts = adopting(spec, live) and (is_project or not current.managed_marker)
     annotations_after: dict[str, Any] | None = None
-    desired_annotations = annotations_aspect.desired_annotations(spec, exists=True)
+    desired_annotations = annotations_aspect.desired_annotations(
+        spec, exists=True, adopt=adopts and marks_folder(spec, current, live, ctx)
+    )
     if desired_annotations is not None and current.annotations is not None:
         changed, annotations_after = annotations_aspect.annotation_changes(
             current.annotations, desired_annotations
@@ -410,7 +439,6 @@ def plan_update(
     acl = acls.acl_diff(spec, current, desired_acl, names)
     fields.extend(acl.fields)
     ctx.public.extend(acl.public)
-    adopts = adopting(spec, live)
     check_permissions(
         spec,
         current,
@@ -419,7 +447,7 @@ def plan_update(
         acl=acl.op is not None,
         add_children=any(live.containers.get(c.address) is None for c in spec.folders),
     )
-    action = update_action(is_project, adopts, bool(fields))
+    action = update_action(adopts, bool(fields))
     parent = parent_address(spec)
     return Change(
         address=spec.address,
@@ -520,12 +548,12 @@ def check_permissions(
         )
 
 
-def update_action(is_project: bool, adopts: bool, changed: bool) -> Action:
-    """Adoption shows as ``=`` adopt (a project's changes ride on it: apply writes its marker
+def update_action(adopts: bool, changed: bool) -> Action:
+    """Adoption shows as ``=`` adopt (the entity's changes ride on it: apply writes its marker
     in the same update); otherwise update when anything differs."""
-    if changed:
-        return Action.ADOPT if is_project and adopts else Action.UPDATE
-    return Action.ADOPT if adopts else Action.NO_OP
+    if adopts:
+        return Action.ADOPT
+    return Action.UPDATE if changed else Action.NO_OP
 
 
 def update_reason(action: Action, relocation: Relocation | None) -> str:
