@@ -197,10 +197,12 @@ def _issues(error: ValidationError) -> list[_Issue]:
                 'in quotes such as "3350396"'
             )
             bare = str(instance).strip()
-            for word in ("self", "PUBLIC", "AUTHENTICATED_USERS"):
-                if bare.lower() == word.lower():
-                    hint = f"did you mean {word!r}? " + hint
-            if ":" not in bare and bare and " " not in bare and not hint.startswith("did"):
+            # A keyword, perhaps mistyped (PUBLIK), rather than a user or team of that name.
+            keywords = {w.upper(): w for w in ("self", "PUBLIC", "AUTHENTICATED_USERS")}
+            close = difflib.get_close_matches(bare.upper(), list(keywords), 1, 0.8)
+            if close:
+                hint = f"did you mean {keywords[close[0]]!r}? " + hint
+            elif ":" not in bare and bare and " " not in bare:
                 hint = f"did you mean 'user:{bare}' or 'team:{bare}'? " + hint
             return [
                 _Issue(key_path, f"bad principal syntax {instance!r}: {message}", hint, key=True)

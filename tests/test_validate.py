@@ -281,6 +281,21 @@ def test_a_missing_team_or_user_prefix_is_suggested(tmp_path: Path) -> None:
     assert member.hint == "did you mean 'user:jdoe'?"
 
 
+def test_a_mistyped_keyword_principal_is_suggested_as_the_keyword(tmp_path: Path) -> None:
+    """PUBLIK is PUBLIC misspelled, not a user called PUBLIK."""
+    error = one(
+        tmp_path, "version: 1\nprojects:\n  - name: P\n    acl: {self: administer, PUBLIK: view}\n"
+    )
+    assert error.message.startswith("bad principal syntax 'PUBLIK'")
+    assert error.hint is not None and error.hint.startswith("did you mean 'PUBLIC'?")
+    raw = {"version": 1, "projects": [{"name": "P", "acl": {"AUTHENTICATED_USER": "view"}}]}
+    with pytest.raises(ManifestErrors) as info:
+        build_model(raw)
+    (model_error,) = info.value.errors
+    assert model_error.hint is not None
+    assert model_error.hint.startswith("did you mean 'AUTHENTICATED_USERS'?")
+
+
 def test_another_tools_yaml_in_the_directory_is_one_error(tmp_path: Path) -> None:
     """The emulator's users file beside the manifests: one error saying what it is, not one
     per key it lacks or has."""

@@ -7,6 +7,7 @@ Synapse accepts on entity ACLs.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,9 +122,14 @@ def parse_principal(text: str) -> PrincipalRef:
 
 def principal_suggestion(text: str) -> str | None:
     """What a mistyped principal probably meant: ``public`` is ``PUBLIC``, ``ann`` ``user:ann``."""
-    for keyword in ("self", "PUBLIC", "AUTHENTICATED_USERS"):
+    keywords = ("self", "PUBLIC", "AUTHENTICATED_USERS")
+    for keyword in keywords:
         if text.strip().lower() == keyword.lower():
             return keyword
+    # A typo of a keyword (PUBLIK, AUTHENTICATED_USER) means the keyword, not a user of that name.
+    close = difflib.get_close_matches(text.strip().upper(), [k.upper() for k in keywords], 1, 0.8)
+    if close:
+        return next(k for k in keywords if k.upper() == close[0])
     prefix, sep, rest = text.partition(":")
     if sep and prefix.strip().lower() in ("user", "team") and rest.strip():
         return f"{prefix.strip().lower()}:{rest.strip()}"
