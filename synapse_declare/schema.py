@@ -30,6 +30,17 @@ SCHEMA_ID = "https://synapse-declare.dev/schemas/manifest.schema.json"
 SCHEMA_RESOURCE = "schemas/manifest.schema.json"
 
 
+KEYWORD_PRINCIPALS = ("self", "PUBLIC", "AUTHENTICATED_USERS")
+
+
+def keyword_principal(text: str) -> str | None:
+    """The keyword principal ``text`` spells, in any case or mistyped (``public``, ``PUBLIK``):
+    such a key means the keyword, not a user or team of that name. None when it is no keyword."""
+    by_upper = {k.upper(): k for k in KEYWORD_PRINCIPALS}
+    close = difflib.get_close_matches(text.strip().upper(), list(by_upper), 1, 0.8)
+    return by_upper[close[0]] if close else None
+
+
 def _repo_schema_path() -> Path:
     return Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
 
@@ -197,11 +208,9 @@ def _issues(error: ValidationError) -> list[_Issue]:
                 'in quotes such as "3350396"'
             )
             bare = str(instance).strip()
-            # A keyword, perhaps mistyped (PUBLIK), rather than a user or team of that name.
-            keywords = {w.upper(): w for w in ("self", "PUBLIC", "AUTHENTICATED_USERS")}
-            close = difflib.get_close_matches(bare.upper(), list(keywords), 1, 0.8)
-            if close:
-                hint = f"did you mean {keywords[close[0]]!r}? " + hint
+            keyword = keyword_principal(bare)
+            if keyword is not None:
+                hint = f"did you mean {keyword!r}? " + hint
             elif ":" not in bare and bare and " " not in bare:
                 hint = f"did you mean 'user:{bare}' or 'team:{bare}'? " + hint
             return [

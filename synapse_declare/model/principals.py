@@ -7,11 +7,12 @@ Synapse accepts on entity ACLs.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ..schema import keyword_principal
 
 AUTHENTICATED_USERS_ID = 273948
 PUBLIC_ID = 273949
@@ -122,14 +123,9 @@ def parse_principal(text: str) -> PrincipalRef:
 
 def principal_suggestion(text: str) -> str | None:
     """What a mistyped principal probably meant: ``public`` is ``PUBLIC``, ``ann`` ``user:ann``."""
-    keywords = ("self", "PUBLIC", "AUTHENTICATED_USERS")
-    for keyword in keywords:
-        if text.strip().lower() == keyword.lower():
-            return keyword
-    # A typo of a keyword (PUBLIK, AUTHENTICATED_USER) means the keyword, not a user of that name.
-    close = difflib.get_close_matches(text.strip().upper(), [k.upper() for k in keywords], 1, 0.8)
-    if close:
-        return next(k for k in keywords if k.upper() == close[0])
+    keyword = keyword_principal(text)
+    if keyword is not None:
+        return keyword
     prefix, sep, rest = text.partition(":")
     if sep and prefix.strip().lower() in ("user", "team") and rest.strip():
         return f"{prefix.strip().lower()}:{rest.strip()}"
